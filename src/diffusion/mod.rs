@@ -1,0 +1,4 @@
+//! The diffusion process: the noise schedule and the Algorithm 2 sampler.
+
+pub mod sampler;
+pub mod schedule;

@@ -1,0 +1,153 @@
+//! One `GpuContext` per page load (wgpu's `repeated_compute` habit): adapter, device, queue and every compute
+//! pipeline, compiled once. The app, the `ddpm` command and the tests all run work through it.
+
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+use crate::gpu::kernels::{Kernel, Pipelines};
+
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub adapter_info: wgpu::AdapterInfo,
+    pub pipelines: Pipelines,
+    /// Set by the device-lost callback or an uncaptured error; checked between steps.
+    fault: Arc<Mutex<Option<Error>>>,
+}
+
+impl GpuContext {
+    /// Finds an adapter (WebGPU in the browser, Vulkan natively), opens a device with the largest storage
+    /// buffers the adapter allows, and compiles every kernel.
+    pub async fn new() -> Result<Self> {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        #[cfg(target_arch = "wasm32")]
+        {
+            desc.backends = wgpu::Backends::BROWSER_WEBGPU;
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            desc.backends = wgpu::Backends::VULKAN;
+        }
+        let instance = wgpu::Instance::new(desc);
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::NoAdapter(no_adapter_hint(&e.to_string())))?;
+        let available = adapter.limits();
+        let limits = wgpu::Limits {
+            max_storage_buffer_binding_size: available.max_storage_buffer_binding_size,
+            max_buffer_size: available.max_buffer_size,
+            ..wgpu::Limits::default()
+        };
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("ddpm-web"),
+                required_limits: limits,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::Device(e.to_string()))?;
+        let fault = Arc::new(Mutex::new(None));
+        {
+            let fault = fault.clone();
+            device.set_device_lost_callback(move |reason, message| {
+                let mut f = fault.lock().unwrap_or_else(|p| p.into_inner());
+                f.get_or_insert(Error::DeviceLost(format!("{reason:?}: {message}")));
+            });
+        }
+        {
+            // Without a handler wgpu panics on an uncaptured error natively; keep the first for the user.
+            let fault = fault.clone();
+            device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+                let mut f = fault.lock().unwrap_or_else(|p| p.into_inner());
+                let err = match e {
+                    wgpu::Error::OutOfMemory { .. } => Error::Gpu("the GPU ran out of memory; try fewer images".into()),
+                    other => Error::Gpu(other.to_string()),
+                };
+                f.get_or_insert(err);
+            }));
+        }
+        let pipelines = Pipelines::compile(&device).await?;
+        Ok(Self { device, queue, adapter_info: adapter.get_info(), pipelines, fault })
+    }
+
+    /// The adapter as a person would name it ("llvmpipe (Vulkan)", "SwiftShader (WebGPU)").
+    pub fn adapter_name(&self) -> String {
+        let i = &self.adapter_info;
+        let name = if i.name.is_empty() { i.driver.clone() } else { i.name.clone() };
+        let name = if name.is_empty() { i.vendor.to_string() } else { name };
+        format!("{name} ({:?})", i.backend)
+    }
+
+    pub fn limits(&self) -> wgpu::Limits {
+        self.device.limits()
+    }
+
+    /// The first device loss or uncaptured GPU error since the context was made, if any.
+    pub fn check(&self) -> Result<()> {
+        match &*self.fault.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+
+    pub fn pipeline(&self, k: Kernel) -> &wgpu::ComputePipeline {
+        self.pipelines.get(k)
+    }
+
+    /// Waits for submitted work natively; in the browser the event loop drives the GPU instead.
+    pub fn poll(&self) {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let _ = self.device.poll(wgpu::PollType::wait_indefinitely());
+        }
+    }
+
+    /// Copies `bytes` of `src` (from offset 0) back to the host.
+    pub async fn read_bytes(&self, src: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: bytes.max(4).next_multiple_of(4),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(src, 0, &staging, 0, bytes.next_multiple_of(4));
+        self.queue.submit([enc.finish()]);
+        map_read(self, &staging).await?;
+        let out = {
+            let view = staging.slice(..).get_mapped_range().map_err(|e| Error::Gpu(e.to_string()))?;
+            view[..bytes as usize].to_vec()
+        };
+        staging.unmap();
+        Ok(out)
+    }
+}
+
+/// Maps a MAP_READ buffer and waits for it (natively by polling, in the browser by awaiting the promise).
+pub async fn map_read(ctx: &GpuContext, buffer: &wgpu::Buffer) -> Result<()> {
+    let (tx, rx) = futures_channel::oneshot::channel();
+    buffer.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+        let _ = tx.send(r);
+    });
+    ctx.poll();
+    match rx.await {
+        Ok(Ok(())) => ctx.check(),
+        Ok(Err(e)) => Err(ctx.check().err().unwrap_or_else(|| Error::Gpu(format!("reading back from the GPU failed: {e}")))),
+        Err(_) => Err(ctx.check().err().unwrap_or_else(|| Error::DeviceLost("the read-back was dropped".into()))),
+    }
+}
+
+fn no_adapter_hint(e: &str) -> String {
+    if cfg!(target_arch = "wasm32") {
+        format!(
+            "{e}. This page needs WebGPU: use a recent Chrome or Edge (113+) on desktop or Android, Safari 26+, or \
+             Firefox 141+ on Windows; in Chromium on Linux start it with --enable-unsafe-webgpu."
+        )
+    } else {
+        format!("{e}. Install a Vulkan driver (on Debian: `apt-get install mesa-vulkan-drivers` for the CPU driver lavapipe).")
+    }
+}

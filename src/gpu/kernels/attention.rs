@@ -1,0 +1,84 @@
+//! `shaders/attention.wgsl`: softmax(QKᵀ·scale)·V per head, in three dispatches.
+
+use super::{dispatch, dispatch_at, Dispatch, Kernel};
+use crate::gpu::context::GpuContext;
+use crate::gpu::tensor::Tensor;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Params {
+    pub n: u32,
+    pub c: u32,
+    pub l: u32,
+    pub heads: u32,
+    pub dh: u32,
+    pub scale: f32,
+    pub _pad: [u32; 2],
+}
+
+/// Bytes of the scores buffer for a batch: N·heads·L² f32.
+pub fn scores_len(n: usize, heads: usize, l: usize) -> usize {
+    n * heads * l * l
+}
+
+/// q, k, v, out: [N, C, L]; `scores` is scratch of `scores_len` values. Scale is dh^-1/2.
+pub fn attention(ctx: &GpuContext, q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, scores: &Tensor, out: &Tensor) -> Vec<Dispatch> {
+    let (n, c) = (q.shape[0], q.shape[1]);
+    let l: usize = q.shape[2..].iter().product();
+    let dh = c / heads;
+    assert_eq!(c % heads, 0);
+    assert!(scores.len() >= scores_len(n, heads, l), "attention scratch too small");
+    let p = Params { n: n as u32, c: c as u32, l: l as u32, heads: heads as u32, dh: dh as u32, scale: 1.0 / (dh as f32).sqrt(), _pad: [0; 2] };
+    let nh = (n * heads) as u32;
+    vec![
+        dispatch(ctx, Kernel::AttnScores, &p, &[&q.buffer, &k.buffer, &scores.buffer], [l.div_ceil(64) as u32, l as u32, nh]),
+        // The softmax pass touches only `scores`, at the shader's binding 3.
+        dispatch_at(ctx, Kernel::AttnSoftmax, &p, &[(3, &scores.buffer)], [l as u32, nh, 1]),
+        dispatch(ctx, Kernel::AttnApply, &p, &[&scores.buffer, &v.buffer, &out.buffer], [l.div_ceil(64) as u32, dh as u32, nh]),
+    ]
+}
+
+/// Reference: per image and head, softmax over keys in f64.
+pub fn reference(q: &[f32], k: &[f32], v: &[f32], n: usize, c: usize, l: usize, heads: usize) -> Vec<f32> {
+    let dh = c / heads;
+    let scale = 1.0 / (dh as f64).sqrt();
+    let mut out = vec![0.0; n * c * l];
+    for b in 0..n {
+        for h in 0..heads {
+            let at = |t: &[f32], d: usize, i: usize| t[(b * c + h * dh + d) * l + i] as f64;
+            for i in 0..l {
+                let s: Vec<f64> = (0..l).map(|j| (0..dh).map(|d| at(q, d, i) * at(k, d, j)).sum::<f64>() * scale).collect();
+                let m = s.iter().cloned().fold(f64::MIN, f64::max);
+                let e: Vec<f64> = s.iter().map(|x| (x - m).exp()).collect();
+                let z: f64 = e.iter().sum();
+                for d in 0..dh {
+                    out[(b * c + h * dh + d) * l + i] = ((0..l).map(|j| e[j] * at(v, d, j)).sum::<f64>() / z) as f32;
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+    use crate::gpu::kernels::{run, testing::*};
+
+    #[test]
+    fn one_and_many_heads_odd_token_counts() {
+        let cx = ctx();
+        for &(n, c, h, w, heads) in &[(2usize, 48usize, 7usize, 7usize, 1usize), (1, 64, 8, 8, 4), (3, 16, 5, 3, 2)] {
+            let l = h * w;
+            let scale_up = |s: u64| -> Vec<f32> { values(n * c * l, s).iter().map(|x| 3.0 * x).collect() };
+            let (qv, kv, vv) = (scale_up(21), scale_up(22), values(n * c * l, 23));
+            let q = Tensor::upload(cx, "q", &[n, c, h, w], &qv);
+            let k = Tensor::upload(cx, "k", &[n, c, h, w], &kv);
+            let v = Tensor::upload(cx, "v", &[n, c, h, w], &vv);
+            let s = Tensor::zeros(cx, "scores", &[scores_len(n, heads, l)]);
+            let out = Tensor::zeros(cx, "out", &[n, c, h, w]);
+            run(cx, &attention(cx, &q, &k, &v, heads, &s, &out));
+            assert_close(&read(&out), &reference(&qv, &kv, &vv, n, c, l, heads), 1e-5, &format!("attention n{n} c{c} l{l} heads{heads}"));
+        }
+    }
+}

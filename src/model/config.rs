@@ -1,0 +1,281 @@
+//! `config.json` as diffusers' `UNet2DModel.save_pretrained` writes it, read into a typed struct and checked
+//! against what the WGSL U-Net implements. Anything else is refused with the field's name.
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// The `UNet2DModel` fields that shape the graph. Defaults are diffusers' own, so a config that omits a field
+/// means what it means to diffusers.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct UNetConfig {
+    #[serde(default)]
+    pub sample_size: Option<SampleSize>,
+    #[serde(default = "three")]
+    pub in_channels: usize,
+    #[serde(default = "three")]
+    pub out_channels: usize,
+    #[serde(default)]
+    pub center_input_sample: bool,
+    #[serde(default = "positional")]
+    pub time_embedding_type: String,
+    #[serde(default)]
+    pub time_embedding_dim: Option<usize>,
+    #[serde(default = "yes")]
+    pub flip_sin_to_cos: bool,
+    #[serde(default)]
+    pub freq_shift: f64,
+    #[serde(default = "default_down")]
+    pub down_block_types: Vec<String>,
+    #[serde(default = "default_up")]
+    pub up_block_types: Vec<String>,
+    #[serde(default = "default_channels")]
+    pub block_out_channels: Vec<usize>,
+    #[serde(default = "two")]
+    pub layers_per_block: usize,
+    #[serde(default = "one_f")]
+    pub mid_block_scale_factor: f64,
+    #[serde(default = "one")]
+    pub downsample_padding: usize,
+    #[serde(default = "conv")]
+    pub downsample_type: String,
+    #[serde(default = "conv")]
+    pub upsample_type: String,
+    #[serde(default)]
+    pub dropout: f64,
+    #[serde(default = "silu")]
+    pub act_fn: String,
+    #[serde(default = "eight_opt")]
+    pub attention_head_dim: Option<usize>,
+    #[serde(default = "thirty_two_opt")]
+    pub norm_num_groups: Option<usize>,
+    #[serde(default)]
+    pub attn_norm_num_groups: Option<usize>,
+    #[serde(default = "norm_eps")]
+    pub norm_eps: f64,
+    #[serde(default = "default_shift")]
+    pub resnet_time_scale_shift: String,
+    #[serde(default = "yes")]
+    pub add_attention: bool,
+    #[serde(default)]
+    pub class_embed_type: Option<String>,
+    #[serde(default)]
+    pub num_class_embeds: Option<usize>,
+    #[serde(default)]
+    pub num_train_timesteps: Option<usize>,
+    /// ddpm-web's own note on what the model was trained on (written by `training/export.py`); optional.
+    #[serde(default, rename = "_ddpm_web")]
+    pub provenance: Option<Provenance>,
+}
+
+/// Where a model came from, shown on the page.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+pub struct Provenance {
+    #[serde(default)]
+    pub dataset: Option<String>,
+    #[serde(default)]
+    pub images_seen: Option<u64>,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum SampleSize {
+    Square(usize),
+    Rect(Vec<usize>),
+}
+
+fn three() -> usize { 3 }
+fn two() -> usize { 2 }
+fn one() -> usize { 1 }
+fn one_f() -> f64 { 1.0 }
+fn yes() -> bool { true }
+fn eight_opt() -> Option<usize> { Some(8) }
+fn thirty_two_opt() -> Option<usize> { Some(32) }
+fn norm_eps() -> f64 { 1e-5 }
+fn positional() -> String { "positional".into() }
+fn conv() -> String { "conv".into() }
+fn silu() -> String { "silu".into() }
+fn default_shift() -> String { "default".into() }
+fn default_channels() -> Vec<usize> { vec![224, 448, 672, 896] }
+fn default_down() -> Vec<String> {
+    ["DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"].map(String::from).to_vec()
+}
+fn default_up() -> Vec<String> {
+    ["AttnUpBlock2D", "AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"].map(String::from).to_vec()
+}
+
+fn unsupported(field: &'static str, value: impl std::fmt::Debug, hint: &str) -> Error {
+    Error::UnsupportedConfig { field, value: format!("{value:?}"), hint: hint.into() }
+}
+
+impl UNetConfig {
+    /// Parses and validates `config.json`.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let cfg: UNetConfig = serde_json::from_str(text).map_err(|e| Error::ConfigJson(e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Height and width of the images the model was trained on.
+    pub fn image_size(&self) -> (usize, usize) {
+        match &self.sample_size {
+            Some(SampleSize::Square(s)) => (*s, *s),
+            Some(SampleSize::Rect(v)) if v.len() == 2 => (v[0], v[1]),
+            _ => (32, 32),
+        }
+    }
+
+    /// Groups of every GroupNorm in the ResNet blocks and the output norm.
+    pub fn groups(&self) -> usize {
+        self.norm_num_groups.unwrap_or(32)
+    }
+
+    /// Width of the sinusoidal embedding fed to the time MLP (diffusers: `block_out_channels[0]`).
+    pub fn time_proj_dim(&self) -> usize {
+        self.block_out_channels[0]
+    }
+
+    /// Width of the time embedding every ResNet block receives.
+    pub fn time_embed_dim(&self) -> usize {
+        self.time_embedding_dim.unwrap_or(self.block_out_channels[0] * 4)
+    }
+
+    /// Channels per attention head for a block of `channels` channels (diffusers' rule: the config's
+    /// `attention_head_dim`, or one head over all channels when it is null).
+    pub fn head_dim(&self, channels: usize) -> usize {
+        self.attention_head_dim.unwrap_or(channels)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let n = self.block_out_channels.len();
+        if n == 0 {
+            return Err(unsupported("block_out_channels", &self.block_out_channels, "at least one level is needed"));
+        }
+        if self.down_block_types.len() != n {
+            return Err(unsupported("down_block_types", &self.down_block_types, "one per block_out_channels entry"));
+        }
+        if self.up_block_types.len() != n {
+            return Err(unsupported("up_block_types", &self.up_block_types, "one per block_out_channels entry"));
+        }
+        for b in &self.down_block_types {
+            if b != "DownBlock2D" && b != "AttnDownBlock2D" {
+                return Err(unsupported("down_block_types", b, "DownBlock2D or AttnDownBlock2D"));
+            }
+        }
+        for b in &self.up_block_types {
+            if b != "UpBlock2D" && b != "AttnUpBlock2D" {
+                return Err(unsupported("up_block_types", b, "UpBlock2D or AttnUpBlock2D"));
+            }
+        }
+        if self.time_embedding_type != "positional" {
+            return Err(unsupported("time_embedding_type", &self.time_embedding_type, "only \"positional\""));
+        }
+        if self.act_fn != "silu" {
+            return Err(unsupported("act_fn", &self.act_fn, "only \"silu\""));
+        }
+        if self.resnet_time_scale_shift != "default" {
+            return Err(unsupported("resnet_time_scale_shift", &self.resnet_time_scale_shift, "only \"default\""));
+        }
+        if self.downsample_type != "conv" {
+            return Err(unsupported("downsample_type", &self.downsample_type, "only \"conv\""));
+        }
+        if self.upsample_type != "conv" {
+            return Err(unsupported("upsample_type", &self.upsample_type, "only \"conv\""));
+        }
+        if self.downsample_padding > 1 {
+            return Err(unsupported("downsample_padding", self.downsample_padding, "0 or 1"));
+        }
+        if self.center_input_sample {
+            return Err(unsupported("center_input_sample", true, "only false"));
+        }
+        if self.class_embed_type.is_some() || self.num_class_embeds.is_some() {
+            return Err(unsupported("class_embed_type", &self.class_embed_type, "class-conditional models are not supported"));
+        }
+        if !self.add_attention {
+            return Err(unsupported("add_attention", false, "the mid block must have attention"));
+        }
+        if self.layers_per_block == 0 {
+            return Err(unsupported("layers_per_block", 0, "at least 1"));
+        }
+        if self.in_channels == 0 || self.out_channels == 0 {
+            return Err(unsupported("in_channels", self.in_channels, "at least one channel in and out"));
+        }
+        if (self.mid_block_scale_factor - 1.0).abs() > 1e-12 {
+            return Err(unsupported("mid_block_scale_factor", self.mid_block_scale_factor, "only 1"));
+        }
+        if self.time_proj_dim() % 2 == 1 {
+            return Err(unsupported("block_out_channels", &self.block_out_channels, "the first width must be even"));
+        }
+        let g = self.groups();
+        for &c in &self.block_out_channels {
+            if g == 0 || c % g != 0 {
+                return Err(unsupported("norm_num_groups", self.norm_num_groups, &format!("must divide every width; {c} is not a multiple")));
+            }
+        }
+        if let Some(ag) = self.attn_norm_num_groups {
+            if ag != g {
+                return Err(unsupported("attn_norm_num_groups", ag, "must equal norm_num_groups or be null"));
+            }
+        }
+        for (i, b) in self.down_block_types.iter().enumerate() {
+            let c = self.block_out_channels[i];
+            if b.starts_with("Attn") && c % self.head_dim(c) != 0 {
+                return Err(unsupported("attention_head_dim", self.attention_head_dim, &format!("must divide width {c}")));
+            }
+        }
+        let c = self.block_out_channels[n - 1];
+        if c % self.head_dim(c) != 0 {
+            return Err(unsupported("attention_head_dim", self.attention_head_dim, &format!("must divide width {c}")));
+        }
+        match &self.sample_size {
+            None | Some(SampleSize::Square(_)) => {}
+            Some(SampleSize::Rect(v)) if v.len() == 2 => {}
+            Some(other) => return Err(unsupported("sample_size", other, "a number or [height, width]")),
+        }
+        let (h, w) = self.image_size();
+        if h == 0 || w == 0 {
+            return Err(unsupported("sample_size", (h, w), "must be positive"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CIFAR: &str = r#"{
+      "_class_name": "UNet2DModel", "act_fn": "silu", "attention_head_dim": null,
+      "block_out_channels": [128, 256, 256, 256], "center_input_sample": false,
+      "down_block_types": ["DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"],
+      "downsample_padding": 0, "flip_sin_to_cos": false, "freq_shift": 1, "in_channels": 3,
+      "layers_per_block": 2, "mid_block_scale_factor": 1, "norm_eps": 1e-06, "norm_num_groups": 32,
+      "out_channels": 3, "sample_size": 32, "time_embedding_type": "positional",
+      "up_block_types": ["UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"]
+    }"#;
+
+    #[test]
+    fn reads_the_original_ddpm_cifar10_config() {
+        let c = UNetConfig::from_json(CIFAR).unwrap();
+        assert_eq!(c.image_size(), (32, 32));
+        assert_eq!(c.time_embed_dim(), 512);
+        assert_eq!(c.head_dim(256), 256);
+        assert_eq!(c.downsample_padding, 0);
+    }
+
+    #[test]
+    fn refuses_unknown_blocks_naming_the_field() {
+        let bad = CIFAR.replace("\"UpBlock2D\", \"UpBlock2D\"", "\"CrossAttnUpBlock2D\", \"UpBlock2D\"");
+        let e = UNetConfig::from_json(&bad).unwrap_err();
+        assert!(e.to_string().contains("up_block_types"), "{e}");
+        let bad = CIFAR.replace("\"silu\"", "\"gelu\"");
+        assert!(UNetConfig::from_json(&bad).unwrap_err().to_string().contains("act_fn"));
+    }
+
+    #[test]
+    fn refuses_malformed_json() {
+        assert!(matches!(UNetConfig::from_json("{ not json"), Err(Error::ConfigJson(_))));
+    }
+}

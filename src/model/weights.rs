@@ -1,0 +1,109 @@
+//! `diffusion_pytorch_model.safetensors` → named f32 tensors, looked up by path with the shape the config
+//! implies (candle's `VarBuilder` habit: a wrong tensor is an error naming the path and both shapes).
+
+use std::collections::HashMap;
+
+use half::{bf16, f16};
+use safetensors::{Dtype, SafeTensors};
+
+use crate::error::{Error, Result};
+
+/// Host copies of the weights in f32 (the GPU math is f32 everywhere: SwiftShader has no `shader-f16`).
+pub struct Weights {
+    tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
+}
+
+/// Old diffusers checkpoints (e.g. `google/ddpm-cifar10-32`) name the attention projections
+/// `query`/`key`/`value`/`proj_attn`; diffusers renames them on load, so do we.
+fn canonical_name(name: &str) -> String {
+    for (old, new) in [(".query.", ".to_q."), (".key.", ".to_k."), (".value.", ".to_v."), (".proj_attn.", ".to_out.0.")] {
+        if let Some(i) = name.find(old) {
+            return format!("{}{}{}", &name[..i], new, &name[i + old.len()..]);
+        }
+    }
+    name.to_string()
+}
+
+impl Weights {
+    pub fn from_safetensors(bytes: &[u8]) -> Result<Self> {
+        let st = SafeTensors::deserialize(bytes).map_err(|e| Error::Safetensors(e.to_string()))?;
+        let mut tensors = HashMap::new();
+        for (name, view) in st.tensors() {
+            let data = view.data();
+            let values: Vec<f32> = match view.dtype() {
+                Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+                Dtype::F16 => data.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+                Dtype::BF16 => data.chunks_exact(2).map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+                other => return Err(Error::DType { name, dtype: format!("{other:?}") }),
+            };
+            tensors.insert(canonical_name(&name), (view.shape().to_vec(), values));
+        }
+        Ok(Self { tensors })
+    }
+
+    /// Builds weights from named arrays (tests and tools).
+    pub fn from_map(tensors: HashMap<String, (Vec<usize>, Vec<f32>)>) -> Self {
+        Self { tensors }
+    }
+
+    /// The tensor at `name`, which must have `shape` (a linear's `[out, in]` may also be stored as a 1x1
+    /// conv `[out, in, 1, 1]`, as old checkpoints do).
+    pub fn get(&self, name: &str, shape: &[usize]) -> Result<&[f32]> {
+        let (found, data) = self.tensors.get(name).ok_or_else(|| Error::MissingTensor(name.to_string()))?;
+        let squeezed: Vec<usize> = found.iter().copied().filter(|&d| d != 1).collect();
+        let want: Vec<usize> = shape.iter().copied().filter(|&d| d != 1).collect();
+        if found.as_slice() != shape && !(found.len() != shape.len() && squeezed == want) {
+            return Err(Error::ShapeMismatch { name: name.to_string(), expected: shape.to_vec(), found: found.clone() });
+        }
+        Ok(data)
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
+
+    /// Total number of parameters in the file.
+    pub fn parameter_count(&self) -> usize {
+        self.tensors.values().map(|(_, v)| v.len()).sum()
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.tensors.keys().map(String::as_str)
+    }
+}
+
+impl Weights {
+    /// `name` under `prefix` (`"down_blocks.0.resnets.1"`, `"conv1.weight"`).
+    pub fn at(&self, prefix: &str, name: &str, shape: &[usize]) -> Result<&[f32]> {
+        if prefix.is_empty() {
+            self.get(name, shape)
+        } else {
+            self.get(&format!("{prefix}.{name}"), shape)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renames_old_attention_names() {
+        assert_eq!(canonical_name("mid_block.attentions.0.query.weight"), "mid_block.attentions.0.to_q.weight");
+        assert_eq!(canonical_name("mid_block.attentions.0.proj_attn.bias"), "mid_block.attentions.0.to_out.0.bias");
+        assert_eq!(canonical_name("conv_in.weight"), "conv_in.weight");
+    }
+
+    #[test]
+    fn reads_f16_and_reports_mismatches() {
+        let vals = [f16::from_f32(1.5), f16::from_f32(-2.0)];
+        let bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let view = safetensors::tensor::TensorView::new(Dtype::F16, vec![2], &bytes).unwrap();
+        let file = safetensors::serialize([("a.weight", view)], None).unwrap();
+        let w = Weights::from_safetensors(&file).unwrap();
+        assert_eq!(w.get("a.weight", &[2]).unwrap(), &[1.5, -2.0]);
+        assert!(matches!(w.get("a.weight", &[3]), Err(Error::ShapeMismatch { .. })));
+        assert!(matches!(w.get("b.weight", &[2]), Err(Error::MissingTensor(_))));
+        assert!(matches!(Weights::from_safetensors(b"garbage"), Err(Error::Safetensors(_))));
+    }
+}

@@ -1,0 +1,201 @@
+"""Algorithm 1 of Ho et al. (2020) on Fashion-MNIST, written on Hugging Face Accelerate.
+
+    repeat
+        x_0 ~ q(x_0);  t ~ Uniform{1..T};  eps ~ N(0, I)
+        gradient step on || eps - eps_theta(sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, t) ||^2
+    until converged
+
+The same command runs on CPU, one GPU, or many (`accelerate launch training/train.py ...`).
+Timesteps are diffusers' indices 0..T-1 (the paper's t minus one), as the network is fed them.
+
+Full resume state lives in --run-dir (ignored by git); `export.py` turns its EMA weights into the page's
+model folder. Example (this project's CPU run):
+
+    nohup nice -n 19 python3 training/train.py --run-dir training/runs/fmnist > training/runs/fmnist.log 2>&1 &
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from diffusers.training_utils import EMAModel
+from tqdm import tqdm
+
+import data
+import model as model_def
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run-dir", type=Path, default=Path("training/runs/fmnist"))
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--warmup-steps", type=int, default=500)
+    p.add_argument("--ema-decay", type=float, default=0.9995, help="EMA's final decay (warm-up reaches it)")
+    p.add_argument("--grad-clip", type=float, default=1.0)
+    p.add_argument("--max-steps", type=int, default=10**9, help="stop after this many optimiser steps")
+    p.add_argument("--checkpoint-every", type=int, default=250, help="steps between resume checkpoints")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: leave torch's choice)")
+    p.add_argument("--channels-last", action="store_true", help="NHWC memory format (measured: see README)")
+    p.add_argument("--init-from", type=Path, help="warm-start from an exported model folder (no run-dir yet)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mixed-precision", default=None, help="'no', 'fp16' or 'bf16'; default: fp16 on GPU")
+    return p.parse_args()
+
+
+def lr_lambda(warmup: int):
+    return lambda step: min(1.0, (step + 1) / warmup)
+
+
+def save_checkpoint(path: Path, unet, ema, opt, sched, step: int, images_seen: int) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(
+        {
+            "unet": unet.state_dict(),
+            "ema": ema.state_dict(),
+            "opt": opt.state_dict(),
+            "sched": sched.state_dict(),
+            "step": step,
+            "images_seen": images_seen,
+            "torch_rng": torch.get_rng_state(),
+            "np_rng": np.random.get_state(),
+        },
+        tmp,
+    )
+    os.replace(tmp, path)  # atomic: an interrupted save never leaves a broken checkpoint
+
+
+def plot_loss(csv_path: Path, png_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = list(csv.reader(open(csv_path)))[1:]
+    if len(rows) < 2:
+        return
+    steps = np.array([int(r[0]) for r in rows])
+    loss = np.array([float(r[1]) for r in rows])
+    k = max(1, len(loss) // 200)
+    smooth = np.convolve(loss, np.ones(k) / k, mode="valid")
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(steps, loss, alpha=0.25, lw=0.5, label="batch loss")
+    ax.plot(steps[k - 1 :], smooth, lw=1.5, label=f"mean of {k}")
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel("MSE(eps, eps_theta)")
+    ax.set_yscale("log")
+    ax.legend()
+    ax.set_title("Algorithm 1 on Fashion-MNIST")
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    args = parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    mp = args.mixed_precision or ("fp16" if torch.cuda.is_available() else "no")
+    acc = Accelerator(mixed_precision=mp)
+    args.run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = args.run_dir / "checkpoint.pt"
+    torch.manual_seed(args.seed + acc.process_index)
+    np.random.seed(args.seed + acc.process_index)
+
+    images, _ = data.load("train")
+    x_all = torch.from_numpy(data.to_model_range(images))
+
+    unet = model_def.make_unet()
+    if args.init_from and not ckpt_path.exists():
+        from diffusers import UNet2DModel
+
+        unet.load_state_dict(UNet2DModel.from_pretrained(args.init_from).float().state_dict())
+        acc.print(f"warm start from {args.init_from}")
+    if args.channels_last:
+        unet = unet.to(memory_format=torch.channels_last)
+    noise_sched = model_def.make_scheduler()
+    abar = noise_sched.alphas_cumprod.float()
+    T = noise_sched.config.num_train_timesteps
+
+    opt = torch.optim.Adam(unet.parameters(), lr=args.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(args.warmup_steps))
+    # EMA warm-up: the decay grows as 1 - (1 + step)^(-2/3) up to --ema-decay, so a short CPU run is not
+    # dominated by the random initial weights.
+    ema = EMAModel(unet.parameters(), decay=args.ema_decay, use_ema_warmup=True, power=2 / 3)
+    step, images_seen = 0, 0
+    if ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        unet.load_state_dict(ck["unet"])
+        opt.load_state_dict(ck["opt"])
+        sched.load_state_dict(ck["sched"])
+        ema.load_state_dict(ck["ema"])
+        step, images_seen = ck["step"], ck["images_seen"]
+        torch.set_rng_state(ck["torch_rng"])
+        np.random.set_state(ck["np_rng"])
+        acc.print(f"resumed {ckpt_path} at step {step} ({images_seen} images seen)")
+    (args.run_dir / "args.json").write_text(json.dumps({k: str(v) for k, v in vars(args).items()}, indent=1))
+
+    unet, opt, sched = acc.prepare(unet, opt, sched)
+    ema.to(acc.device)
+    abar = abar.to(acc.device)
+    loss_csv = args.run_dir / "loss.csv"
+    if not loss_csv.exists():
+        loss_csv.write_text("step,loss,images_seen\n")
+    log = open(loss_csv, "a")
+
+    n = x_all.shape[0]
+    bar = tqdm(total=args.max_steps if args.max_steps < 10**9 else None, initial=step, disable=not acc.is_main_process,
+               dynamic_ncols=True, mininterval=5)
+    unet.train()
+    t_last, seen_last = time.time(), images_seen
+    while step < args.max_steps:
+        perm = torch.randperm(n)
+        for i in range(0, n - args.batch_size + 1, args.batch_size):
+            x0 = x_all[perm[i : i + args.batch_size]].to(acc.device)
+            if args.channels_last:
+                x0 = x0.contiguous(memory_format=torch.channels_last)
+            t = torch.randint(0, T, (x0.shape[0],), device=acc.device)
+            eps = torch.randn_like(x0)
+            a = abar[t].view(-1, 1, 1, 1)
+            x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps
+            with acc.autocast():
+                pred = unet(x_t, t).sample
+            loss = F.mse_loss(pred.float(), eps)
+            acc.backward(loss)
+            if acc.sync_gradients:
+                acc.clip_grad_norm_(unet.parameters(), args.grad_clip)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            ema.step(acc.unwrap_model(unet).parameters())
+            step += 1
+            images_seen += x0.shape[0] * acc.num_processes
+            log.write(f"{step},{loss.item():.6f},{images_seen}\n")
+            now = time.time()
+            if now - t_last > 10:
+                bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{(images_seen - seen_last) / (now - t_last):.1f}",
+                                epoch=f"{images_seen / n:.2f}")
+                t_last, seen_last = now, images_seen
+            bar.update(1)
+            if step % args.checkpoint_every == 0 or step >= args.max_steps:
+                log.flush()
+                if acc.is_main_process:
+                    save_checkpoint(ckpt_path, acc.unwrap_model(unet), ema, opt, sched, step, images_seen)
+                    plot_loss(loss_csv, args.run_dir / "loss.png")
+            if step >= args.max_steps:
+                break
+    log.close()
+    acc.print(f"done: step {step}, {images_seen} images seen")
+
+
+if __name__ == "__main__":
+    main()
