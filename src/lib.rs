@@ -11,11 +11,11 @@ pub mod gpu;
 pub mod image;
 pub mod model;
 
-//TMP pub use diffusion::sampler::{Frame, Sampler, SamplerOptions};
+pub use diffusion::sampler::{Frame, Sampler, SamplerOptions};
 pub use diffusion::schedule::{Schedule, SchedulerConfig, StepCoeffs, Variance};
 pub use error::{Error, Result};
 pub use gpu::context::GpuContext;
 pub use model::config::UNetConfig;
-//TMP pub use model::unet::Unet;
+pub use model::unet::Unet;
 pub use model::weights::Weights;
 pub use model::Model;

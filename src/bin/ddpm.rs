@@ -1,0 +1,252 @@
+//! `ddpm`: the engine of the page from the command line (natively, on any Vulkan adapter).
+//!
+//! Timesteps are diffusers' indices 0..T−1 (the value fed to the network; the paper's t is one more).
+
+#[cfg(target_arch = "wasm32")]
+fn main() {}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn main() -> std::process::ExitCode {
+    match cli::run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod cli {
+    use std::fs::File;
+    use std::io::BufWriter;
+    use std::path::{Path, PathBuf};
+    use std::time::Instant;
+
+    use anyhow::{bail, Context, Result};
+    use clap::{Args, Parser, Subcommand};
+    use ddpm_web::diffusion::sampler::single_step;
+    use ddpm_web::image::{default_cols, grid_rgba, Batch};
+    use ddpm_web::{GpuContext, Model, Sampler, SamplerOptions, Unet, Variance};
+    use npyz::WriterBuilder;
+
+    #[derive(Parser)]
+    #[command(name = "ddpm", version, about = "DDPM (Ho et al. 2020) on the GPU through wgpu: ε_θ, one Algorithm 2 step, or a whole run")]
+    struct Cli {
+        #[command(subcommand)]
+        command: Command,
+    }
+
+    #[derive(Args)]
+    struct ModelArg {
+        /// A diffusers UNet2DModel folder: config.json, diffusion_pytorch_model.safetensors[, scheduler_config.json].
+        #[arg(long)]
+        model: PathBuf,
+    }
+
+    #[derive(Subcommand)]
+    enum Command {
+        /// ε_θ(x, t) for an NCHW f32 batch.
+        Eps {
+            #[command(flatten)]
+            model: ModelArg,
+            /// Input batch, .npy f32 [N, C, H, W].
+            #[arg(long)]
+            x: PathBuf,
+            /// Network timestep 0..T−1.
+            #[arg(long)]
+            t: usize,
+            #[arg(long)]
+            out: PathBuf,
+        },
+        /// One Algorithm 2 update x_t → x_{t−1} with the given noise z.
+        Step {
+            #[command(flatten)]
+            model: ModelArg,
+            #[arg(long)]
+            x: PathBuf,
+            #[arg(long)]
+            t: usize,
+            /// Noise, .npy f32 of x's shape (unused at t = 0).
+            #[arg(long)]
+            z: PathBuf,
+            /// small: σ² = β̃_t; large: σ² = β_t.
+            #[arg(long, default_value = "small")]
+            variance: Variance,
+            /// Clip x̂_0 to [−1, 1] and use the posterior mean (the official code) instead of the paper's update.
+            #[arg(long)]
+            clip: bool,
+            #[arg(long)]
+            out: PathBuf,
+            /// Also write x̂_0.
+            #[arg(long)]
+            x0_out: Option<PathBuf>,
+        },
+        /// A whole run from noise, saved as a PNG grid.
+        Sample {
+            #[command(flatten)]
+            model: ModelArg,
+            #[arg(long, default_value_t = 16)]
+            n: usize,
+            #[arg(long, default_value_t = 0)]
+            seed: u64,
+            /// Updates: T (the paper) or fewer through a respaced schedule.
+            #[arg(long)]
+            steps: Option<usize>,
+            #[arg(long, default_value = "small")]
+            variance: Variance,
+            #[arg(long)]
+            clip: bool,
+            #[arg(long)]
+            out: PathBuf,
+            /// Also save x_t and x̂_0 grids every `--every` steps into this folder.
+            #[arg(long)]
+            trajectory: Option<PathBuf>,
+            #[arg(long, default_value_t = 100)]
+            every: usize,
+        },
+        /// Parameters, FLOPs per pass, adapter, largest batch.
+        Info {
+            #[command(flatten)]
+            model: ModelArg,
+        },
+    }
+
+    pub fn run() -> Result<()> {
+        let cli = Cli::parse();
+        let ctx = pollster::block_on(GpuContext::new())?;
+        match cli.command {
+            Command::Eps { model, x, t, out } => {
+                let (model, unet) = load(&ctx, &model.model)?;
+                let (shape, xv) = read_npy(&x)?;
+                check_input(&unet, &shape)?;
+                check_t(&model, t)?;
+                let eps = pollster::block_on(unet.eps(&ctx, &xv, &vec![t; shape[0]]))?;
+                write_npy(&out, &[shape[0], unet.config.out_channels, shape[2], shape[3]], &eps)
+            }
+            Command::Step { model, x, t, z, variance, clip, out, x0_out } => {
+                let (model, unet) = load(&ctx, &model.model)?;
+                let (shape, xv) = read_npy(&x)?;
+                check_input(&unet, &shape)?;
+                check_t(&model, t)?;
+                let (zshape, zv) = read_npy(&z)?;
+                if zshape != shape {
+                    bail!("z has shape {zshape:?} but x has {shape:?}");
+                }
+                let (next, x0) = pollster::block_on(single_step(&ctx, &unet, &model.schedule(), &xv, t, &zv, variance, clip))?;
+                write_npy(&out, &shape, &next)?;
+                if let Some(p) = x0_out {
+                    write_npy(&p, &shape, &x0)?;
+                }
+                Ok(())
+            }
+            Command::Sample { model, n, seed, steps, variance, clip, out, trajectory, every } => {
+                let (model, unet) = load(&ctx, &model.model)?;
+                let schedule = model.schedule();
+                let steps = steps.unwrap_or(schedule.len());
+                let mut sampler = Sampler::new(&ctx, &unet, &schedule, SamplerOptions { n, seed, steps, variance, clip })?;
+                let batch = sampler.batch();
+                if let Some(dir) = &trajectory {
+                    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+                }
+                let bar = indicatif::ProgressBar::new(steps as u64);
+                bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} steps  {per_sec}  eta {eta}  t={msg}").unwrap());
+                let start = Instant::now();
+                let mut frame = pollster::block_on(sampler.first_frame(&ctx))?;
+                save_trajectory(trajectory.as_deref(), &frame, batch, every, steps)?;
+                while !sampler.is_done() {
+                    frame = pollster::block_on(sampler.step(&ctx))?;
+                    bar.set_message(frame.t.to_string());
+                    bar.inc(1);
+                    save_trajectory(trajectory.as_deref(), &frame, batch, every, steps)?;
+                }
+                bar.finish();
+                let secs = start.elapsed().as_secs_f64();
+                save_grid(&out, &frame.x, batch)?;
+                println!(
+                    "{n} images, {steps} steps in {secs:.1} s ({:.2} steps/s, {:.2} GFLOP/s) on {} -> {}",
+                    steps as f64 / secs,
+                    unet.flops_per_image() as f64 * n as f64 * steps as f64 / secs / 1e9,
+                    ctx.adapter_name(),
+                    out.display()
+                );
+                Ok(())
+            }
+            Command::Info { model } => {
+                let (model, unet) = load(&ctx, &model.model)?;
+                let (c, h, w) = unet.image_shape();
+                println!("parameters:       {}", unet.parameter_count());
+                println!("FLOPs per pass:   {:.3} G per image", unet.flops_per_image() as f64 / 1e9);
+                println!("image:            {c}x{h}x{w}");
+                println!("timesteps:        {}", model.schedule().len());
+                if let Some(p) = &model.config.provenance {
+                    println!("trained on:       {}", p.dataset.as_deref().unwrap_or("?"));
+                }
+                println!("adapter:          {}", ctx.adapter_name());
+                println!("largest batch:    {}", unet.max_batch(&ctx));
+                Ok(())
+            }
+        }
+    }
+
+    fn load(ctx: &GpuContext, dir: &Path) -> Result<(Model, Unet)> {
+        let model = Model::load_dir(dir)?;
+        let unet = Unet::new(ctx, &model)?;
+        Ok((model, unet))
+    }
+
+    fn check_input(unet: &Unet, shape: &[usize]) -> Result<()> {
+        let (c, h, w) = unet.image_shape();
+        if shape.len() != 4 || shape[1..] != [c, h, w] || shape[0] == 0 {
+            bail!("the input has shape {shape:?}, but the model takes [N, {c}, {h}, {w}]");
+        }
+        Ok(())
+    }
+
+    fn check_t(model: &Model, t: usize) -> Result<()> {
+        let total = model.schedule().len();
+        if t >= total {
+            bail!("timestep {t} is outside the schedule (0..{})", total - 1);
+        }
+        Ok(())
+    }
+
+    fn read_npy(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
+        let file = File::open(path).with_context(|| format!("reading {}", path.display()))?;
+        let npy = npyz::NpyFile::new(std::io::BufReader::new(file)).with_context(|| format!("{} is not a .npy file", path.display()))?;
+        let shape = npy.shape().iter().map(|&d| d as usize).collect();
+        let data = npy.into_vec::<f32>().with_context(|| format!("{}: expected float32 values", path.display()))?;
+        Ok((shape, data))
+    }
+
+    fn write_npy(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
+        let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+        let mut w = npyz::WriteOptions::new().default_dtype().shape(&shape).writer(BufWriter::new(file)).begin_nd()?;
+        w.extend(data.iter().copied())?;
+        w.finish()?;
+        Ok(())
+    }
+
+    fn save_grid(path: &Path, frame: &[u8], batch: Batch) -> Result<()> {
+        let (w, h, rgba) = grid_rgba(frame, batch, default_cols(batch.n), 2);
+        let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        let mut enc = png::Encoder::new(BufWriter::new(file), w as u32, h as u32);
+        enc.set_color(png::ColorType::Rgba);
+        enc.set_depth(png::BitDepth::Eight);
+        enc.write_header()?.write_image_data(&rgba)?;
+        Ok(())
+    }
+
+    fn save_trajectory(dir: Option<&Path>, frame: &ddpm_web::Frame, batch: Batch, every: usize, steps: usize) -> Result<()> {
+        let Some(dir) = dir else { return Ok(()) };
+        if frame.index % every.max(1) != 0 && frame.index != steps {
+            return Ok(());
+        }
+        save_grid(&dir.join(format!("x_t{:04}.png", frame.t)), &frame.x, batch)?;
+        if frame.index > 0 {
+            save_grid(&dir.join(format!("x0_t{:04}.png", frame.t)), &frame.x0, batch)?;
+        }
+        Ok(())
+    }
+}
