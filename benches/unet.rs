@@ -1,0 +1,61 @@
+//! Where a U-Net pass spends its time, per kernel family, on this machine's adapter.
+//!
+//!     cargo bench --bench unet -- [MODEL_DIR] [BATCH]      (default: www/models/fashion-mnist, 16)
+//!
+//! Replays the recorded plan whole, then each kernel family's dispatches alone (same shapes, same order), and
+//! prints milliseconds per pass, share of the whole, and GFLOP/s. Figures, not pass/fail: compare runs on one
+//! machine and adapter, side by side.
+use std::time::Instant;
+
+use ddpm_web::gpu::kernels::{run, Dispatch, Kernel};
+use ddpm_web::{GpuContext, Model, Unet};
+
+fn time_ms(ctx: &GpuContext, dispatches: &[&Dispatch], reps: usize) -> f64 {
+    let go = || {
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            for d in dispatches {
+                pass.set_pipeline(ctx.pipeline(d.kernel));
+                pass.set_bind_group(0, &d.bind_group, &[]);
+                pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
+            }
+        }
+        ctx.queue.submit([enc.finish()]);
+        ctx.poll();
+    };
+    go(); // warm-up: first use compiles lazily on some drivers
+    let start = Instant::now();
+    for _ in 0..reps {
+        go();
+    }
+    start.elapsed().as_secs_f64() * 1e3 / reps as f64
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let dir = args.first().cloned().unwrap_or_else(|| "www/models/fashion-mnist".into());
+    let n: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(16);
+    let model = Model::load_dir(std::path::Path::new(&dir)).expect("model folder");
+    let ctx = pollster::block_on(GpuContext::new()).expect("adapter");
+    let unet = Unet::new(&ctx, &model).expect("weights");
+    let plan = unet.plan(&ctx, n).expect("plan");
+    run(&ctx, &plan.dispatches);
+    ctx.poll();
+    let reps = 3;
+    let all: Vec<&Dispatch> = plan.dispatches.iter().collect();
+    let total = time_ms(&ctx, &all, reps);
+    let gflop = unet.flops_per_image() as f64 * n as f64 / 1e9;
+    println!("model {dir}: {} parameters, {:.3} GFLOP per image; batch {n}; adapter {}", unet.parameter_count(), gflop / n as f64, ctx.adapter_name());
+    println!("whole pass: {total:.1} ms = {:.2} GFLOP/s, {:.1} images/s", gflop / (total / 1e3), n as f64 / (total / 1e3));
+    println!("{:<12} {:>10} {:>10} {:>8}", "kernel", "dispatches", "ms/pass", "share");
+    let kinds = [Kernel::Conv2d, Kernel::GroupNorm, Kernel::Linear, Kernel::TimeEmbed, Kernel::AttnScores, Kernel::AttnSoftmax, Kernel::AttnApply, Kernel::Upsample, Kernel::Concat];
+    for k in kinds {
+        let subset: Vec<&Dispatch> = plan.dispatches.iter().filter(|d| d.kernel == k).collect();
+        if subset.is_empty() {
+            continue;
+        }
+        let ms = time_ms(&ctx, &subset, reps);
+        println!("{:<12} {:>10} {:>10.1} {:>7.0}%", format!("{k:?}"), subset.len(), ms, 100.0 * ms / total);
+    }
+}

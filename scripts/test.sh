@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian machine: installs what it needs (scripts/setup.sh), then
+#   1. cargo test: every WGSL kernel against its Rust reference, config/weights/schedule unit tests, and the
+#      golden tests against diffusers' own outputs (tests/golden.rs, tests/cifar_layout.rs), natively
+#      through wgpu on lavapipe (Vulkan on the CPU);
+#   2. the page in headless Chromium on SwiftShader WebGPU (tests/browser/run.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DDPM_SETUP_BROWSER=1 source scripts/setup.sh
+
+echo "== native: kernels, units, golden tests (lavapipe)"
+log=$(mktemp)
+if cargo test --locked -- --nocapture >"$log" 2>&1; then status=0; else status=$?; fi
+grep -v "XDG_RUNTIME_DIR" "$log" | grep -E "^(test |test result|running |golden|CIFAR)" || true
+if [ "$status" != 0 ]; then
+  grep -v "XDG_RUNTIME_DIR" "$log" | tail -n 80
+  echo "native tests failed (exit $status)"
+  exit 1
+fi
+
+echo "== browser: the page in headless Chromium (SwiftShader WebGPU)"
+bash tests/browser/run.sh
+echo "== all tests passed"
