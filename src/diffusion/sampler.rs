@@ -56,6 +56,8 @@ pub struct Sampler {
     /// Updates submitted to the GPU, and frames handed out (frame 0 is x_T).
     submitted: usize,
     returned: usize,
+    /// Submit update k+1 before reading frame k (default); off, x_t on the GPU is exactly the last frame's.
+    prefetch: bool,
 }
 
 impl Sampler {
@@ -99,7 +101,7 @@ impl Sampler {
             pack(ctx, &x_flat, &frame, 0),
             pack(ctx, &x0, &frame, words(len)),
         ];
-        Ok(Self { opts, batch, schedule: schedule.clone(), timesteps, plan, step_params, tail, frame, staging, submitted: 0, returned: 0 })
+        Ok(Self { opts, batch, schedule: schedule.clone(), timesteps, plan, step_params, tail, frame, staging, submitted: 0, returned: 0, prefetch: true })
     }
 
     pub fn batch(&self) -> Batch {
@@ -167,10 +169,21 @@ impl Sampler {
         }
         ctx.check()?;
         let k = self.returned - 1;
-        while self.submitted < (k + 2).min(self.timesteps.len()) {
+        let ahead = if self.prefetch { 2 } else { 1 };
+        while self.submitted < (k + ahead).min(self.timesteps.len()) {
             self.submit(ctx, self.submitted)?;
         }
         self.read_frame(ctx, k + 1).await
+    }
+
+    /// Turns read-ahead off or on (tests read x_t between steps).
+    pub fn set_prefetch(&mut self, on: bool) {
+        self.prefetch = on;
+    }
+
+    /// x_t as f32 from the GPU: after the last returned frame when prefetch is off.
+    pub async fn read_x(&self, ctx: &GpuContext) -> Result<Vec<f32>> {
+        self.plan.x.read(ctx).await
     }
 
     fn submit(&mut self, ctx: &GpuContext, k: usize) -> Result<()> {

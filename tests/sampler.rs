@@ -1,0 +1,93 @@
+//! The Algorithm 2 loop on the GPU: noise, wiring, determinism, frame labels, batch limits.
+#![cfg(not(target_arch = "wasm32"))]
+
+use ddpm_web::diffusion::sampler::single_step;
+use ddpm_web::gpu::kernels::step::reference_gaussian;
+use ddpm_web::{Error, GpuContext, Model, Sampler, SamplerOptions, Unet, Variance};
+
+const TINY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/models/tiny");
+
+fn setup() -> (GpuContext, Model, Unet) {
+    let ctx = pollster::block_on(GpuContext::new()).expect("a Vulkan adapter (mesa-vulkan-drivers)");
+    let dir = std::env::var("DDPM_TEST_MODEL").unwrap_or_else(|_| TINY.to_string());
+    let model = Model::load_dir(std::path::Path::new(&dir)).unwrap();
+    let unet = Unet::new(&ctx, &model).unwrap();
+    (ctx, model, unet)
+}
+
+fn opts(n: usize, seed: u64, steps: usize) -> SamplerOptions {
+    SamplerOptions { n, seed, steps, variance: Variance::Small, clip: true }
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+#[test]
+fn the_loop_is_philox_noise_then_single_steps() {
+    let (ctx, model, unet) = setup();
+    let schedule = model.schedule();
+    let seed = 42;
+    let mut s = Sampler::new(&ctx, &unet, &schedule, opts(3, seed, 1000)).unwrap();
+    s.set_prefetch(false);
+    pollster::block_on(s.first_frame(&ctx)).unwrap();
+    let x_t = pollster::block_on(s.read_x(&ctx)).unwrap();
+    let want: Vec<f32> = (0..x_t.len() as u32).map(|i| reference_gaussian(seed, u32::MAX, i)).collect();
+    assert!(max_diff(&x_t, &want) < 1e-4, "x_T is Philox noise keyed (seed, u32::MAX)");
+
+    // Two sampler steps equal two single steps fed the same Philox noise (keyed by timestep).
+    let mut x = x_t;
+    for t in [999usize, 998] {
+        pollster::block_on(s.step(&ctx)).unwrap();
+        let got = pollster::block_on(s.read_x(&ctx)).unwrap();
+        let z: Vec<f32> = (0..x.len() as u32).map(|i| reference_gaussian(seed, t as u32, i)).collect();
+        let (next, _) = pollster::block_on(single_step(&ctx, &unet, &schedule, &x, t, &z, Variance::Small, true)).unwrap();
+        let err = max_diff(&got, &next);
+        assert!(err < 1e-4, "step at t={t}: sampler differs from single_step by {err}");
+        x = next;
+    }
+}
+
+#[test]
+fn same_seed_same_images_and_frames_count_down_to_zero() {
+    let (ctx, model, unet) = setup();
+    let schedule = model.schedule();
+    let run = |seed: u64| {
+        let mut s = Sampler::new(&ctx, &unet, &schedule, opts(2, seed, 10)).unwrap();
+        assert_eq!(s.timesteps(), &[900, 800, 700, 600, 500, 400, 300, 200, 100, 0]);
+        let mut frames = vec![pollster::block_on(s.first_frame(&ctx)).unwrap()];
+        while !s.is_done() {
+            frames.push(pollster::block_on(s.step(&ctx)).unwrap());
+        }
+        frames
+    };
+    let a = run(7);
+    let b = run(7);
+    let c = run(8);
+    assert_eq!(a.len(), 11);
+    let ts: Vec<usize> = a.iter().map(|f| f.t).collect();
+    assert_eq!(ts, vec![1000, 801, 701, 601, 501, 401, 301, 201, 101, 1, 0]);
+    assert_eq!(a[0].t_model, None);
+    assert_eq!(a[10].t_model, Some(0));
+    for (fa, fb) in a.iter().zip(&b) {
+        assert_eq!(fa.x, fb.x, "same seed, same frame {}", fa.index);
+        assert_eq!(fa.x0, fb.x0);
+    }
+    assert_ne!(a[10].x, c[10].x, "another seed gives other images");
+    assert_ne!(a[0].x, a[10].x, "the run changes the images");
+    // x_T is N(0, 1) noise: bytes spread around mid-grey, many clipped at the ends.
+    let mean = a[0].x.iter().map(|&v| v as f64).sum::<f64>() / a[0].x.len() as f64;
+    assert!((mean - 127.5).abs() < 8.0, "x_T byte mean {mean}");
+}
+
+#[test]
+fn a_batch_too_large_for_the_adapter_is_an_error() {
+    let (ctx, model, unet) = setup();
+    let max = unet.max_batch(&ctx);
+    match Sampler::new(&ctx, &unet, &model.schedule(), opts(max + 1, 0, 10)) {
+        Err(e @ Error::BatchTooLarge { .. }) => assert!(e.to_string().contains("at most"), "{e}"),
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("a batch of {} was accepted, max is {max}", max + 1),
+    }
+    assert!(Sampler::new(&ctx, &unet, &model.schedule(), opts(2, 0, 1001)).is_err(), "more steps than T");
+}
