@@ -1,0 +1,65 @@
+//! `ddpm info` and `ddpm sample` end to end (eps and step are checked against diffusers in golden.rs).
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn model() -> String {
+    std::env::var("DDPM_TEST_MODEL").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/tests/models/tiny").to_string())
+}
+
+fn ddpm(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ddpm")).args(args).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ddpm-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn png_size(path: &PathBuf) -> (u32, u32) {
+    let dec = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    let info = dec.read_info().unwrap();
+    (info.info().width, info.info().height)
+}
+
+#[test]
+fn info_reports_parameters_flops_and_adapter() {
+    let (ok, out, err) = ddpm(&["info", "--model", &model()]);
+    assert!(ok, "{err}");
+    for key in ["parameters:", "FLOPs per pass:", "image:            1x28x28", "adapter:", "largest batch:"] {
+        assert!(out.contains(key), "missing {key:?} in:\n{out}");
+    }
+}
+
+#[test]
+fn sample_writes_a_grid_and_a_trajectory() {
+    let dir = temp_dir("sample");
+    let grid = dir.join("grid.png");
+    let traj = dir.join("traj");
+    let (ok, out, err) = ddpm(&[
+        "sample", "--model", &model(), "--n", "4", "--steps", "4", "--seed", "3", "--out", grid.to_str().unwrap(),
+        "--trajectory", traj.to_str().unwrap(), "--every", "2",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("4 images, 4 steps"), "{out}");
+    // 2x2 grid of 28x28 images with 2-pixel gaps.
+    assert_eq!(png_size(&grid), (2 * 30 + 2, 2 * 30 + 2));
+    let mut names: Vec<String> = std::fs::read_dir(&traj).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    // Frames 0 (x_T, t = 1000), 2 (t = 251) and 4 (t = 0); x̂_0 for all but x_T.
+    assert_eq!(names, ["x0_t0000.png", "x0_t0251.png", "x_t0000.png", "x_t0251.png", "x_t1000.png"]);
+}
+
+#[test]
+fn bad_arguments_are_messages_not_panics() {
+    let (ok, _, err) = ddpm(&["sample", "--model", "/nonexistent", "--n", "1", "--out", "/tmp/x.png"]);
+    assert!(!ok && err.contains("error:") && err.contains("config.json") && !err.contains("panicked"), "{err}");
+    let (ok, _, err) = ddpm(&["sample", "--model", &model(), "--n", "100000000", "--out", "/tmp/x.png"]);
+    assert!(!ok && err.contains("at most") && !err.contains("panicked"), "{err}");
+    let (ok, _, err) = ddpm(&["step", "--model", &model(), "--x", "a", "--t", "1", "--z", "b", "--variance", "medium", "--out", "c"]);
+    assert!(!ok && err.contains("variance") && !err.contains("panicked"), "{err}");
+}
