@@ -74,12 +74,17 @@ impl GpuContext {
         Ok(Self { device, queue, adapter_info: adapter.get_info(), pipelines, fault })
     }
 
-    /// The adapter as a person would name it ("llvmpipe (Vulkan)", "SwiftShader (WebGPU)").
+    /// The adapter as a person would name it ("llvmpipe (Vulkan)"). Browsers often hide the name
+    /// (fingerprinting), so fall back to what the backend says.
     pub fn adapter_name(&self) -> String {
         let i = &self.adapter_info;
-        let name = if i.name.is_empty() { i.driver.clone() } else { i.name.clone() };
-        let name = if name.is_empty() { i.vendor.to_string() } else { name };
-        format!("{name} ({:?})", i.backend)
+        let name = [&i.name, &i.driver, &i.driver_info].into_iter().find(|s| !s.is_empty()).cloned();
+        match (name, i.backend) {
+            (Some(n), wgpu::Backend::BrowserWebGpu) => format!("{n} (WebGPU)"),
+            (None, wgpu::Backend::BrowserWebGpu) => "WebGPU adapter (the browser does not name it)".to_string(),
+            (Some(n), b) => format!("{n} ({b:?})"),
+            (None, b) => format!("{b:?} adapter"),
+        }
     }
 
     pub fn limits(&self) -> wgpu::Limits {

@@ -1,0 +1,337 @@
+//! The page. State is a handful of signals ([`Ui`]); the GPU objects, which are not `Send`, live in local
+//! stored values and are only touched from event handlers and the sampling task, never from the view.
+
+mod canvas;
+mod loader;
+mod plot;
+mod url;
+mod view;
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use ddpm_web::image::Batch;
+use ddpm_web::{Error, Frame, GpuContext, Model, Sampler, SamplerOptions, Schedule, Unet, Variance};
+
+pub use view::App;
+
+/// Keep at most this many bytes of frames (x_t and x̂_0 for every kept step); past it, every k-th step.
+const FRAME_BUDGET: usize = 256 << 20;
+/// The page's own cap on a batch (the adapter's may be lower).
+const MAX_IMAGES: usize = 64;
+
+/// What the page shows about the loaded model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelInfo {
+    pub url: String,
+    pub adapter: String,
+    pub parameters: usize,
+    pub gflop: f64,
+    pub dataset: String,
+    pub steps: usize,
+    pub image: (usize, usize, usize),
+    pub max_batch: usize,
+    pub log_snr: Vec<f64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Phase {
+    /// Nothing usable loaded (start, or after a failure).
+    Idle,
+    Loading,
+    Ready,
+    Running,
+}
+
+/// The run being shown: its options, timesteps and progress.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Run {
+    pub opts: SamplerOptions,
+    pub batch: Batch,
+    pub timesteps: Vec<usize>,
+    /// Updates done so far.
+    pub done: usize,
+    pub elapsed_ms: f64,
+    pub finished: bool,
+}
+
+/// The kept frames of a run: every `stride`-th update, plus the latest.
+#[derive(Default)]
+pub struct Frames {
+    pub list: Vec<Frame>,
+    pub stride: usize,
+}
+
+impl Frames {
+    fn push(&mut self, f: Frame) {
+        // Replace the previous "latest" frame when it is not on the stride.
+        if let Some(last) = self.list.last() {
+            if last.index % self.stride != 0 && last.index != 0 {
+                self.list.pop();
+            }
+        }
+        self.list.push(f);
+    }
+}
+
+#[derive(Clone)]
+struct Engine {
+    unet: Rc<Unet>,
+    schedule: Schedule,
+}
+
+#[derive(Clone, Copy)]
+pub struct Ui {
+    pub n: RwSignal<usize>,
+    pub seed: RwSignal<u64>,
+    pub steps: RwSignal<usize>,
+    pub variance: RwSignal<Variance>,
+    pub clip: RwSignal<bool>,
+    pub model_url: RwSignal<String>,
+
+    pub phase: RwSignal<Phase>,
+    pub download: RwSignal<(u64, Option<u64>)>,
+    pub error: RwSignal<Option<String>>,
+    pub notice: RwSignal<Option<String>>,
+    pub info: RwSignal<Option<ModelInfo>>,
+
+    pub run: RwSignal<Option<Run>>,
+    /// Frames kept so far (the slider's range), and the one shown.
+    pub frame_count: RwSignal<usize>,
+    pub shown: RwSignal<usize>,
+    /// The slider follows the newest frame until the user moves it away.
+    pub follow: RwSignal<bool>,
+    pub show_x0: RwSignal<bool>,
+
+    gpu: StoredValue<Option<Rc<GpuContext>>, LocalStorage>,
+    engine: StoredValue<Option<Engine>, LocalStorage>,
+    pub frames: StoredValue<Frames, LocalStorage>,
+    cancel: StoredValue<Rc<Cell<bool>>, LocalStorage>,
+}
+
+impl Ui {
+    fn new() -> Self {
+        let s = url::from_location();
+        Self {
+            n: RwSignal::new(s.n.clamp(1, MAX_IMAGES)),
+            seed: RwSignal::new(s.seed),
+            steps: RwSignal::new(s.steps.unwrap_or(0)),
+            variance: RwSignal::new(s.variance),
+            clip: RwSignal::new(s.clip),
+            model_url: RwSignal::new(s.model),
+            phase: RwSignal::new(Phase::Idle),
+            download: RwSignal::new((0, None)),
+            error: RwSignal::new(None),
+            notice: RwSignal::new(None),
+            info: RwSignal::new(None),
+            run: RwSignal::new(None),
+            frame_count: RwSignal::new(0),
+            shown: RwSignal::new(0),
+            follow: RwSignal::new(true),
+            show_x0: RwSignal::new(false),
+            gpu: StoredValue::new_local(None),
+            engine: StoredValue::new_local(None),
+            frames: StoredValue::new_local(Frames::default()),
+            cancel: StoredValue::new_local(Rc::new(Cell::new(false))),
+        }
+    }
+
+    fn settings(&self) -> url::Settings {
+        url::Settings {
+            n: self.n.get_untracked(),
+            seed: self.seed.get_untracked(),
+            steps: Some(self.steps.get_untracked()),
+            variance: self.variance.get_untracked(),
+            clip: self.clip.get_untracked(),
+            model: self.model_url.get_untracked(),
+        }
+    }
+
+    /// Shows `e` in the alert. A lost device also drops the GPU objects so the next Load starts afresh.
+    fn fail(&self, e: String, lost: bool) {
+        if lost {
+            self.gpu.set_value(None);
+            self.engine.set_value(None);
+            self.info.set(None);
+            self.phase.set(Phase::Idle);
+        }
+        self.error.set(Some(e));
+    }
+
+    /// Loads the model at `model_url` (creating the GPU context on first use). On failure the previous
+    /// model, if any, stays usable.
+    pub fn load(self) {
+        if self.phase.get_untracked() == Phase::Running || self.phase.get_untracked() == Phase::Loading {
+            return;
+        }
+        let before = self.phase.get_untracked();
+        self.error.set(None);
+        self.notice.set(None);
+        self.phase.set(Phase::Loading);
+        self.download.set((0, None));
+        spawn_local(async move {
+            match self.load_inner().await {
+                Ok(()) => self.phase.set(Phase::Ready),
+                Err((msg, lost)) => {
+                    self.phase.set(if self.engine.with_value(Option::is_some) && !lost { before.max_ready() } else { Phase::Idle });
+                    self.fail(msg, lost);
+                }
+            }
+        });
+    }
+
+    async fn load_inner(self) -> Result<(), (String, bool)> {
+        if !loader::has_webgpu() {
+            return Err((loader::NO_WEBGPU.to_string(), false));
+        }
+        let gpu = match self.gpu.get_value() {
+            Some(g) => g,
+            None => {
+                let g = Rc::new(GpuContext::new().await.map_err(|e| (e.to_string(), false))?);
+                self.gpu.set_value(Some(g.clone()));
+                g
+            }
+        };
+        let base = self.model_url.get_untracked();
+        let (config, weights, scheduler) = loader::fetch_model(&base, |got, total| self.download.set((got, total)))
+            .await
+            .map_err(|e| (format!("The model could not be loaded: {e}."), false))?;
+        let model = Model::from_bytes(&config, &weights, scheduler.as_deref()).map_err(|e| (format!("The model at {base} cannot be used. {e}"), false))?;
+        let unet = Unet::new(&gpu, &model).map_err(|e| (format!("The model at {base} cannot be used. {e}"), matches!(e, Error::DeviceLost(_))))?;
+        gpu.check().map_err(|e| (e.to_string(), matches!(e, Error::DeviceLost(_))))?;
+        let schedule = model.schedule();
+        let max_batch = unet.max_batch(&gpu).min(MAX_IMAGES);
+        let info = ModelInfo {
+            url: base,
+            adapter: gpu.adapter_name(),
+            parameters: unet.parameter_count(),
+            gflop: unet.flops_per_image() as f64 / 1e9,
+            dataset: model
+                .config
+                .provenance
+                .as_ref()
+                .and_then(|p| p.dataset.clone().map(|d| match p.images_seen {
+                    Some(n) => format!("{d}; {n} training images seen"),
+                    None => d,
+                }))
+                .unwrap_or_else(|| "not stated in config.json".into()),
+            steps: schedule.len(),
+            image: unet.image_shape(),
+            max_batch,
+            log_snr: (0..schedule.len()).map(|t| schedule.log_snr(t)).collect(),
+        };
+        if self.n.get_untracked() > max_batch {
+            self.notice.set(Some(format!("This adapter runs at most {max_batch} images of this model at once; the number was lowered.")));
+            self.n.set(max_batch);
+        }
+        let steps = self.steps.get_untracked();
+        if steps == 0 || steps > schedule.len() {
+            self.steps.set(schedule.len());
+        }
+        self.engine.set_value(Some(Engine { unet: Rc::new(unet), schedule }));
+        self.info.set(Some(info));
+        Ok(())
+    }
+
+    /// Starts a run with the current settings; frames arrive as the GPU makes them.
+    pub fn generate(self) {
+        if self.phase.get_untracked() != Phase::Ready {
+            return;
+        }
+        let (Some(gpu), Some(engine)) = (self.gpu.get_value(), self.engine.get_value()) else { return };
+        self.error.set(None);
+        let info = self.info.get_untracked();
+        let max = info.as_ref().map_or(1, |i| i.max_batch);
+        let n = self.n.get_untracked().clamp(1, max);
+        self.n.set(n);
+        let steps = self.steps.get_untracked().clamp(1, engine.schedule.len());
+        self.steps.set(steps);
+        let opts = SamplerOptions { n, seed: self.seed.get_untracked(), steps, variance: self.variance.get_untracked(), clip: self.clip.get_untracked() };
+        let mut sampler = match Sampler::new(&gpu, &engine.unet, &engine.schedule, opts) {
+            Ok(s) => s,
+            Err(e) => return self.fail(e.to_string(), matches!(e, Error::DeviceLost(_))),
+        };
+        url::write_location(&self.settings(), steps);
+        let batch = sampler.batch();
+        let per_frame = 2 * batch.len();
+        let stride = ((per_frame * (steps + 1)).div_ceil(FRAME_BUDGET)).max(1);
+        self.frames.set_value(Frames { list: Vec::new(), stride });
+        self.frame_count.set(0);
+        self.shown.set(0);
+        self.follow.set(true);
+        let cancel = Rc::new(Cell::new(false));
+        self.cancel.set_value(cancel.clone());
+        self.run.set(Some(Run { opts, batch, timesteps: sampler.timesteps().to_vec(), done: 0, elapsed_ms: 0.0, finished: false }));
+        self.phase.set(Phase::Running);
+        spawn_local(async move {
+            let start = loader::now_ms();
+            let mut result = sampler.first_frame(&gpu).await.map(|f| self.add_frame(f, 0, start));
+            while result.is_ok() && !sampler.is_done() && !cancel.get() {
+                loader::next_tick().await;
+                result = sampler.step(&gpu).await.map(|f| self.add_frame(f, sampler.steps_done(), start));
+            }
+            self.run.update(|r| {
+                if let Some(r) = r {
+                    r.finished = true;
+                }
+            });
+            match result {
+                Ok(()) => {
+                    self.phase.set(Phase::Ready);
+                    if cancel.get() {
+                        self.notice.set(Some("Cancelled; the steps made so far are kept.".into()));
+                    }
+                }
+                Err(e) => {
+                    let lost = matches!(e, Error::DeviceLost(_)) || gpu.check().is_err();
+                    self.phase.set(Phase::Ready);
+                    self.fail(format!("Sampling stopped: {e}"), lost);
+                }
+            }
+        });
+    }
+
+    fn add_frame(&self, f: Frame, done: usize, start: f64) {
+        let mut count = 0;
+        self.frames.update_value(|fr| {
+            fr.push(f);
+            count = fr.list.len();
+        });
+        self.run.update(|r| {
+            if let Some(r) = r {
+                r.done = done;
+                r.elapsed_ms = loader::now_ms() - start;
+            }
+        });
+        self.frame_count.set(count);
+        if self.follow.get_untracked() {
+            self.shown.set(count - 1);
+        }
+    }
+
+    pub fn cancel(self) {
+        self.cancel.with_value(|c| c.set(true));
+    }
+
+    /// The network timestep whose update produced frame `index`, and that update's coefficients.
+    pub fn update_of(&self, frame_t_model: Option<usize>) -> Option<(usize, ddpm_web::StepCoeffs)> {
+        let t = frame_t_model?;
+        let run = self.run.get_untracked()?;
+        let k = run.timesteps.iter().position(|&x| x == t)?;
+        let prev = run.timesteps.get(k + 1).map_or(-1, |&p| p as isize);
+        let c = self.engine.with_value(|e| e.as_ref().map(|e| e.schedule.step_coeffs(t, prev, run.opts.variance, run.opts.clip)))?.ok()?;
+        Some((t, c))
+    }
+}
+
+impl Phase {
+    fn max_ready(self) -> Phase {
+        match self {
+            Phase::Idle => Phase::Idle,
+            _ => Phase::Ready,
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! Page settings ↔ URL query (`?n=4&seed=7&steps=50&variance=small&clip=1&model=...`), so a run is a link.
+
+use ddpm_web::Variance;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub n: usize,
+    pub seed: u64,
+    pub steps: Option<usize>,
+    pub variance: Variance,
+    pub clip: bool,
+    pub model: String,
+}
+
+pub const DEFAULT_MODEL: &str = "models/fashion-mnist/";
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { n: 16, seed: 0, steps: None, variance: Variance::Small, clip: true, model: DEFAULT_MODEL.into() }
+    }
+}
+
+/// Reads the settings from the page's query string; unknown or malformed values keep their defaults.
+pub fn from_location() -> Settings {
+    let mut s = Settings::default();
+    let Some(search) = web_sys::window().and_then(|w| w.location().search().ok()) else { return s };
+    let Ok(params) = web_sys::UrlSearchParams::new_with_str(&search) else { return s };
+    let get = |k: &str| params.get(k);
+    if let Some(n) = get("n").and_then(|v| v.parse().ok()) {
+        s.n = n;
+    }
+    if let Some(seed) = get("seed").and_then(|v| v.parse().ok()) {
+        s.seed = seed;
+    }
+    s.steps = get("steps").and_then(|v| v.parse().ok());
+    if let Some(v) = get("variance").and_then(|v| v.parse().ok()) {
+        s.variance = v;
+    }
+    if let Some(c) = get("clip") {
+        s.clip = !matches!(c.as_str(), "0" | "false" | "no");
+    }
+    if let Some(m) = get("model").filter(|m| !m.is_empty()) {
+        s.model = m;
+    }
+    s
+}
+
+/// Writes the settings into the address bar without reloading, so the current run can be shared.
+pub fn write_location(s: &Settings, steps: usize) {
+    let Some(w) = web_sys::window() else { return };
+    let variance = match s.variance {
+        Variance::Small => "small",
+        Variance::Large => "large",
+    };
+    let mut q = format!("?n={}&seed={}&steps={steps}&variance={variance}&clip={}", s.n, s.seed, s.clip as u8);
+    if s.model != DEFAULT_MODEL {
+        q.push_str("&model=");
+        q.push_str(&String::from(js_sys::encode_uri_component(&s.model)));
+    }
+    if let Ok(h) = w.history() {
+        let _ = h.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&q));
+    }
+}

@@ -1,0 +1,105 @@
+// The page in a real browser: Debian's headless Chromium with WebGPU on its SwiftShader adapter (a CPU
+// rasteriser, so a tiny untrained model from tests/models/tiny and 10 steps). Uses roles and labels.
+// Exits non-zero on the first failed check; screenshots go to tests/out/.
+import { chromium } from 'playwright-core';
+
+const BASE = process.env.BASE_URL ?? 'http://127.0.0.1:8080';
+const OUT = new URL('../out/', import.meta.url).pathname;
+const ARGS = ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--no-sandbox', '--disable-background-networking',
+  '--disable-component-update', '--no-first-run', '--disable-sync'];
+
+function check(ok, what) {
+  if (!ok) throw new Error(`FAILED: ${what}`);
+  console.log(`ok - ${what}`);
+}
+
+async function until(fn, what, ms = 120_000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    try { if (await fn()) return; } catch { /* not there yet */ }
+    if (Date.now() > end) throw new Error(`FAILED: timed out after ${ms / 1000} s waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+// Pixels of every image canvas, and how noisy the first one is (mean |difference| of horizontal neighbours).
+const pixels = (page) => page.evaluate(() => [...document.querySelectorAll('canvas.image')].map((c) => {
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let rough = 0;
+  for (let y = 0; y < c.height; y++) for (let x = 1; x < c.width; x++) rough += Math.abs(d[4 * (y * c.width + x)] - d[4 * (y * c.width + x - 1)]);
+  return { key: Array.from(d.filter((_, i) => i % 4 === 0)).join(','), rough: rough / (c.height * (c.width - 1)) };
+}));
+
+const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ARGS, headless: true });
+const pageErrors = [];
+try {
+  const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+  page.on('pageerror', (e) => pageErrors.push(String(e)));
+  page.on('console', (m) => { if (m.type() === 'error') console.log(`  [console] ${m.text()}`); });
+
+  await page.goto(`${BASE}/?model=models/tiny/&n=4&steps=10&seed=3`);
+  const generate = page.getByRole('button', { name: 'Generate' });
+  await until(() => generate.isEnabled(), 'the Generate button to be enabled after loading');
+  check(await page.getByTestId('adapter').textContent().then((t) => t.length > 0), 'the adapter name is shown');
+  check(await page.getByTestId('parameters').textContent().then((t) => t.includes('M')), 'the parameter count is shown');
+  check(await page.getByRole('alert').count() === 0, 'no alert after a good load');
+
+  await generate.click();
+  await until(async () => (await page.getByTestId('progress-text').textContent()).includes('done'), 'the run to finish', 180_000);
+  const progress = await page.getByTestId('progress-text').textContent();
+  check(progress.startsWith('step 10 of 10'), `the progress says all steps ran (${progress})`);
+  check(await page.getByRole('img', { name: /^image \d+$/ }).count() === 4, 'four images are drawn');
+  await page.screenshot({ path: `${OUT}/run-finished.png`, fullPage: true });
+
+  const slider = page.getByRole('slider', { name: 'Timestep' });
+  await slider.focus();
+  await page.keyboard.press('Home');
+  check((await page.getByTestId('timestep-value').textContent()) === 't = 1000', 'Home on the slider shows t = T');
+  const atT = await pixels(page);
+  check(atT.every((p) => p.rough > 40), `x_T looks like noise (neighbour difference ${atT[0].rough.toFixed(0)} of 255)`);
+  await page.keyboard.press('End');
+  check((await page.getByTestId('timestep-value').textContent()) === 't = 0', 'End on the slider shows t = 0');
+  const at0 = await pixels(page);
+  check(at0.every((p, i) => p.key !== atT[i].key), 'every image differs between t = T and t = 0');
+  await page.screenshot({ path: `${OUT}/slider-t0.png`, fullPage: true });
+
+  await page.keyboard.press('Home');
+  for (let i = 0; i < 5; i++) await page.keyboard.press('ArrowRight');
+  const tMid = await page.getByTestId('timestep-value').textContent();
+  check(tMid === 't = 401', `the arrow keys step through the run (${tMid})`);
+  const xMid = await pixels(page);
+  await page.getByLabel('Show x̂₀ (prediction)').check();
+  const x0Mid = await pixels(page);
+  check(x0Mid.every((p, i) => p.key !== xMid[i].key), 'the x̂₀ toggle shows other images than x_t');
+  check((await page.getByTestId('formula').textContent()).includes('x̂₀ = clip('), 'the update formula is shown with its coefficients');
+  await page.screenshot({ path: `${OUT}/x0-mid.png`, fullPage: true });
+
+  // A corrupt model: a clear alert, and the loaded model stays usable.
+  const modelUrl = page.getByLabel('Model URL');
+  await modelUrl.fill('models/corrupt/');
+  await page.getByRole('button', { name: 'Load' }).click();
+  await until(() => page.getByRole('alert').count().then((n) => n > 0), 'an alert for the corrupt model');
+  const alert = await page.getByRole('alert').textContent();
+  check(/safetensors/i.test(alert), `the alert names the problem: "${alert.slice(0, 120)}"`);
+  await page.screenshot({ path: `${OUT}/corrupt-alert.png`, fullPage: true });
+  await until(() => generate.isEnabled(), 'Generate to stay usable after a failed load', 10_000);
+
+  // A missing model folder.
+  await modelUrl.fill('models/does-not-exist/');
+  await page.getByRole('button', { name: 'Load' }).click();
+  await until(async () => /404/.test(await page.getByRole('alert').textContent()), 'an alert for a missing model (404)');
+  check(true, 'a missing model folder is reported with the server\'s answer');
+
+  // The good model again, and a second run.
+  await modelUrl.fill('models/tiny/');
+  await page.getByRole('button', { name: 'Load' }).click();
+  await until(async () => (await page.getByRole('alert').count()) === 0 && (await generate.isEnabled()), 'the tiny model to load again');
+  await generate.click();
+  await until(async () => (await page.getByTestId('progress-text').textContent()).includes('done'), 'a second run after the errors', 180_000);
+  check(true, 'a good model loads and runs after the failures');
+  check(page.url().includes('n=4') && page.url().includes('steps=10'), `the URL holds the run's settings (${page.url()})`);
+  check(pageErrors.length === 0, `no uncaught errors in the page (${pageErrors.join('; ')})`);
+} finally {
+  await browser.close();
+}
+console.log('browser test passed');
