@@ -49,7 +49,7 @@ fn main() {
     println!("model {dir}: {} parameters, {:.3} GFLOP per image; batch {n}; adapter {}", unet.parameter_count(), gflop / n as f64, ctx.adapter_name());
     println!("whole pass: {total:.1} ms = {:.2} GFLOP/s, {:.1} images/s", gflop / (total / 1e3), n as f64 / (total / 1e3));
     println!("{:<12} {:>10} {:>10} {:>8}", "kernel", "dispatches", "ms/pass", "share");
-    let kinds = [Kernel::Conv2d, Kernel::GroupNorm, Kernel::Linear, Kernel::TimeEmbed, Kernel::AttnScores, Kernel::AttnSoftmax, Kernel::AttnApply, Kernel::Upsample, Kernel::Concat];
+    let kinds = [Kernel::Conv3x3, Kernel::Conv1x1, Kernel::Conv2d, Kernel::GroupNorm, Kernel::Linear, Kernel::TimeEmbed, Kernel::AttnScores, Kernel::AttnSoftmax, Kernel::AttnApply, Kernel::Upsample, Kernel::Concat];
     for k in kinds {
         let subset: Vec<&Dispatch> = plan.dispatches.iter().filter(|d| d.kernel == k).collect();
         if subset.is_empty() {

@@ -32,10 +32,11 @@ const OCB: u32 = 4u;
 @group(0) @binding(6) var<storage, read_write> out: array<f32>;
 
 @compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let pix = gid.x;
-    let n = gid.z;
-    let oc0 = gid.y * OCB;
+    // From workgroup_id: the compiler then sees that all lanes read the same weights (no gathers on CPU adapters).
+    let n = wid.z;
+    let oc0 = wid.y * OCB;
     if (pix >= p.oh * p.ow || n >= p.n || oc0 >= p.oc) {
         return;
     }

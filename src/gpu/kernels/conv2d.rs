@@ -43,6 +43,9 @@ impl ConvSpec {
 }
 
 /// out = conv(x, w) + bias [+ chan_add[n, oc]] [+ residual]. Shapes: x [N, IC, H, W], w [OC, IC, k, k].
+/// 3x3 same-padding and 1x1 convolutions go to the register-blocked `conv3x3.wgsl` and `conv1x1.wgsl`, the
+/// rest (the strided downsamplers) to `conv2d.wgsl`.
+#[allow(clippy::too_many_arguments)]
 pub fn conv2d(
     ctx: &GpuContext,
     x: &Tensor,
@@ -52,6 +55,37 @@ pub fn conv2d(
     chan_add: Option<&Tensor>,
     residual: Option<&Tensor>,
     out: &Tensor,
+) -> Dispatch {
+    let blocked = (spec.k == 3 && spec.pad_before == 1 && spec.pad_after == 1 || spec.k == 1 && spec.pad_before == 0 && spec.pad_after == 0) && spec.stride == 1;
+    record(ctx, x, w, bias, spec, chan_add, residual, out, blocked)
+}
+
+/// Always the general kernel (benchmarks compare it with the blocked one).
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_general(
+    ctx: &GpuContext,
+    x: &Tensor,
+    w: &Tensor,
+    bias: &Tensor,
+    spec: ConvSpec,
+    chan_add: Option<&Tensor>,
+    residual: Option<&Tensor>,
+    out: &Tensor,
+) -> Dispatch {
+    record(ctx, x, w, bias, spec, chan_add, residual, out, false)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record(
+    ctx: &GpuContext,
+    x: &Tensor,
+    w: &Tensor,
+    bias: &Tensor,
+    spec: ConvSpec,
+    chan_add: Option<&Tensor>,
+    residual: Option<&Tensor>,
+    out: &Tensor,
+    blocked: bool,
 ) -> Dispatch {
     let [n, ic, ih, iw] = x.shape[..] else { panic!("conv2d: x must be NCHW, got {:?}", x.shape) };
     let oc = w.shape[0];
@@ -80,8 +114,17 @@ pub fn conv2d(
     // Unused optional inputs still need a binding; `bias` stands in (never read).
     let add = chan_add.unwrap_or(bias);
     let res = residual.unwrap_or(bias);
+    let buffers = [&x.buffer, &w.buffer, &bias.buffer, &add.buffer, &res.buffer, &out.buffer];
+    if blocked && spec.k == 3 {
+        let groups = [(oh * ow.div_ceil(4)).div_ceil(64) as u32, oc.div_ceil(8) as u32, n as u32];
+        return dispatch(ctx, Kernel::Conv3x3, &params, &buffers, groups);
+    }
+    if blocked && spec.k == 1 {
+        let groups = [(oh * ow).div_ceil(4).div_ceil(64) as u32, oc.div_ceil(8) as u32, n as u32];
+        return dispatch(ctx, Kernel::Conv1x1, &params, &buffers, groups);
+    }
     let groups = [(oh * ow).div_ceil(64) as u32, oc.div_ceil(4) as u32, n as u32];
-    dispatch(ctx, Kernel::Conv2d, &params, &[&x.buffer, &w.buffer, &bias.buffer, &add.buffer, &res.buffer, &out.buffer], groups)
+    dispatch(ctx, Kernel::Conv2d, &params, &buffers, groups)
 }
 
 /// Plain-Rust reference with the same semantics.
@@ -152,9 +195,12 @@ mod tests {
         let a = Tensor::upload(c, "a", &[n, oc], &av);
         let r = Tensor::upload(c, "r", &[n, oc, oh, ow], &rv);
         let out = Tensor::zeros(c, "out", &[n, oc, oh, ow]);
-        run(c, &[conv2d(c, &x, &wt, &b, spec, add.then_some(&a), res.then_some(&r), &out)]);
         let want = reference(&xv, xs, &wv, oc, &bv, spec, add.then_some(&av[..]), res.then_some(&rv[..]));
+        // The dispatcher's choice, and the general kernel on the same case.
+        run(c, &[conv2d(c, &x, &wt, &b, spec, add.then_some(&a), res.then_some(&r), &out)]);
         assert_close(&read(&out), &want, 1e-5, &format!("conv {xs:?}->{oc} {spec:?}"));
+        run(c, &[conv2d_general(c, &x, &wt, &b, spec, add.then_some(&a), res.then_some(&r), &out)]);
+        assert_close(&read(&out), &want, 1e-5, &format!("general conv {xs:?}->{oc} {spec:?}"));
     }
 
     #[test]
@@ -164,8 +210,21 @@ mod tests {
     }
 
     #[test]
+    fn blocked_3x3_edges() {
+        // Channel counts around the block of 8, widths around the run of 4, batch 3, fusions on.
+        for &(n, ic, oc, h, w) in &[(3usize, 2usize, 1usize, 5usize, 5usize), (1, 7, 7, 6, 9), (2, 9, 9, 3, 1), (1, 16, 17, 14, 14), (2, 3, 8, 1, 4)] {
+            check(n, ic, oc, h, w, ConvSpec::SAME3, true, true);
+            check(n, ic, oc, h, w, ConvSpec::SAME3, false, false);
+        }
+    }
+
+    #[test]
     fn pointwise_with_residual() {
         check(3, 48, 24, 14, 14, ConvSpec::POINT, false, true);
+        // Planes of 1, 5, 7 and 49 pixels (short last runs), channel counts around the block of 8.
+        for &(n, ic, oc, h, w) in &[(2usize, 3usize, 1usize, 1usize, 1usize), (1, 9, 7, 1, 5), (3, 5, 9, 7, 1), (2, 64, 17, 7, 7)] {
+            check(n, ic, oc, h, w, ConvSpec::POINT, true, true);
+        }
     }
 
     #[test]
