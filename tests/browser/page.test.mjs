@@ -74,6 +74,20 @@ try {
   check((await page.getByTestId('formula').textContent()).includes('x̂₀ = clip('), 'the update formula is shown with its coefficients');
   await page.screenshot({ path: `${OUT}/x0-mid.png`, fullPage: true });
 
+  // Cancel: a 1000-step run stops when asked, keeps its frames, and Generate is usable again.
+  const steps = page.getByLabel('Steps');
+  await steps.fill('1000');
+  await steps.press('Tab');
+  await generate.click();
+  await until(async () => /^step [1-9]\d* of 1000/.test(await page.getByTestId('progress-text').textContent()), 'a 1000-step run to start');
+  await page.getByRole('button', { name: 'Cancel' }).click();
+  await until(() => generate.isEnabled(), 'Generate after Cancel', 60_000);
+  const stopped = await page.getByTestId('progress-text').textContent();
+  check(/of 1000/.test(stopped) && !/^step 1000 /.test(stopped), `Cancel stops a run part-way (${stopped})`);
+  check(/Cancelled/.test(await page.getByRole('status').textContent()), 'the page says the run was cancelled');
+  await steps.fill('10');
+  await steps.press('Tab');
+
   // A corrupt model: a clear alert, and the loaded model stays usable.
   const modelUrl = page.getByLabel('Model URL');
   await modelUrl.fill('models/corrupt/');

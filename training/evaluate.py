@@ -1,0 +1,250 @@
+"""How good the shipped model is. Each part can run alone (--what), and every figure goes to --out with the
+command line that produced it.
+
+    python3 training/evaluate.py --model www/models/fashion-mnist --what fd,full,nll,nn --out training/eval.json
+
+  fd    N samples from a respaced sampler (--steps); Fréchet distance (FD) between the project classifier's
+        penultimate features of the samples and of N test images, next to the floor: FD between N training
+        images and the same test images (FD is biased by N, so only same-N figures compare); the classifier's
+        class histogram of the samples and exp(E KL(p(y|x) || p(y))), an Inception-Score-like figure.
+  full  the same FD with the paper's full 1000-step Algorithm 2 on --full-n samples, against the floor at that N.
+  nll   the variational bound L_T + sum_{t>1} L_{t-1} + L_0 in bits/dim on --nll-n test images, all T terms,
+        with the discretised Gaussian decoder for L_0 (paper section 3.3, as the official code computes it);
+        mean and standard error across images. Reverse-process variance: sigma^2 = beta_t ("large", with
+        beta-tilde_1 at t = 1 as the official code) and beta-tilde_t ("small"), both from the same passes;
+        x0 predictions clipped to [-1, 1] as the official code's calc_bpd_loop does.
+  nn    nearest training image (L2 in pixels) of 64 samples, against the test-to-train nearest distances;
+        a PNG of samples beside their nearest neighbours.
+Samples use diffusers' DDPMScheduler (fixed_small, clip) on the model in float32: the same maths as the page,
+which tests/golden.rs checks against diffusers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import DDPMScheduler, UNet2DModel
+from tqdm import tqdm
+
+import classifier
+import data
+
+HERE = Path(__file__).parent
+
+
+def sample(unet, sched: DDPMScheduler, n: int, steps: int, seed: int, batch: int, keep_every: int = 0):
+    """n samples in [-1, 1]; with keep_every, also the first sample's x_t every keep_every steps."""
+    sched.set_timesteps(steps)
+    g = torch.Generator().manual_seed(seed)
+    out, traj = [], []
+    bar = tqdm(total=n * steps, desc=f"sampling {n} x {steps} steps", unit="img-step", mininterval=10)
+    for start in range(0, n, batch):
+        b = min(batch, n - start)
+        x = torch.randn(b, unet.config.in_channels, unet.config.sample_size, unet.config.sample_size, generator=g)
+        for k, t in enumerate(sched.timesteps):
+            if keep_every and start == 0 and k % keep_every == 0:
+                traj.append((int(t) + 1, x[0].clone()))
+            with torch.no_grad():
+                eps = unet(x, t).sample
+            x = sched.step(eps, t, x, generator=g).prev_sample
+            bar.update(b)
+        if keep_every and start == 0:
+            traj.append((0, x[0].clone()))
+        out.append(x.clamp(-1, 1))
+    bar.close()
+    return torch.cat(out).numpy(), traj
+
+
+@torch.no_grad()
+def features(net, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Penultimate features and class probabilities."""
+    feats, probs = [], []
+    for i in range(0, len(x), 500):
+        xb = torch.from_numpy(x[i : i + 500]).float()
+        f = net.features(xb)
+        feats.append(f.numpy())
+        probs.append(torch.softmax(net.head(f), 1).numpy())
+    return np.concatenate(feats).astype(np.float64), np.concatenate(probs)
+
+
+def frechet(a: np.ndarray, b: np.ndarray) -> float:
+    """||mu_a - mu_b||^2 + Tr(Sa + Sb - 2 (Sa Sb)^1/2); the trace of the root from the eigenvalues of Sa Sb."""
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    sa, sb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    eig = np.linalg.eigvals(sa @ sb)
+    root_trace = np.sqrt(np.clip(eig.real, 0, None)).sum()
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(sa) + np.trace(sb) - 2 * root_trace)
+
+
+def quality(net, samples: np.ndarray, test_x: np.ndarray, train_x: np.ndarray, seed: int) -> dict:
+    n = len(samples)
+    rng = np.random.default_rng(seed)
+    test = test_x[rng.choice(len(test_x), n, replace=False)]
+    train = train_x[rng.choice(len(train_x), n, replace=False)]
+    fs, ps = features(net, samples)
+    ft, _ = features(net, test)
+    fr, _ = features(net, train)
+    hist = np.bincount(ps.argmax(1), minlength=10)
+    py = ps.mean(0, keepdims=True)
+    is_like = float(np.exp((ps * (np.log(ps + 1e-12) - np.log(py + 1e-12))).sum(1).mean()))
+    return {
+        "n": n,
+        "fd_samples_vs_test": frechet(fs, ft),
+        "fd_floor_train_vs_test": frechet(fr, ft),
+        "class_histogram": {data.CLASSES[i]: int(h) for i, h in enumerate(hist)},
+        "all_classes_present": bool((hist > 0).all()),
+        "inception_score_like": is_like,
+    }
+
+
+# --- the variational bound (Ho et al. 2020, eq. 5; the official code's diffusion_utils_2.py) ---
+
+def normal_kl(mean1, logvar1, mean2, logvar2):
+    return 0.5 * (-1.0 + logvar2 - logvar1 + torch.exp(logvar1 - logvar2) + (mean1 - mean2) ** 2 * torch.exp(-logvar2))
+
+
+def approx_std_normal_cdf(x):
+    return 0.5 * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+
+
+def discretized_gaussian_log_likelihood(x, means, log_scales):
+    """log p(x) for data on 256 bins of [-1, 1] under N(means, exp(log_scales)^2), edges to +-infinity."""
+    centered = x - means
+    inv_std = torch.exp(-log_scales)
+    cdf_plus = approx_std_normal_cdf(inv_std * (centered + 1.0 / 255.0))
+    cdf_min = approx_std_normal_cdf(inv_std * (centered - 1.0 / 255.0))
+    log_cdf_plus = torch.log(cdf_plus.clamp(min=1e-12))
+    log_one_minus_cdf_min = torch.log((1.0 - cdf_min).clamp(min=1e-12))
+    log_delta = torch.log((cdf_plus - cdf_min).clamp(min=1e-12))
+    return torch.where(x < -0.999, log_cdf_plus, torch.where(x > 0.999, log_one_minus_cdf_min, log_delta))
+
+
+def meanflat(x):
+    return x.mean(dim=tuple(range(1, x.dim())))
+
+
+@torch.no_grad()
+def nll_bits_per_dim(unet, sched: DDPMScheduler, x0: torch.Tensor, seed: int) -> dict[str, np.ndarray]:
+    """Per-image bound in bits/dim for both variance choices (one network pass per image and t)."""
+    betas = sched.betas.double()
+    abar = sched.alphas_cumprod.double()
+    abar_prev = torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]])
+    post_var = betas * (1 - abar_prev) / (1 - abar)
+    post_logvar = torch.log(torch.cat([post_var[1:2], post_var[1:]]))  # beta-tilde_1 at t = 1 (index 0)
+    coef_x0 = betas * abar_prev.sqrt() / (1 - abar)
+    coef_xt = (1 - abar_prev) * (1 - betas).sqrt() / (1 - abar)
+    model_logvar = {"large": torch.log(torch.cat([post_var[1:2], betas[1:]])), "small": post_logvar}
+    T = len(betas)
+    g = torch.Generator().manual_seed(seed)
+    x0 = x0.double()
+    total = {k: torch.zeros(len(x0), dtype=torch.float64) for k in model_logvar}
+    for t in tqdm(range(T - 1, -1, -1), desc=f"bound over {T} terms, {len(x0)} images", mininterval=10):
+        noise = torch.randn(x0.shape, generator=g, dtype=torch.float64)
+        xt = abar[t].sqrt() * x0 + (1 - abar[t]).sqrt() * noise
+        eps = unet(xt.float(), torch.full((len(x0),), t)).sample.double()
+        pred_x0 = ((xt - (1 - abar[t]).sqrt() * eps) / abar[t].sqrt()).clamp(-1, 1)
+        model_mean = coef_x0[t] * pred_x0 + coef_xt[t] * xt
+        true_mean = coef_x0[t] * x0 + coef_xt[t] * xt
+        for k, lv in model_logvar.items():
+            if t == 0:
+                term = -meanflat(discretized_gaussian_log_likelihood(x0, model_mean, 0.5 * lv[0])) / math.log(2)
+            else:
+                term = meanflat(normal_kl(true_mean, post_logvar[t], model_mean, lv[t])) / math.log(2)
+            total[k] += term
+    prior = meanflat(normal_kl(abar[-1].sqrt() * x0, torch.log(1 - abar[-1]), torch.zeros(()), torch.zeros((), dtype=torch.float64))) / math.log(2)
+    return {k: (v + prior).numpy() for k, v in total.items()} | {"prior_L_T": prior.numpy()}
+
+
+def save_grid(images: np.ndarray, path: Path, cols: int) -> None:
+    from PIL import Image
+
+    n, _, h, w = images.shape
+    rows = math.ceil(n / cols)
+    canvas = np.full((rows * (h + 2) + 2, cols * (w + 2) + 2), 255, np.uint8)
+    for i, im in enumerate(data.to_u8(images[:, 0])):
+        r, c = divmod(i, cols)
+        canvas[2 + r * (h + 2) : 2 + r * (h + 2) + h, 2 + c * (w + 2) : 2 + c * (w + 2) + w] = im
+    Image.fromarray(canvas).resize((canvas.shape[1] * 3, canvas.shape[0] * 3), Image.NEAREST).save(path)
+
+
+def nearest(samples: np.ndarray, train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    s = torch.from_numpy(samples.reshape(len(samples), -1)).double()
+    t = torch.from_numpy(train.reshape(len(train), -1)).double()
+    d = torch.cdist(s, t)
+    dist, idx = d.min(1)
+    return dist.numpy(), idx.numpy()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", type=Path, default=Path("www/models/fashion-mnist"))
+    p.add_argument("--what", default="fd,full,nll,nn")
+    p.add_argument("--n", type=int, default=2000)
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--full-n", type=int, default=256)
+    p.add_argument("--nll-n", type=int, default=200)
+    p.add_argument("--batch", type=int, default=250)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=HERE / "eval.json")
+    p.add_argument("--figures", type=Path, default=HERE, help="folder for the PNGs")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    what = set(args.what.split(","))
+
+    unet = UNet2DModel.from_pretrained(args.model).float().eval()
+    sched = DDPMScheduler.from_pretrained(args.model)
+    net = classifier.load()
+    train_x = data.to_model_range(data.load("train")[0])
+    test_x = data.to_model_range(data.load("test")[0])
+    results = json.loads(args.out.read_text()) if args.out.exists() else {}
+    # diffusers drops keys starting with "_" from .config: read the export's note from the file.
+    note = json.loads((args.model / "config.json").read_text()).get("_ddpm_web")
+    results["model"] = {"path": str(args.model), "config_note": note}
+    cmd = " ".join(["python3"] + sys.argv)
+    t0 = time.time()
+
+    if "fd" in what:
+        s, traj = sample(unet, sched, args.n, args.steps, args.seed, args.batch, keep_every=max(1, args.steps // 10))
+        results["fd_respaced"] = {"steps": args.steps, **quality(net, s, test_x, train_x, args.seed), "command": cmd}
+        save_grid(s[:64], args.figures / "samples_grid.png", 8)
+        save_grid(np.stack([x.numpy() for _, x in traj]), args.figures / "trajectory.png", len(traj))
+        results["trajectory_t"] = [t for t, _ in traj]
+    if "full" in what:
+        s, _ = sample(unet, sched, args.full_n, sched.config.num_train_timesteps, args.seed + 1, args.batch)
+        results["fd_full_1000_steps"] = {**quality(net, s, test_x, train_x, args.seed + 1), "command": cmd}
+    if "nll" in what:
+        x0 = torch.from_numpy(test_x[: args.nll_n])
+        bpd = nll_bits_per_dim(unet, sched, x0, args.seed)
+        n = len(x0)
+        results["nll_bits_per_dim"] = {
+            "images": n,
+            **{k: {"mean": float(v.mean()), "standard_error": float(v.std(ddof=1) / math.sqrt(n)) if n > 1 else None}
+               for k, v in bpd.items()},
+            "command": cmd,
+        }
+    if "nn" in what:
+        s, _ = sample(unet, sched, 64, args.steps, args.seed + 2, 64)
+        d_s, idx = nearest(s, train_x)
+        d_t, _ = nearest(test_x[:64], train_x)
+        results["nearest_neighbour"] = {
+            "sample_to_train_l2": {"min": float(d_s.min()), "median": float(np.median(d_s))},
+            "test_to_train_l2": {"min": float(d_t.min()), "median": float(np.median(d_t))},
+            "command": cmd,
+        }
+        pairs = np.stack([np.stack([s[i], train_x[idx[i]]]) for i in range(16)]).reshape(32, *s.shape[1:])
+        save_grid(pairs, args.figures / "nearest_neighbours.png", 8)
+    results["seconds"] = results.get("seconds", 0) + round(time.time() - t0)
+    args.out.write_text(json.dumps(results, indent=1))
+    print(json.dumps({k: v for k, v in results.items() if k != "model"}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
