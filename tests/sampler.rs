@@ -91,3 +91,17 @@ fn a_batch_too_large_for_the_adapter_is_an_error() {
     }
     assert!(Sampler::new(&ctx, &unet, &model.schedule(), opts(2, 0, 1001)).is_err(), "more steps than T");
 }
+
+#[test]
+fn a_lost_device_is_an_error_not_a_panic() {
+    let (ctx, model, unet) = setup();
+    let mut s = Sampler::new(&ctx, &unet, &model.schedule(), opts(2, 1, 10)).unwrap();
+    pollster::block_on(s.first_frame(&ctx)).unwrap();
+    ctx.device.destroy();
+    match pollster::block_on(s.step(&ctx)) {
+        Err(e @ Error::DeviceLost(_)) => assert!(e.to_string().contains("lost"), "{e}"),
+        Err(e) => panic!("expected DeviceLost, got: {e}"),
+        Ok(_) => panic!("a step on a destroyed device succeeded"),
+    }
+    assert!(matches!(ctx.check(), Err(Error::DeviceLost(_))));
+}
