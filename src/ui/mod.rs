@@ -167,7 +167,6 @@ impl Ui {
         if self.phase.get_untracked() == Phase::Running || self.phase.get_untracked() == Phase::Loading {
             return;
         }
-        let before = self.phase.get_untracked();
         self.error.set(None);
         self.notice.set(None);
         self.phase.set(Phase::Loading);
@@ -176,7 +175,8 @@ impl Ui {
             match self.load_inner().await {
                 Ok(()) => self.phase.set(Phase::Ready),
                 Err((msg, lost)) => {
-                    self.phase.set(if self.engine.with_value(Option::is_some) && !lost { before.max_ready() } else { Phase::Idle });
+                    // The model loaded before, if any, stays usable (unless the device went with it).
+                    self.phase.set(if self.engine.with_value(Option::is_some) { Phase::Ready } else { Phase::Idle });
                     self.fail(msg, lost);
                 }
             }
@@ -324,14 +324,5 @@ impl Ui {
         let prev = run.timesteps.get(k + 1).map_or(-1, |&p| p as isize);
         let c = self.engine.with_value(|e| e.as_ref().map(|e| e.schedule.step_coeffs(t, prev, run.opts.variance, run.opts.clip)))?.ok()?;
         Some((t, c))
-    }
-}
-
-impl Phase {
-    fn max_ready(self) -> Phase {
-        match self {
-            Phase::Idle => Phase::Idle,
-            _ => Phase::Ready,
-        }
     }
 }
