@@ -106,4 +106,24 @@ mod tests {
         assert!(matches!(w.get("b.weight", &[2]), Err(Error::MissingTensor(_))));
         assert!(matches!(Weights::from_safetensors(b"garbage"), Err(Error::Safetensors(_))));
     }
+
+    #[test]
+    fn reads_bf16_and_refuses_integer_tensors() {
+        let vals = [bf16::from_f32(0.5), bf16::from_f32(-3.0), bf16::from_f32(1e-3)];
+        let bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let ints = [1u8, 0, 0, 0];
+        let file = safetensors::serialize(
+            [
+                ("w", safetensors::tensor::TensorView::new(Dtype::BF16, vec![3], &bytes).unwrap()),
+                ("i", safetensors::tensor::TensorView::new(Dtype::I32, vec![1], &ints).unwrap()),
+            ],
+            None,
+        )
+        .unwrap();
+        let e = Weights::from_safetensors(&file).err().expect("an I32 tensor is refused");
+        assert!(e.to_string().contains("only f32, f16 and bf16"), "{e}");
+        let file = safetensors::serialize([("w", safetensors::tensor::TensorView::new(Dtype::BF16, vec![3], &bytes).unwrap())], None).unwrap();
+        let w = Weights::from_safetensors(&file).unwrap();
+        assert_eq!(w.get("w", &[3]).unwrap(), &[0.5, -3.0, bf16::from_f32(1e-3).to_f32()]);
+    }
 }
