@@ -4,9 +4,11 @@
 //
 // Layout (f32): q, k, v, out [N, C, L] with C = heads * dh (channel h*dh + d is dimension d of head h) and
 // L = H*W tokens; scores [N, heads, L, L] (row i: query token i, column j: key token j).
-//   scores  grid: x = key j (64 per workgroup), y = query i, z = n*heads + h
+//   scores  grid: x = runs of 4 keys j (64 per workgroup), y = runs of 4 queries i, z = n*heads + h
 //   softmax grid: one workgroup of 64 per row: x = i, y = n*heads + h; rows are normalised in place
-//   apply   grid: x = query i (64 per workgroup), y = d, z = n*heads + h
+//   apply   grid: x = runs of 4 queries i (64 per workgroup), y = runs of 4 dimensions d, z = n*heads + h
+// The two products compute a 4x4 block of outputs per invocation (8 loads per 16 multiply-adds), with the
+// run that is the same for every lane of a workgroup taken from workgroup_id so its loads are not gathers.
 
 struct Params {
     n: u32, c: u32, l: u32, heads: u32,
@@ -18,22 +20,47 @@ struct Params {
 @group(0) @binding(2) var<storage, read> b: array<f32>;        // scores: k; apply: v
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;  // scores: scores; apply: out
 
+// Four consecutive values of row `row` (length p.l) from column c0, clamped in bounds (extra lanes unused).
+fn four(buf_is_a: bool, row: u32, c0: u32) -> vec4<f32> {
+    let last = p.l - 1u;
+    let c = vec4<u32>(c0, min(c0 + 1u, last), min(c0 + 2u, last), min(c0 + 3u, last));
+    if (buf_is_a) {
+        return vec4<f32>(a[row + c.x], a[row + c.y], a[row + c.z], a[row + c.w]);
+    }
+    return vec4<f32>(b[row + c.x], b[row + c.y], b[row + c.z], b[row + c.w]);
+}
+
 @compute @workgroup_size(64)
-fn scores(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let j = gid.x;
-    let i = gid.y;
-    let nh = gid.z;
-    if (j >= p.l || i >= p.l) {
+fn scores(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let j0 = gid.x * 4u;
+    let i0 = wid.y * 4u;
+    let nh = wid.z;
+    if (j0 >= p.l || i0 >= p.l) {
         return;
     }
     let n = nh / p.heads;
     let h = nh % p.heads;
     let base = (n * p.c + h * p.dh) * p.l;
-    var acc = 0.0;
+    var acc: array<vec4<f32>, 4>;
     for (var d = 0u; d < p.dh; d++) {
-        acc += a[base + d * p.l + i] * b[base + d * p.l + j];
+        let qv = four(true, base + d * p.l, i0);
+        let kv = four(false, base + d * p.l, j0);
+        acc[0] += qv.x * kv;
+        acc[1] += qv.y * kv;
+        acc[2] += qv.z * kv;
+        acc[3] += qv.w * kv;
     }
-    out[(nh * p.l + i) * p.l + j] = acc * p.scale;
+    for (var r = 0u; r < 4u; r++) {
+        let i = i0 + r;
+        if (i >= p.l) {
+            break;
+        }
+        for (var c = 0u; c < 4u; c++) {
+            if (j0 + c < p.l) {
+                out[(nh * p.l + i) * p.l + j0 + c] = acc[r][c] * p.scale;
+            }
+        }
+    }
 }
 
 var<workgroup> red: array<f32, 64>;
@@ -74,20 +101,38 @@ fn softmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
 }
 
 @compute @workgroup_size(64)
-fn apply(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = gid.x;
-    let d = gid.y;
-    let nh = gid.z;
-    if (i >= p.l || d >= p.dh) {
+fn apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let i0 = gid.x * 4u;
+    let d0 = wid.y * 4u;
+    let nh = wid.z;
+    if (i0 >= p.l || d0 >= p.dh) {
         return;
     }
     let n = nh / p.heads;
     let h = nh % p.heads;
-    let vrow = ((n * p.c + h * p.dh) + d) * p.l;
-    let prow = (nh * p.l + i) * p.l;
-    var acc = 0.0;
+    let vbase = (n * p.c + h * p.dh) * p.l;
+    let last_i = p.l - 1u;
+    let last_d = p.dh - 1u;
+    // Rows of the probabilities for the 4 queries, and of v for the 4 dimensions (clamped; extras unused).
+    let prow = vec4<u32>(i0, min(i0 + 1u, last_i), min(i0 + 2u, last_i), min(i0 + 3u, last_i)) * p.l + nh * p.l * p.l;
+    let vrow = vec4<u32>(d0, min(d0 + 1u, last_d), min(d0 + 2u, last_d), min(d0 + 3u, last_d)) * p.l + vbase;
+    var acc: array<vec4<f32>, 4>;  // acc[dd][r]: dimension d0+dd of query i0+r
     for (var j = 0u; j < p.l; j++) {
-        acc += a[prow + j] * b[vrow + j];
+        let pv = vec4<f32>(a[prow.x + j], a[prow.y + j], a[prow.z + j], a[prow.w + j]);
+        acc[0] += b[vrow.x + j] * pv;
+        acc[1] += b[vrow.y + j] * pv;
+        acc[2] += b[vrow.z + j] * pv;
+        acc[3] += b[vrow.w + j] * pv;
     }
-    out[vrow + i] = acc;
+    for (var dd = 0u; dd < 4u; dd++) {
+        let d = d0 + dd;
+        if (d >= p.dh) {
+            break;
+        }
+        for (var r = 0u; r < 4u; r++) {
+            if (i0 + r < p.l) {
+                out[vbase + d * p.l + i0 + r] = acc[dd][r];
+            }
+        }
+    }
 }

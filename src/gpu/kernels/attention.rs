@@ -31,10 +31,10 @@ pub fn attention(ctx: &GpuContext, q: &Tensor, k: &Tensor, v: &Tensor, heads: us
     let p = Params { n: n as u32, c: c as u32, l: l as u32, heads: heads as u32, dh: dh as u32, scale: 1.0 / (dh as f32).sqrt(), _pad: [0; 2] };
     let nh = (n * heads) as u32;
     vec![
-        dispatch(ctx, Kernel::AttnScores, &p, &[&q.buffer, &k.buffer, &scores.buffer], [l.div_ceil(64) as u32, l as u32, nh]),
+        dispatch(ctx, Kernel::AttnScores, &p, &[&q.buffer, &k.buffer, &scores.buffer], [l.div_ceil(4).div_ceil(64) as u32, l.div_ceil(4) as u32, nh]),
         // The softmax pass touches only `scores`, at the shader's binding 3.
         dispatch_at(ctx, Kernel::AttnSoftmax, &p, &[(3, &scores.buffer)], [l as u32, nh, 1]),
-        dispatch(ctx, Kernel::AttnApply, &p, &[&scores.buffer, &v.buffer, &out.buffer], [l.div_ceil(64) as u32, dh as u32, nh]),
+        dispatch(ctx, Kernel::AttnApply, &p, &[&scores.buffer, &v.buffer, &out.buffer], [l.div_ceil(4).div_ceil(64) as u32, dh.div_ceil(4) as u32, nh]),
     ]
 }
 
@@ -68,7 +68,8 @@ mod tests {
     #[test]
     fn one_and_many_heads_odd_token_counts() {
         let cx = ctx();
-        for &(n, c, h, w, heads) in &[(2usize, 48usize, 7usize, 7usize, 1usize), (1, 64, 8, 8, 4), (3, 16, 5, 3, 2)] {
+        // Token counts and head sizes around the 4x4 blocks: 49, 64, 15, 1, 6; head dims 48, 16, 8, 3, 5.
+        for &(n, c, h, w, heads) in &[(2usize, 48usize, 7usize, 7usize, 1usize), (1, 64, 8, 8, 4), (3, 16, 5, 3, 2), (2, 6, 1, 1, 2), (1, 10, 2, 3, 2)] {
             let l = h * w;
             let scale_up = |s: u64| -> Vec<f32> { values(n * c * l, s).iter().map(|x| 3.0 * x).collect() };
             let (qv, kv, vv) = (scale_up(21), scale_up(22), values(n * c * l, 23));
