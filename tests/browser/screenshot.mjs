@@ -3,7 +3,7 @@
 //   node tests/browser/screenshot.mjs [URL] [OUT.png]
 import { chromium } from 'playwright-core';
 
-const url = process.argv[2] ?? 'http://127.0.0.1:8080/?n=16&steps=100&seed=2';
+const url = process.argv[2] ?? 'http://127.0.0.1:8080/?n=9&steps=50&seed=2';
 const out = process.argv[3] ?? 'docs/screenshot.png';
 const args = ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--no-sandbox', '--disable-background-networking',
   '--disable-component-update', '--no-first-run', '--disable-sync'];
@@ -17,9 +17,9 @@ await generate.click();
 const start = Date.now();
 while (!(await page.getByTestId('progress-text').textContent()).includes('done')) {
   await page.waitForTimeout(2000);
+  if ((Date.now() - start) % 60_000 < 2100) console.log(await page.getByTestId('progress-text').textContent());
   if (Date.now() - start > 30 * 60_000) throw new Error('the run did not finish in 30 minutes');
 }
-// Show a mid-run step's x̂₀ beside the finished images? Keep the final images, with the slider at t = 0.
 await page.screenshot({ path: out, fullPage: true });
 console.log(`${out}: ${await page.getByTestId('progress-text').textContent()}`);
 await browser.close();
