@@ -56,6 +56,7 @@ pub struct Run {
     pub done: usize,
     pub elapsed_ms: f64,
     pub finished: bool,
+    pub cancelled: bool,
 }
 
 /// The kept frames of a run: every `stride`-th update, plus the latest.
@@ -264,7 +265,7 @@ impl Ui {
         self.follow.set(true);
         let cancel = Rc::new(Cell::new(false));
         self.cancel.set_value(cancel.clone());
-        self.run.set(Some(Run { opts, batch, timesteps: sampler.timesteps().to_vec(), done: 0, elapsed_ms: 0.0, finished: false }));
+        self.run.set(Some(Run { opts, batch, timesteps: sampler.timesteps().to_vec(), done: 0, elapsed_ms: 0.0, finished: false, cancelled: false }));
         self.phase.set(Phase::Running);
         spawn_local(async move {
             let start = loader::now_ms();
@@ -276,6 +277,7 @@ impl Ui {
             self.run.update(|r| {
                 if let Some(r) = r {
                     r.finished = true;
+                    r.cancelled = cancel.get();
                 }
             });
             match result {

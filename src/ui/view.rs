@@ -148,7 +148,7 @@ fn Progress() -> impl IntoView {
                     <progress aria-label="Sampling progress" max=total as f64 value=r.done as f64></progress>
                     <span data-testid="progress-text">{format!(
                         "step {} of {total} · {rate:.2} steps/s · {secs:.1} s{}",
-                        r.done, if r.finished { " · done" } else { "" }
+                        r.done, if r.cancelled { " · cancelled" } else if r.finished { " · done" } else { "" }
                     )}</span>
                 </div>
             }
