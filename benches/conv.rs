@@ -1,4 +1,4 @@
-//! The register-blocked 3x3 kernel (shaders/conv3x3.wgsl) against the general one (shaders/conv2d.wgsl), side
+//! The register-blocked 3x3 kernel (entry point `conv3x3` of shaders/conv2d.wgsl) against the general one (`general`), side
 //! by side in one run on the same adapter, at the shipped model's shapes (batch 16).
 //!
 //!     cargo bench --bench conv

@@ -1,4 +1,5 @@
-//! `shaders/conv2d.wgsl`: convolution with fused bias, per-channel add (time embedding) and residual.
+//! `shaders/conv2d.wgsl`: convolution with fused bias, per-channel add (time embedding) and residual; a
+//! general kernel and two register-blocked ones for the common shapes.
 
 use super::{dispatch, Dispatch, Kernel};
 use crate::gpu::context::GpuContext;
@@ -43,8 +44,8 @@ impl ConvSpec {
 }
 
 /// out = conv(x, w) + bias [+ chan_add[n, oc]] [+ residual]. Shapes: x [N, IC, H, W], w [OC, IC, k, k].
-/// 3x3 same-padding and 1x1 convolutions go to the register-blocked `conv3x3.wgsl` and `conv1x1.wgsl`, the
-/// rest (the strided downsamplers) to `conv2d.wgsl`.
+/// 3x3 same-padding and 1x1 convolutions go to the register-blocked entry points `conv3x3` and `conv1x1` of
+/// `shaders/conv2d.wgsl`, the rest (the strided downsamplers) to its `general` entry point.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d(
     ctx: &GpuContext,

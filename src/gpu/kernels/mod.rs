@@ -39,9 +39,11 @@ struct Source {
 }
 
 const SOURCES: &[Source] = &[
-    Source { name: "conv2d.wgsl", code: include_str!("../../../shaders/conv2d.wgsl"), entries: &[(Kernel::Conv2d, "main")] },
-    Source { name: "conv1x1.wgsl", code: include_str!("../../../shaders/conv1x1.wgsl"), entries: &[(Kernel::Conv1x1, "main")] },
-    Source { name: "conv3x3.wgsl", code: include_str!("../../../shaders/conv3x3.wgsl"), entries: &[(Kernel::Conv3x3, "main")] },
+    Source {
+        name: "conv2d.wgsl",
+        code: include_str!("../../../shaders/conv2d.wgsl"),
+        entries: &[(Kernel::Conv2d, "general"), (Kernel::Conv3x3, "conv3x3"), (Kernel::Conv1x1, "conv1x1")],
+    },
     Source { name: "group_norm.wgsl", code: include_str!("../../../shaders/group_norm.wgsl"), entries: &[(Kernel::GroupNorm, "main")] },
     Source { name: "linear.wgsl", code: include_str!("../../../shaders/linear.wgsl"), entries: &[(Kernel::Linear, "main")] },
     Source { name: "embed.wgsl", code: include_str!("../../../shaders/embed.wgsl"), entries: &[(Kernel::TimeEmbed, "main")] },
