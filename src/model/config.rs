@@ -219,15 +219,14 @@ impl UNetConfig {
                 return Err(unsupported("attn_norm_num_groups", ag, "must equal norm_num_groups or be null"));
             }
         }
-        for (i, b) in self.down_block_types.iter().enumerate() {
-            let c = self.block_out_channels[i];
-            if b.starts_with("Attn") && c % self.head_dim(c) != 0 {
+        // Widths that carry attention: attention down blocks, up blocks (in reverse order), the mid block.
+        let down = self.down_block_types.iter().enumerate().filter(|(_, b)| b.starts_with("Attn")).map(|(i, _)| self.block_out_channels[i]);
+        let up = self.up_block_types.iter().enumerate().filter(|(_, b)| b.starts_with("Attn")).map(|(i, _)| self.block_out_channels[n - 1 - i]);
+        for c in down.chain(up).chain([self.block_out_channels[n - 1]]) {
+            let d = self.head_dim(c);
+            if d == 0 || c % d != 0 {
                 return Err(unsupported("attention_head_dim", self.attention_head_dim, &format!("must divide width {c}")));
             }
-        }
-        let c = self.block_out_channels[n - 1];
-        if c % self.head_dim(c) != 0 {
-            return Err(unsupported("attention_head_dim", self.attention_head_dim, &format!("must divide width {c}")));
         }
         match &self.sample_size {
             None | Some(SampleSize::Square(_)) => {}
@@ -272,6 +271,15 @@ mod tests {
         assert!(e.to_string().contains("up_block_types"), "{e}");
         let bad = CIFAR.replace("\"silu\"", "\"gelu\"");
         assert!(UNetConfig::from_json(&bad).unwrap_err().to_string().contains("act_fn"));
+    }
+
+    #[test]
+    fn refuses_head_sizes_that_do_not_divide_an_attention_width() {
+        // 48 divides 96 (the mid block) but not 64, where the up path has attention.
+        let cfg = r#"{"block_out_channels": [64, 96], "down_block_types": ["DownBlock2D", "DownBlock2D"],
+            "up_block_types": ["UpBlock2D", "AttnUpBlock2D"], "attention_head_dim": 48, "norm_num_groups": 16}"#;
+        let e = UNetConfig::from_json(cfg).unwrap_err();
+        assert!(e.to_string().contains("attention_head_dim") && e.to_string().contains("64"), "{e}");
     }
 
     #[test]
