@@ -108,10 +108,6 @@ impl Sampler {
         self.batch
     }
 
-    pub fn options(&self) -> SamplerOptions {
-        self.opts
-    }
-
     /// The run's network timesteps (diffusers' indices), T−1 first.
     pub fn timesteps(&self) -> &[usize] {
         &self.timesteps

@@ -41,11 +41,6 @@ impl Weights {
         Ok(Self { tensors })
     }
 
-    /// Builds weights from named arrays (tests and tools).
-    pub fn from_map(tensors: HashMap<String, (Vec<usize>, Vec<f32>)>) -> Self {
-        Self { tensors }
-    }
-
     /// The tensor at `name`, which must have `shape` (a linear's `[out, in]` may also be stored as a 1x1
     /// conv `[out, in, 1, 1]`, as old checkpoints do).
     pub fn get(&self, name: &str, shape: &[usize]) -> Result<&[f32]> {
@@ -58,29 +53,6 @@ impl Weights {
         Ok(data)
     }
 
-    pub fn contains(&self, name: &str) -> bool {
-        self.tensors.contains_key(name)
-    }
-
-    /// Total number of parameters in the file.
-    pub fn parameter_count(&self) -> usize {
-        self.tensors.values().map(|(_, v)| v.len()).sum()
-    }
-
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.tensors.keys().map(String::as_str)
-    }
-}
-
-impl Weights {
-    /// `name` under `prefix` (`"down_blocks.0.resnets.1"`, `"conv1.weight"`).
-    pub fn at(&self, prefix: &str, name: &str, shape: &[usize]) -> Result<&[f32]> {
-        if prefix.is_empty() {
-            self.get(name, shape)
-        } else {
-            self.get(&format!("{prefix}.{name}"), shape)
-        }
-    }
 }
 
 #[cfg(test)]
