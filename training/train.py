@@ -115,11 +115,15 @@ def main() -> None:
     x_all = torch.from_numpy(data.to_model_range(images))
 
     unet = model_def.make_unet()
+    step, images_seen = 0, 0
     if args.init_from and not ckpt_path.exists():
         from diffusers import UNet2DModel
 
         unet.load_state_dict(UNet2DModel.from_pretrained(args.init_from).float().state_dict())
-        acc.print(f"warm start from {args.init_from}")
+        # Carry the training already seen (export.py records it) so the model card keeps the total.
+        note = json.loads((args.init_from / "config.json").read_text()).get("_ddpm_web") or {}
+        step, images_seen = int(note.get("optimizer_steps", 0)), int(note.get("images_seen", 0))
+        acc.print(f"warm start from {args.init_from} ({images_seen} images seen before)")
     if args.channels_last:
         unet = unet.to(memory_format=torch.channels_last)
     noise_sched = model_def.make_scheduler()
@@ -131,7 +135,6 @@ def main() -> None:
     # EMA warm-up: the decay grows as 1 - (1 + step)^(-2/3) up to --ema-decay, so a short CPU run is not
     # dominated by the random initial weights.
     ema = EMAModel(unet.parameters(), decay=args.ema_decay, use_ema_warmup=True, power=2 / 3)
-    step, images_seen = 0, 0
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         unet.load_state_dict(ck["unet"])
