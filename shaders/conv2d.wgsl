@@ -40,6 +40,19 @@ const OCB: u32 = 4u;
 const PX: u32 = 4u;
 const BLOCK_OC: u32 = 8u;
 
+// Bias, the optional per-channel add and residual, then the store of output value `o` of channel (n, oc):
+// the same epilogue for every entry point.
+fn finish(n: u32, oc: u32, o: u32, acc: f32) {
+    var v = acc + bias[oc];
+    if ((p.flags & 1u) != 0u) {
+        v += chan_add[n * p.oc + oc];
+    }
+    if ((p.flags & 2u) != 0u) {
+        v += residual[o];
+    }
+    out[o] = v;
+}
+
 // general grid: x covers OH*OW pixels (64 per workgroup), y covers OC in blocks of OCB, z is the image.
 @compute @workgroup_size(64)
 fn general(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -86,15 +99,7 @@ fn general(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id)
         if (oc >= p.oc) {
             break;
         }
-        var v = acc[j] + bias[oc];
-        if ((p.flags & 1u) != 0u) {
-            v += chan_add[n * p.oc + oc];
-        }
-        let o = ((n * p.oc + oc) * p.oh + oy) * p.ow + ox;
-        if ((p.flags & 2u) != 0u) {
-            v += residual[o];
-        }
-        out[o] = v;
+        finish(n, oc, ((n * p.oc + oc) * p.oh + oy) * p.ow + ox, acc[j]);
     }
 }
 
@@ -152,21 +157,12 @@ fn conv3x3(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id)
         if (oc >= p.oc) {
             break;
         }
-        var add = bias[oc];
-        if ((p.flags & 1u) != 0u) {
-            add += chan_add[n * p.oc + oc];
-        }
         let row = ((n * p.oc + oc) * p.oh + oy) * p.ow;
         for (var i = 0u; i < PX; i++) {
-            let ox = ox0 + i;
-            if (ox >= p.ow) {
+            if (ox0 + i >= p.ow) {
                 break;
             }
-            var v = acc[j][i] + add;
-            if ((p.flags & 2u) != 0u) {
-                v += residual[row + ox];
-            }
-            out[row + ox] = v;
+            finish(n, oc, row + ox0 + i, acc[j][i]);
         }
     }
 }
@@ -201,20 +197,12 @@ fn conv1x1(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id)
         if (oc >= p.oc) {
             break;
         }
-        var add = bias[oc];
-        if ((p.flags & 1u) != 0u) {
-            add += chan_add[n * p.oc + oc];
-        }
         let plane = (n * p.oc + oc) * hw;
         for (var i = 0u; i < PX; i++) {
             if (p0 + i >= hw) {
                 break;
             }
-            var v = acc[j][i] + add;
-            if ((p.flags & 2u) != 0u) {
-                v += residual[plane + p0 + i];
-            }
-            out[plane + p0 + i] = v;
+            finish(n, oc, plane + p0 + i, acc[j][i]);
         }
     }
 }
