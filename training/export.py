@@ -30,6 +30,46 @@ def load_ema(run_dir: Path) -> tuple[UNet2DModel, dict]:
     return unet.eval(), {"optimizer_steps": int(ck["step"]), "images_seen": int(ck["images_seen"])}
 
 
+def eval_table(ev: dict) -> list[str]:
+    """The figures of training/eval.json as a table against the targets, then the commands that made them."""
+    rows, commands = [], []
+
+    def fd_row(key: str, label: str) -> None:
+        fd = ev.get(key)
+        if not fd:
+            return
+        ratio = fd["fd_samples_vs_test"] / fd["fd_floor_train_vs_test"]
+        rows.append(f"| {label}, N = {fd['n']:,} | {fd['fd_samples_vs_test']:.2f} against a floor of "
+                    f"{fd['fd_floor_train_vs_test']:.2f} ({ratio:.1f}x) | ≤ 2x floor: {'met' if ratio <= 2 else 'not met'} |")
+        hist = fd["class_histogram"]
+        rows.append(f"| {label}: classes (classifier) | {sum(c > 0 for c in hist.values())} of 10 present, "
+                    f"{min(hist.values())}-{max(hist.values())} per class; IS-like {fd['inception_score_like']:.2f} | "
+                    f"all present: {'met' if fd['all_classes_present'] else 'not met'} |")
+        commands.append(fd["command"])
+
+    fd_row("fd_respaced", f"FD, {ev.get('fd_respaced', {}).get('steps')} respaced steps")
+    fd_row("fd_full_1000_steps", "FD, full 1000-step Algorithm 2")
+    nll = ev.get("nll_bits_per_dim")
+    if nll:
+        best = min(nll["large"]["mean"], nll["small"]["mean"])
+        rows.append(f"| NLL bound, {nll['images']} test images, all 1000 terms | "
+                    f"{nll['large']['mean']:.2f} ± {nll['large']['standard_error']:.2f} bits/dim (σ² = β_t), "
+                    f"{nll['small']['mean']:.2f} ± {nll['small']['standard_error']:.2f} (β̃_t) | "
+                    f"≤ 3.5: {'met' if best <= 3.5 else 'not met'} |")
+        commands.append(nll["command"])
+    nn = ev.get("nearest_neighbour")
+    if nn:
+        s, t = nn["sample_to_train_l2"], nn["test_to_train_l2"]
+        rows.append(f"| nearest training image (L2), 64 samples vs 64 test images | median {s['median']:.2f} vs "
+                    f"{t['median']:.2f}, min {s['min']:.2f} vs {t['min']:.2f} | no copies: "
+                    f"{'met' if s['min'] > 0.5 * t['min'] else 'check the figure'} |")
+        commands.append(nn["command"])
+    lines = ["| figure | value | target |", "|---|---|---|", *rows, "",
+             "Commands (run in `training/`; all figures in `training/eval.json`):", ""]
+    lines += [f"    {c}" for c in dict.fromkeys(commands)]
+    return lines
+
+
 def write_card(out: Path, unet: UNet2DModel, seen: dict, dataset: str) -> None:
     """The model card (README.md in the folder), from the checkpoint and, when it is about these very
     weights, training/eval.json. Figures not measured for this export say so."""
@@ -55,10 +95,10 @@ def write_card(out: Path, unet: UNet2DModel, seen: dict, dataset: str) -> None:
         "",
     ]
     if ev and ev_seen == seen["images_seen"]:
-        lines += ["From `training/eval.json` (commands inside):", "", "```json", json.dumps({k: v for k, v in ev.items() if k != "model"}, indent=1), "```"]
+        lines += eval_table(ev)
     else:
         lines += ["Not yet run for these weights (`python3 training/evaluate.py --model www/models/fashion-mnist`)."]
-    (out / "README.md").write_text("\n".join(lines) + "\n")
+    (out / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def main() -> None:
