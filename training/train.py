@@ -12,6 +12,9 @@ Full resume state lives in --run-dir (ignored by git); `export.py` turns its EMA
 model folder. Example (this project's CPU run):
 
     nohup nice -n 19 python3 training/train.py --run-dir training/runs/fmnist > training/runs/fmnist.log 2>&1 &
+
+SIGTERM or SIGINT (kill <pid>, Ctrl-C) finishes the current step, saves a checkpoint and exits, so stopping
+the run before a build or the end of a session loses nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import argparse
 import csv
 import json
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -160,6 +164,9 @@ def main() -> None:
                dynamic_ncols=True, mininterval=5)
     unet.train()
     t_last, seen_last = time.time(), images_seen
+    stop = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: stop.append(signum))
     while step < args.max_steps:
         perm = torch.randperm(n)
         for i in range(0, n - args.batch_size + 1, args.batch_size):
@@ -189,13 +196,16 @@ def main() -> None:
                                 epoch=f"{images_seen / n:.2f}")
                 t_last, seen_last = now, images_seen
             bar.update(1)
-            if step % args.checkpoint_every == 0 or step >= args.max_steps:
+            if step % args.checkpoint_every == 0 or step >= args.max_steps or stop:
                 log.flush()
                 if acc.is_main_process:
                     save_checkpoint(ckpt_path, acc.unwrap_model(unet), ema, opt, sched, step, images_seen)
                     plot_loss(loss_csv, args.run_dir / "loss.png")
-            if step >= args.max_steps:
+            if step >= args.max_steps or stop:
                 break
+        if stop:
+            acc.print(f"signal {stop[0]}: checkpoint saved at step {step}")
+            break
     log.close()
     acc.print(f"done: step {step}, {images_seen} images seen")
 
