@@ -157,6 +157,11 @@ def main() -> None:
     loss_csv = args.run_dir / "loss.csv"
     if not loss_csv.exists():
         loss_csv.write_text("step,loss,images_seen\n")
+    else:
+        # Rows written after the checkpoint we resumed from belong to steps that are about to be redone.
+        rows = loss_csv.read_text().splitlines()
+        kept = [rows[0]] + [r for r in rows[1:] if r and int(r.split(",")[0]) <= step]
+        loss_csv.write_text("\n".join(kept) + "\n")
     log = open(loss_csv, "a")
 
     n = x_all.shape[0]
