@@ -15,8 +15,11 @@ command line that produced it.
         x0 predictions clipped to [-1, 1] as the official code's calc_bpd_loop does.
   nn    nearest training image (L2 in pixels) of 64 samples, against the test-to-train nearest distances;
         a PNG of samples beside their nearest neighbours.
-Samples use diffusers' DDPMScheduler (fixed_small, clip) on the model in float32: the same maths as the page,
-which tests/golden.rs checks against diffusers.
+Samples use diffusers' DDPMScheduler (clip) on the model in float32: the same maths as the page, which
+tests/golden.rs checks against diffusers. --variance picks sigma^2 of the respaced sampler (fd, nn): small is
+beta-tilde, large is the respaced beta (1 - abar_t / abar_prev); the full 1000-step run always uses the
+scheduler's own (fixed_small). --variance ddim samples the fd and nn parts with DDIM (eta = 0) instead, for
+comparison only: the page runs Algorithm 2.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers import DDPMScheduler, UNet2DModel
+from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
 from tqdm import tqdm
 
 import classifier
@@ -193,6 +196,8 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=250)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--variance", choices=["fixed_small", "fixed_large", "ddim"], default="fixed_small",
+                   help="the respaced sampler of the fd and nn parts (see above)")
     p.add_argument("--out", type=Path, default=HERE / "eval.json")
     p.add_argument("--figures", type=Path, default=HERE, help="folder for the PNGs")
     args = p.parse_args()
@@ -201,6 +206,10 @@ def main() -> None:
 
     unet = UNet2DModel.from_pretrained(args.model).float().eval()
     sched = DDPMScheduler.from_pretrained(args.model)
+    if args.variance == "ddim":
+        respaced = DDIMScheduler.from_config(sched.config, clip_sample=sched.config.clip_sample)
+    else:
+        respaced = DDPMScheduler.from_config(sched.config, variance_type=args.variance)
     net = classifier.load()
     train_x = data.to_model_range(data.load("train")[0])
     test_x = data.to_model_range(data.load("test")[0])
@@ -212,8 +221,8 @@ def main() -> None:
     t0 = time.time()
 
     if "fd" in what:
-        s, traj = sample(unet, sched, args.n, args.steps, args.seed, args.batch, keep_every=max(1, args.steps // 10))
-        results["fd_respaced"] = {"steps": args.steps, **quality(net, s, test_x, train_x, args.seed), "command": cmd}
+        s, traj = sample(unet, respaced, args.n, args.steps, args.seed, args.batch, keep_every=max(1, args.steps // 10))
+        results["fd_respaced"] = {"steps": args.steps, "sampler": args.variance, **quality(net, s, test_x, train_x, args.seed), "command": cmd}
         save_grid(s[:64], args.figures / "samples_grid.png", 8)
         save_grid(np.stack([x.numpy() for _, x in traj]), args.figures / "trajectory.png", len(traj))
         results["trajectory_t"] = [t for t, _ in traj]
@@ -231,7 +240,7 @@ def main() -> None:
             "command": cmd,
         }
     if "nn" in what:
-        s, _ = sample(unet, sched, 64, args.steps, args.seed + 2, 64)
+        s, _ = sample(unet, respaced, 64, args.steps, args.seed + 2, 64)
         d_s, idx = nearest(s, train_x)
         d_t, _ = nearest(test_x[:64], train_x)
         results["nearest_neighbour"] = {
