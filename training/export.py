@@ -90,6 +90,8 @@ def write_card(out: Path, unet: UNet2DModel, seen: dict, dataset: str) -> None:
         "- Training: Adam 2e-4 (500 warm-up steps), batch 64, gradient clipping 1.0, EMA decay warming up to 0.9995,",
         "  on 2 CPU cores (no GPU was available to the project).",
         f"- Seen so far: {seen['optimizer_steps']:,} optimiser steps, {seen['images_seen']:,} images ({epochs:.1f} epochs).",
+        "  Training spans sessions: each resumes from its run's checkpoint or, on a new machine, warm-starts from",
+        "  these weights (Adam state and EMA restart from them); `training/loss.png` shows the latest segment.",
         "",
         "## Evaluation",
         "",
