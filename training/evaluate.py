@@ -16,10 +16,10 @@ command line that produced it.
   nn    nearest training image (L2 in pixels) of 64 samples, against the test-to-train nearest distances;
         a PNG of samples beside their nearest neighbours.
 Samples use diffusers' DDPMScheduler (clip) on the model in float32: the same maths as the page, which
-tests/golden.rs checks against diffusers. --variance picks sigma^2 of the respaced sampler (fd, nn): small is
-beta-tilde, large is the respaced beta (1 - abar_t / abar_prev); the full 1000-step run always uses the
-scheduler's own (fixed_small). --variance ddim samples the fd and nn parts with DDIM (eta = 0) instead, for
-comparison only: the page runs Algorithm 2.
+tests/golden.rs checks against diffusers. --sampler picks the respaced sampler of the fd and nn parts:
+fixed_small and fixed_large are Algorithm 2 with sigma^2 = beta-tilde or the respaced beta (1 - abar_t /
+abar_prev); ddim is DDIM (eta = 0), for comparison only, as the page runs Algorithm 2. The full 1000-step run
+always uses the scheduler's own (fixed_small).
 """
 
 from __future__ import annotations
@@ -196,7 +196,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=250)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--variance", choices=["fixed_small", "fixed_large", "ddim"], default="fixed_small",
+    p.add_argument("--sampler", choices=["fixed_small", "fixed_large", "ddim"], default="fixed_small",
                    help="the respaced sampler of the fd and nn parts (see above)")
     p.add_argument("--out", type=Path, default=HERE / "eval.json")
     p.add_argument("--figures", type=Path, default=HERE, help="folder for the PNGs")
@@ -206,10 +206,10 @@ def main() -> None:
 
     unet = UNet2DModel.from_pretrained(args.model).float().eval()
     sched = DDPMScheduler.from_pretrained(args.model)
-    if args.variance == "ddim":
-        respaced = DDIMScheduler.from_config(sched.config, clip_sample=sched.config.clip_sample)
+    if args.sampler == "ddim":
+        respaced = DDIMScheduler.from_config(sched.config)
     else:
-        respaced = DDPMScheduler.from_config(sched.config, variance_type=args.variance)
+        respaced = DDPMScheduler.from_config(sched.config, variance_type=args.sampler)
     net = classifier.load()
     train_x = data.to_model_range(data.load("train")[0])
     test_x = data.to_model_range(data.load("test")[0])
@@ -222,7 +222,7 @@ def main() -> None:
 
     if "fd" in what:
         s, traj = sample(unet, respaced, args.n, args.steps, args.seed, args.batch, keep_every=max(1, args.steps // 10))
-        results["fd_respaced"] = {"steps": args.steps, "sampler": args.variance, **quality(net, s, test_x, train_x, args.seed), "command": cmd}
+        results["fd_respaced"] = {"steps": args.steps, "sampler": args.sampler, **quality(net, s, test_x, train_x, args.seed), "command": cmd}
         save_grid(s[:64], args.figures / "samples_grid.png", 8)
         save_grid(np.stack([x.numpy() for _, x in traj]), args.figures / "trajectory.png", len(traj))
         results["trajectory_t"] = [t for t, _ in traj]
