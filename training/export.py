@@ -70,7 +70,19 @@ def eval_table(ev: dict) -> list[str]:
     return lines
 
 
-def write_card(out: Path, unet: UNet2DModel, seen: dict, dataset: str) -> None:
+def lr_note(run_dir: Path | None) -> str:
+    """The run's learning-rate decay, from the flags train.py saved in its run folder."""
+    try:
+        a = json.loads((run_dir / "args.json").read_text())
+    except (OSError, TypeError, ValueError):
+        return ""
+    if a.get("lr_decay") in (None, "None"):
+        return ""
+    start, end = (int(v) for v in a["lr_decay"].strip("[]()").split(","))
+    return f" then cosine decay to {float(a['lr_min']):g} between steps {start:,} and {end:,},"
+
+
+def write_card(out: Path, unet: UNet2DModel, seen: dict, dataset: str, run_dir: Path | None = None) -> None:
     """The model card (README.md in the folder), from the checkpoint and, when it is about these very
     weights, training/eval.json. Figures not measured for this export say so."""
     params = sum(p.numel() for p in unet.parameters())
@@ -87,7 +99,7 @@ def write_card(out: Path, unet: UNet2DModel, seen: dict, dataset: str) -> None:
         f"- Architecture: {params:,} parameters, {gflop:.3f} GFLOP per 28x28 epsilon pass; widths 32/64/64, two ResNet",
         "  blocks per level, self-attention at 14x14, GroupNorm (8 groups), SiLU, sinusoidal time embedding, dropout 0.1.",
         "- Schedule: T = 1000, beta linear from 1e-4 to 0.02 (`scheduler_config.json`).",
-        "- Training: Adam 2e-4 (500 warm-up steps), batch 64, gradient clipping 1.0, EMA decay warming up to 0.9995,",
+        f"- Training: Adam 2e-4 (500 warm-up steps),{lr_note(run_dir)} batch 64, gradient clipping 1.0, EMA decay warming up to 0.9995,",
         "  on 2 CPU cores (no GPU was available to the project).",
         f"- Seen so far: {seen['optimizer_steps']:,} optimiser steps, {seen['images_seen']:,} images ({epochs:.1f} epochs).",
         "  Training spans sessions: each resumes from its run's checkpoint or, on a new machine, warm-starts from",
@@ -133,7 +145,7 @@ def main() -> None:
     cfg["_ddpm_web"] = {"dataset": dataset, **seen, "note": "EMA weights exported by training/export.py"}
     cfg_path.write_text(json.dumps(cfg, indent=2))
 
-    write_card(args.out, reference, seen, dataset)
+    write_card(args.out, reference, seen, dataset, None if args.from_random else args.run_dir)
     back = UNet2DModel.from_pretrained(args.out).float().eval()
     with torch.no_grad():
         got = back(x, torch.tensor([10, 700])).sample

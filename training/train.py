@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import signal
 import time
@@ -45,6 +46,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--warmup-steps", type=int, default=500)
     p.add_argument("--ema-decay", type=float, default=0.9995, help="EMA's final decay (warm-up reaches it)")
+    p.add_argument("--lr-decay", type=int, nargs=2, metavar=("START", "END"),
+                   help="cosine-decay the learning rate from --lr to --lr-min between these global steps "
+                        "(held at --lr-min after END); the loss plateaued at a constant 2e-4 (see README)")
+    p.add_argument("--lr-min", type=float, default=2e-5)
     p.add_argument("--grad-clip", type=float, default=1.0)
     p.add_argument("--max-steps", type=int, default=10**9, help="stop after this many optimiser steps")
     p.add_argument("--checkpoint-every", type=int, default=250, help="steps between resume checkpoints")
@@ -56,8 +61,19 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def lr_lambda(warmup: int):
-    return lambda step: min(1.0, (step + 1) / warmup)
+def lr_lambda(warmup: int, decay: tuple[int, int] | None, floor: float, global_step: list[int]):
+    """Multiplier on --lr. Warm-up counts this scheduler's own steps, so a warm start (fresh Adam) warms up
+    again; the decay reads the global step, so it lands at the same place however a run is split."""
+
+    def factor(sched_step: int) -> float:
+        f = min(1.0, (sched_step + 1) / warmup)
+        if decay:
+            start, end = decay
+            p = min(1.0, max(0.0, (global_step[0] - start) / max(1, end - start)))
+            f *= floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * p))
+        return f
+
+    return factor
 
 
 def save_checkpoint(path: Path, unet, ema, opt, sched, step: int, images_seen: int) -> None:
@@ -135,7 +151,9 @@ def main() -> None:
     T = noise_sched.config.num_train_timesteps
 
     opt = torch.optim.Adam(unet.parameters(), lr=args.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(args.warmup_steps))
+    global_step = [step]  # read by the LR multiplier; updated in the loop
+    decay = tuple(args.lr_decay) if args.lr_decay else None
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(args.warmup_steps, decay, args.lr_min / args.lr, global_step))
     # EMA warm-up: the decay grows as 1 - (1 + step)^(-2/3) up to --ema-decay, so a short CPU run is not
     # dominated by the random initial weights.
     ema = EMAModel(unet.parameters(), decay=args.ema_decay, use_ema_warmup=True, power=2 / 3)
@@ -146,9 +164,13 @@ def main() -> None:
         sched.load_state_dict(ck["sched"])
         ema.load_state_dict(ck["ema"])
         step, images_seen = ck["step"], ck["images_seen"]
+        global_step[0] = step
+        # The restored scheduler holds the LR of the run that saved it; recompute it under this run's flags.
+        for g, lr0 in zip(opt.param_groups, sched.base_lrs):
+            g["lr"] = lr0 * sched.lr_lambdas[0](sched.last_epoch)
         torch.set_rng_state(ck["torch_rng"])
         np.random.set_state(ck["np_rng"])
-        acc.print(f"resumed {ckpt_path} at step {step} ({images_seen} images seen)")
+        acc.print(f"resumed {ckpt_path} at step {step} ({images_seen} images seen), lr {opt.param_groups[0]['lr']:.2e}")
     (args.run_dir / "args.json").write_text(json.dumps({k: str(v) for k, v in vars(args).items()}, indent=1))
 
     unet, opt, sched = acc.prepare(unet, opt, sched)
@@ -193,11 +215,12 @@ def main() -> None:
             opt.zero_grad(set_to_none=True)
             ema.step(acc.unwrap_model(unet).parameters())
             step += 1
+            global_step[0] = step
             images_seen += x0.shape[0] * acc.num_processes
             log.write(f"{step},{loss.item():.6f},{images_seen}\n")
             now = time.time()
             if now - t_last > 10:
-                bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{(images_seen - seen_last) / (now - t_last):.1f}",
+                bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{opt.param_groups[0]['lr']:.1e}", img_s=f"{(images_seen - seen_last) / (now - t_last):.1f}",
                                 epoch=f"{images_seen / n:.2f}")
                 t_last, seen_last = now, images_seen
             bar.update(1)
