@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Ends a training session: stops the background run at a checkpoint, exports its EMA weights as the page's
-# default model, runs the whole evaluation (about 40 minutes on 2 CPU cores) and writes the model card with
+# default model, runs the whole evaluation (40-60 minutes on 2 CPU cores) and writes the model card with
 # the figures. Commit www/models/fashion-mnist/ and training/{eval.json,*.png} afterwards.
 #
 #     bash training/publish.sh [RUN_DIR]
