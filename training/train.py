@@ -165,7 +165,9 @@ def main() -> None:
         ema.load_state_dict(ck["ema"])
         step, images_seen = ck["step"], ck["images_seen"]
         global_step[0] = step
-        # The restored scheduler holds the LR of the run that saved it; recompute it under this run's flags.
+        # The restored scheduler holds the LR of the run that saved it; recompute it under this run's flags
+        # (--lr included: a resumed run may continue at a new rate).
+        sched.base_lrs = [args.lr for _ in opt.param_groups]
         for g, lr0 in zip(opt.param_groups, sched.base_lrs):
             g["lr"] = lr0 * sched.lr_lambdas[0](sched.last_epoch)
         torch.set_rng_state(ck["torch_rng"])
