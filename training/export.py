@@ -70,16 +70,45 @@ def eval_table(ev: dict) -> list[str]:
     return lines
 
 
-def lr_note(run_dir: Path | None) -> str:
-    """The run's learning-rate decay, from the flags train.py saved in its run folder."""
+def lr_history(run_dir: Path | None) -> list[dict]:
+    """The learning rate of each training segment, as train.py records it in the run folder. Older run
+    folders only have the latest segment's flags (args.json), which then stand for the whole run."""
+    if run_dir is None:
+        return []
+    try:
+        return json.loads((run_dir / "lr_history.json").read_text())
+    except (OSError, ValueError):
+        pass
     try:
         a = json.loads((run_dir / "args.json").read_text())
-    except (OSError, TypeError, ValueError):
-        return ""
-    if a.get("lr_decay") in (None, "None"):
-        return ""
-    start, end = (int(v) for v in a["lr_decay"].strip("[]()").split(","))
-    return f" then cosine decay to {float(a['lr_min']):g} between steps {start:,} and {end:,},"
+    except (OSError, ValueError):
+        return []
+    decay = None if a.get("lr_decay") in (None, "None") else [int(v) for v in a["lr_decay"].strip("[]()").split(",")]
+    return [{"from_step": 0, "lr": float(a["lr"]), "lr_decay": decay, "lr_min": float(a["lr_min"]), "warm_start": False}]
+
+
+def _rate(x: float) -> str:
+    mantissa, exponent = f"{x:.1e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
+def lr_note(history: list[dict]) -> str:
+    """One line for the model card: the learning rate over the whole run, segment by segment. Resumes that
+    kept the same settings merge into one segment; a warm start restarts Adam, the EMA and the warm-up."""
+    parts, last = [], None
+    for h in history:
+        key = (h["lr"], tuple(h["lr_decay"] or ()), h["lr_min"])
+        if key == last and not h.get("warm_start"):
+            continue
+        last = key
+        text = f"{_rate(h['lr'])} from step {h['from_step']:,}"
+        if h["lr_decay"]:
+            start, end = h["lr_decay"]
+            text += f", cosine-decayed to {_rate(h['lr_min'])} between steps {start:,} and {end:,}"
+        if h.get("warm_start"):
+            text += " (warm start: fresh Adam and warm-up)"
+        parts.append(text)
+    return "; ".join(parts) if parts else "2e-4"
 
 
 def write_card(out: Path, unet: UNet2DModel, seen: dict, dataset: str, run_dir: Path | None = None) -> None:
@@ -99,7 +128,8 @@ def write_card(out: Path, unet: UNet2DModel, seen: dict, dataset: str, run_dir: 
         f"- Architecture: {params:,} parameters, {gflop:.3f} GFLOP per 28x28 epsilon pass; widths 32/64/64, two ResNet",
         "  blocks per level, self-attention at 14x14, GroupNorm (8 groups), SiLU, sinusoidal time embedding, dropout 0.1.",
         "- Schedule: T = 1000, beta linear from 1e-4 to 0.02 (`scheduler_config.json`).",
-        f"- Training: Adam 2e-4 (500 warm-up steps),{lr_note(run_dir)} batch 64, gradient clipping 1.0, EMA decay warming up to 0.9995,",
+        f"- Training: Adam (500 warm-up steps), learning rate {lr_note(lr_history(run_dir))}.",
+        "  Batch 64, gradient clipping 1.0, EMA decay warming up to 0.9995,",
         "  on 2 CPU cores (no GPU was available to the project).",
         f"- Seen so far: {seen['optimizer_steps']:,} optimiser steps, {seen['images_seen']:,} images ({epochs:.1f} epochs).",
         "  Training spans sessions: each resumes from its run's checkpoint or, on a new machine, warm-starts from",
@@ -143,6 +173,9 @@ def main() -> None:
     cfg_path = args.out / "config.json"
     cfg = json.loads(cfg_path.read_text())
     cfg["_ddpm_web"] = {"dataset": dataset, **seen, "note": "EMA weights exported by training/export.py"}
+    if not args.from_random:
+        # A warm start on another machine reads this back (train.py), so the card keeps the whole schedule.
+        cfg["_ddpm_web"]["lr_history"] = lr_history(args.run_dir)
     cfg_path.write_text(json.dumps(cfg, indent=2))
 
     write_card(args.out, reference, seen, dataset, None if args.from_random else args.run_dir)

@@ -76,6 +76,24 @@ def lr_lambda(warmup: int, decay: tuple[int, int] | None, floor: float, global_s
     return factor
 
 
+def record_segment(run_dir: Path, init_from: Path | None, step: int, args: argparse.Namespace) -> None:
+    """Append this segment's learning-rate flags to run_dir/lr_history.json, so that export.py can state the
+    whole schedule in the model card, not only the latest segment's. A warm start inherits the history that
+    export.py recorded in the model's config.json."""
+    path = run_dir / "lr_history.json"
+    if path.exists():
+        hist = json.loads(path.read_text())
+    elif init_from:
+        hist = (json.loads((init_from / "config.json").read_text()).get("_ddpm_web") or {}).get("lr_history", [])
+    else:
+        hist = []
+    # Resuming from an earlier checkpoint redoes the steps after it, and their segments with them.
+    hist = [h for h in hist if h["from_step"] < step]
+    hist.append({"from_step": step, "lr": args.lr, "lr_decay": list(args.lr_decay) if args.lr_decay else None,
+                 "lr_min": args.lr_min, "warm_start": init_from is not None})
+    path.write_text(json.dumps(hist, indent=1))
+
+
 def save_checkpoint(path: Path, unet, ema, opt, sched, step: int, images_seen: int) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(
@@ -174,6 +192,8 @@ def main() -> None:
         np.random.set_state(ck["np_rng"])
         acc.print(f"resumed {ckpt_path} at step {step} ({images_seen} images seen), lr {opt.param_groups[0]['lr']:.2e}")
     (args.run_dir / "args.json").write_text(json.dumps({k: str(v) for k, v in vars(args).items()}, indent=1))
+    if acc.is_main_process:
+        record_segment(args.run_dir, args.init_from if not ckpt_path.exists() else None, step, args)
 
     unet, opt, sched = acc.prepare(unet, opt, sched)
     ema.to(acc.device)
