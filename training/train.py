@@ -43,13 +43,14 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run-dir", type=Path, default=Path("training/runs/fmnist"))
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--lr", type=float, help="Adam's learning rate (default 2e-4; a resume without --lr or "
+                   "--lr-decay continues the run's latest segment, see lr_history.json)")
     p.add_argument("--warmup-steps", type=int, default=500)
     p.add_argument("--ema-decay", type=float, default=0.9995, help="EMA's final decay (warm-up reaches it)")
     p.add_argument("--lr-decay", type=int, nargs=2, metavar=("START", "END"),
                    help="cosine-decay the learning rate from --lr to --lr-min between these global steps "
                         "(held at --lr-min after END); the loss plateaued at a constant 2e-4 (see README)")
-    p.add_argument("--lr-min", type=float, default=2e-5)
+    p.add_argument("--lr-min", type=float, help="default 2e-5")
     p.add_argument("--grad-clip", type=float, default=1.0)
     p.add_argument("--max-steps", type=int, default=10**9, help="stop after this many optimiser steps")
     p.add_argument("--checkpoint-every", type=int, default=250, help="steps between resume checkpoints")
@@ -76,22 +77,37 @@ def lr_lambda(warmup: int, decay: tuple[int, int] | None, floor: float, global_s
     return factor
 
 
-def record_segment(run_dir: Path, init_from: Path | None, step: int, args: argparse.Namespace) -> None:
-    """Append this segment's learning-rate flags to run_dir/lr_history.json, so that export.py can state the
-    whole schedule in the model card, not only the latest segment's. A warm start inherits the history that
-    export.py recorded in the model's config.json."""
+def lr_history(run_dir: Path, resume: bool, init_from: Path | None) -> list[dict]:
+    """The learning rate of each earlier segment of this run: on a resume run_dir/lr_history.json, on a warm
+    start the history export.py recorded in the model's config.json, on a fresh run none."""
     path = run_dir / "lr_history.json"
-    if path.exists():
-        hist = json.loads(path.read_text())
-    elif init_from:
-        hist = (json.loads((init_from / "config.json").read_text()).get("_ddpm_web") or {}).get("lr_history", [])
-    else:
-        hist = []
+    if resume and path.exists():
+        return json.loads(path.read_text())
+    if init_from:
+        return (json.loads((init_from / "config.json").read_text()).get("_ddpm_web") or {}).get("lr_history", [])
+    return []
+
+
+def resolve_lr_flags(args: argparse.Namespace, history: list[dict]) -> None:
+    """Without --lr or --lr-decay, continue the latest segment's schedule, so a plain resume keeps the rate
+    it stopped at instead of jumping back to 2e-4; with either, unset flags take their defaults."""
+    last = history[-1] if history and args.lr is None and args.lr_decay is None else {}
+    if args.lr is None:
+        args.lr = last.get("lr", 2e-4)
+    if args.lr_decay is None:
+        args.lr_decay = last.get("lr_decay")
+    if args.lr_min is None:
+        args.lr_min = last.get("lr_min", 2e-5)
+
+
+def record_segment(run_dir: Path, history: list[dict], step: int, args: argparse.Namespace, warm_start: bool) -> None:
+    """Append this segment's learning-rate flags to run_dir/lr_history.json, so that export.py can state the
+    whole schedule in the model card, not only the latest segment's."""
     # Resuming from an earlier checkpoint redoes the steps after it, and their segments with them.
-    hist = [h for h in hist if h["from_step"] < step]
+    hist = [h for h in history if h["from_step"] < step]
     hist.append({"from_step": step, "lr": args.lr, "lr_decay": list(args.lr_decay) if args.lr_decay else None,
-                 "lr_min": args.lr_min, "warm_start": init_from is not None})
-    path.write_text(json.dumps(hist, indent=1))
+                 "lr_min": args.lr_min, "warm_start": warm_start})
+    (run_dir / "lr_history.json").write_text(json.dumps(hist, indent=1))
 
 
 def save_checkpoint(path: Path, unet, ema, opt, sched, step: int, images_seen: int) -> None:
@@ -146,6 +162,9 @@ def main() -> None:
     acc = Accelerator(mixed_precision=mp)
     args.run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = args.run_dir / "checkpoint.pt"
+    warm_start = bool(args.init_from) and not ckpt_path.exists()
+    history = lr_history(args.run_dir, ckpt_path.exists(), args.init_from if warm_start else None)
+    resolve_lr_flags(args, history)
     torch.manual_seed(args.seed + acc.process_index)
     np.random.seed(args.seed + acc.process_index)
 
@@ -193,7 +212,7 @@ def main() -> None:
         acc.print(f"resumed {ckpt_path} at step {step} ({images_seen} images seen), lr {opt.param_groups[0]['lr']:.2e}")
     (args.run_dir / "args.json").write_text(json.dumps({k: str(v) for k, v in vars(args).items()}, indent=1))
     if acc.is_main_process:
-        record_segment(args.run_dir, args.init_from if not ckpt_path.exists() else None, step, args)
+        record_segment(args.run_dir, history, step, args, warm_start)
 
     unet, opt, sched = acc.prepare(unet, opt, sched)
     ema.to(acc.device)
