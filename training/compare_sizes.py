@@ -16,7 +16,6 @@ not where they end after days.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -116,7 +115,7 @@ def main() -> None:
         print(f"{name:<38} {params / 1e6:6.2f}M {gflop:6.3f}" + "".join(f" {l:8.4f}" for _, _, l in pts))
     if (args.reference / "config.json").exists():
         ref = UNet2DModel.from_pretrained(args.reference).float()
-        seen = (json.loads((args.reference / "config.json").read_text()).get("_ddpm_web") or {}).get("images_seen", "?")
+        seen = model_def.training_note(args.reference).get("images_seen", "?")
         abar = model_def.make_scheduler().alphas_cumprod.float()
         print(f"for scale, {args.reference} (EMA, {seen} images seen): held-out "
               f"{held_out_loss(ref, x_test, t_held, eps_held, abar):.4f}")

@@ -38,6 +38,7 @@ from tqdm import tqdm
 
 import classifier
 import data
+import model as model_def
 
 HERE = Path(__file__).parent
 
@@ -214,9 +215,7 @@ def main() -> None:
     train_x = data.to_model_range(data.load("train")[0])
     test_x = data.to_model_range(data.load("test")[0])
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
-    # diffusers drops keys starting with "_" from .config: read the export's note from the file.
-    note = json.loads((args.model / "config.json").read_text()).get("_ddpm_web")
-    results["model"] = {"path": str(args.model), "config_note": note}
+    results["model"] = {"path": str(args.model), "config_note": model_def.training_note(args.model) or None}
     cmd = " ".join(["python3"] + sys.argv)
     t0 = time.time()
 

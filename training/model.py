@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from diffusers import DDPMScheduler, UNet2DModel
 
 # Sized for the web (about 1.6 M parameters, ~0.6 GFLOP per 28x28 pass, see ../shared/ENVIRONMENT.md):
@@ -44,6 +47,12 @@ def make_unet() -> UNet2DModel:
 
 def make_scheduler() -> DDPMScheduler:
     return DDPMScheduler(**SCHEDULER_CONFIG)
+
+
+def training_note(folder: Path) -> dict:
+    """The "_ddpm_web" note export.py writes into a model folder's config.json (training seen, LR history);
+    {} for models without one. Read from the file: diffusers drops keys starting with "_" from .config."""
+    return json.loads((folder / "config.json").read_text()).get("_ddpm_web") or {}
 
 
 def flops_per_image(model: UNet2DModel) -> int:

@@ -77,17 +77,6 @@ def lr_lambda(warmup: int, decay: tuple[int, int] | None, floor: float, global_s
     return factor
 
 
-def lr_history(run_dir: Path, resume: bool, init_from: Path | None) -> list[dict]:
-    """The learning rate of each earlier segment of this run: on a resume run_dir/lr_history.json, on a warm
-    start the history export.py recorded in the model's config.json, on a fresh run none."""
-    path = run_dir / "lr_history.json"
-    if resume and path.exists():
-        return json.loads(path.read_text())
-    if init_from:
-        return (json.loads((init_from / "config.json").read_text()).get("_ddpm_web") or {}).get("lr_history", [])
-    return []
-
-
 def resolve_lr_flags(args: argparse.Namespace, history: list[dict]) -> None:
     """Without --lr or --lr-decay, continue the latest segment's schedule, so a plain resume keeps the rate
     it stopped at instead of jumping back to 2e-4; with either, unset flags take their defaults."""
@@ -163,7 +152,14 @@ def main() -> None:
     args.run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = args.run_dir / "checkpoint.pt"
     warm_start = bool(args.init_from) and not ckpt_path.exists()
-    history = lr_history(args.run_dir, ckpt_path.exists(), args.init_from if warm_start else None)
+    # The learning rate of each earlier segment: the run's own record on a resume, the exported model's on a
+    # warm start (export.py copies it into config.json), none on a fresh run.
+    note = model_def.training_note(args.init_from) if warm_start else {}
+    history_path = args.run_dir / "lr_history.json"
+    if ckpt_path.exists():
+        history = json.loads(history_path.read_text()) if history_path.exists() else []
+    else:
+        history = note.get("lr_history", [])
     resolve_lr_flags(args, history)
     torch.manual_seed(args.seed + acc.process_index)
     np.random.seed(args.seed + acc.process_index)
@@ -173,12 +169,11 @@ def main() -> None:
 
     unet = model_def.make_unet()
     step, images_seen = 0, 0
-    if args.init_from and not ckpt_path.exists():
+    if warm_start:
         from diffusers import UNet2DModel
 
         unet.load_state_dict(UNet2DModel.from_pretrained(args.init_from).float().state_dict())
         # Carry the training already seen (export.py records it) so the model card keeps the total.
-        note = json.loads((args.init_from / "config.json").read_text()).get("_ddpm_web") or {}
         step, images_seen = int(note.get("optimizer_steps", 0)), int(note.get("images_seen", 0))
         acc.print(f"warm start from {args.init_from} ({images_seen} images seen before)")
     if args.channels_last:
