@@ -6,7 +6,9 @@ command line that produced it.
   fd    N samples from a respaced sampler (--steps); Fréchet distance (FD) between the project classifier's
         penultimate features of the samples and of N test images, next to the floor: FD between N training
         images and the same test images (FD is biased by N, so only same-N figures compare); the classifier's
-        class histogram of the samples and exp(E KL(p(y|x) || p(y))), an Inception-Score-like figure.
+        class histogram of the samples and exp(E KL(p(y|x) || p(y))), an Inception-Score-like figure; and
+        diagnostics: the FD's mean term, and the FD that the samples' class mix alone would give (see
+        diagnostics()).
   full  the same FD with the paper's full 1000-step Algorithm 2 on --full-n samples, against the floor at that N.
   nll   the variational bound L_T + sum_{t>1} L_{t-1} + L_0 in bits/dim on --nll-n test images, all T terms,
         with the discretised Gaussian decoder for L_0 (paper section 3.3, as the official code computes it);
@@ -90,10 +92,11 @@ def frechet(a: np.ndarray, b: np.ndarray) -> float:
 def quality(net, samples: np.ndarray, test_x: np.ndarray, train_x: np.ndarray, seed: int) -> dict:
     n = len(samples)
     rng = np.random.default_rng(seed)
-    test = test_x[rng.choice(len(test_x), n, replace=False)]
+    test_idx = rng.choice(len(test_x), n, replace=False)
     train = train_x[rng.choice(len(train_x), n, replace=False)]
     fs, ps = features(net, samples)
-    ft, _ = features(net, test)
+    ft_all, pt_all = features(net, test_x)
+    ft = ft_all[test_idx]
     fr, _ = features(net, train)
     hist = np.bincount(ps.argmax(1), minlength=10)
     py = ps.mean(0, keepdims=True)
@@ -102,9 +105,29 @@ def quality(net, samples: np.ndarray, test_x: np.ndarray, train_x: np.ndarray, s
         "n": n,
         "fd_samples_vs_test": frechet(fs, ft),
         "fd_floor_train_vs_test": frechet(fr, ft),
+        "diagnostics": diagnostics(fs, ft, hist, ft_all, pt_all.argmax(1), test_idx, rng),
         "class_histogram": {data.CLASSES[i]: int(h) for i, h in enumerate(hist)},
         "all_classes_present": bool((hist > 0).all()),
         "inception_score_like": is_like,
+    }
+
+
+def diagnostics(fs, ft, hist, ft_all, pred_all, test_idx, rng) -> dict:
+    """Where the FD comes from, to steer training rather than to grade it.
+
+    mean_term: the ||mu_s - mu_t||^2 part of the FD (the rest is the covariance part).
+    class_mix_only: FD of real test images, drawn from outside the compared test subset with the samples'
+    class proportions (by the classifier's own labels), against that subset: the FD a perfect model with the
+    samples' class mix would get at this N. Set next to the floor, it says how much of the gap is the mix.
+    """
+    pool = np.setdiff1d(np.arange(len(ft_all)), test_idx)
+    drawn = np.concatenate([
+        rng.choice(pool[pred_all[pool] == c], int(k), replace=int(k) > int((pred_all[pool] == c).sum()))
+        for c, k in enumerate(hist) if k > 0
+    ])
+    return {
+        "mean_term": float(((fs.mean(0) - ft.mean(0)) ** 2).sum()),
+        "class_mix_only": frechet(ft_all[drawn], ft),
     }
 
 
