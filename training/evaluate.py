@@ -7,7 +7,8 @@ command line that produced it.
         penultimate features of the samples and of N test images, next to the floor: FD between N training
         images and the same test images (FD is biased by N, so only same-N figures compare); the classifier's
         class histogram of the samples and exp(E KL(p(y|x) || p(y))), an Inception-Score-like figure; and
-        diagnostics: the FD's mean term, and the FD that the samples' class mix alone would give (see
+        diagnostics: the FD's mean term, the FD of the samples rounded to 8 bits, and the FD that the
+        samples' class mix alone would give (see
         diagnostics()).
   full  the same FD with the paper's full 1000-step Algorithm 2 on --full-n samples, against the floor at that N.
   nll   the variational bound L_T + sum_{t>1} L_{t-1} + L_0 in bits/dim on --nll-n test images, all T terms,
@@ -105,7 +106,11 @@ def quality(net, samples: np.ndarray, test_x: np.ndarray, train_x: np.ndarray, s
         "n": n,
         "fd_samples_vs_test": frechet(fs, ft),
         "fd_floor_train_vs_test": frechet(fr, ft),
-        "diagnostics": diagnostics(fs, ft, hist, ft_all, pt_all.argmax(1), test_idx, rng),
+        "diagnostics": {
+            **diagnostics(fs, ft, hist, ft_all, pt_all.argmax(1), test_idx, rng),
+            # The test images are 8-bit and the page shows 8-bit pixels; common FID pipelines score saved PNGs.
+            "fd_samples_quantised_8bit": frechet(features(net, np.round((samples + 1) * 127.5) / 127.5 - 1)[0], ft),
+        },
         "class_histogram": {data.CLASSES[i]: int(h) for i, h in enumerate(hist)},
         "all_classes_present": bool((hist > 0).all()),
         "inception_score_like": is_like,
