@@ -3,7 +3,9 @@
 #   1. cargo test: every WGSL kernel against its Rust reference, config/weights/schedule unit tests, and the
 #      golden tests against diffusers' own outputs (tests/golden.rs, tests/cifar_layout.rs), natively
 #      through wgpu on lavapipe (Vulkan on the CPU);
-#   2. the page in headless Chromium on SwiftShader WebGPU (tests/browser/run.sh).
+#   2. the page in headless Chromium on SwiftShader WebGPU (tests/browser/run.sh);
+#   3. the training side (training/tests: FD, the likelihood bound's terms, the LR schedule, a resumed
+#      Algorithm 1 run and its export), when training/requirements.txt is installed; said loudly if not.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DDPM_SETUP_BROWSER=1 source scripts/setup.sh
@@ -20,4 +22,16 @@ fi
 
 echo "== browser: the page in headless Chromium (SwiftShader WebGPU)"
 bash tests/browser/run.sh
+echo "== training: evaluation maths, LR schedule, train/resume/export (training/tests)"
+if python3 -c "import torch, diffusers, accelerate, safetensors, matplotlib, tqdm" 2>/dev/null; then
+  if TQDM_DISABLE=1 python3 -m unittest discover -s training/tests -v >"$log" 2>&1; then status=0; else status=$?; fi
+  grep -E "( \.\.\. |^Ran |^OK|^FAILED)" "$log" || true
+  if [ "$status" != 0 ]; then
+    tail -n 60 "$log"
+    echo "training tests failed (exit $status)"
+    exit 1
+  fi
+else
+  echo "SKIPPED: the training tests need \`pip3 install -r training/requirements.txt\` (torch, diffusers)"
+fi
 echo "== all tests passed"
