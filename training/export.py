@@ -71,20 +71,13 @@ def eval_table(ev: dict) -> list[str]:
 
 
 def lr_history(run_dir: Path | None) -> list[dict]:
-    """The learning rate of each training segment, as train.py records it in the run folder. Older run
-    folders only have the latest segment's flags (args.json), which then stand for the whole run."""
+    """The learning rate of each training segment, as train.py records it in the run folder."""
     if run_dir is None:
         return []
     try:
         return json.loads((run_dir / "lr_history.json").read_text())
     except (OSError, ValueError):
-        pass
-    try:
-        a = json.loads((run_dir / "args.json").read_text())
-    except (OSError, ValueError):
         return []
-    decay = None if a.get("lr_decay") in (None, "None") else [int(v) for v in a["lr_decay"].strip("[]()").split(",")]
-    return [{"from_step": 0, "lr": float(a["lr"]), "lr_decay": decay, "lr_min": float(a["lr_min"]), "warm_start": False}]
 
 
 def _rate(x: float) -> str:
