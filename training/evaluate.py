@@ -8,8 +8,7 @@ command line that produced it.
         images and the same test images (FD is biased by N, so only same-N figures compare); the classifier's
         class histogram of the samples and exp(E KL(p(y|x) || p(y))), an Inception-Score-like figure; and
         diagnostics: the FD's mean term, the FD of the samples rounded to 8 bits, and the FD that the
-        samples' class mix alone would give (see
-        diagnostics()).
+        samples' class mix alone would give (see diagnostics()).
   full  the same FD with the paper's full 1000-step Algorithm 2 on --full-n samples, against the floor at that N.
   nll   the variational bound L_T + sum_{t>1} L_{t-1} + L_0 in bits/dim on --nll-n test images, all T terms,
         with the discretised Gaussian decoder for L_0 (paper section 3.3, as the official code computes it);
@@ -109,7 +108,7 @@ def quality(net, samples: np.ndarray, test_x: np.ndarray, train_x: np.ndarray, s
         "diagnostics": {
             **diagnostics(fs, ft, hist, ft_all, pt_all.argmax(1), test_idx, rng),
             # The test images are 8-bit and the page shows 8-bit pixels; common FID pipelines score saved PNGs.
-            "fd_samples_quantised_8bit": frechet(features(net, np.round((samples + 1) * 127.5) / 127.5 - 1)[0], ft),
+            "fd_samples_quantised_8bit": frechet(features(net, data.to_model_range(data.to_u8(samples[:, 0])))[0], ft),
         },
         "class_histogram": {data.CLASSES[i]: int(h) for i, h in enumerate(hist)},
         "all_classes_present": bool((hist > 0).all()),
@@ -126,10 +125,13 @@ def diagnostics(fs, ft, hist, ft_all, pred_all, test_idx, rng) -> dict:
     samples' class mix would get at this N. Set next to the floor, it says how much of the gap is the mix.
     """
     pool = np.setdiff1d(np.arange(len(ft_all)), test_idx)
-    drawn = np.concatenate([
-        rng.choice(pool[pred_all[pool] == c], int(k), replace=int(k) > int((pred_all[pool] == c).sum()))
-        for c, k in enumerate(hist) if k > 0
-    ])
+    drawn = []
+    for c, k in enumerate(hist):
+        if k == 0:
+            continue
+        members = pool[pred_all[pool] == c]
+        drawn.append(rng.choice(members, int(k), replace=int(k) > len(members)))
+    drawn = np.concatenate(drawn)
     return {
         "mean_term": float(((fs.mean(0) - ft.mean(0)) ** 2).sum()),
         "class_mix_only": frechet(ft_all[drawn], ft),
