@@ -17,6 +17,7 @@ command line that produced it.
         x0 predictions clipped to [-1, 1] as the official code's calc_bpd_loop does.
   nn    nearest training image (L2 in pixels) of 64 samples, against the test-to-train nearest distances;
         a PNG of samples beside their nearest neighbours.
+Everything runs on --device (a GPU when torch sees one); the noise is drawn on the CPU either way.
 Samples use diffusers' DDPMScheduler (clip) on the model in float32: the same maths as the page, which
 tests/golden.rs checks against diffusers. --sampler picks the respaced sampler of the fd and nn parts:
 fixed_small and fixed_large are Algorithm 2 with sigma^2 = beta-tilde or the respaced beta (1 - abar_t /
@@ -45,25 +46,34 @@ import model as model_def
 HERE = Path(__file__).parent
 
 
+def device_of(module) -> torch.device:
+    """Where a network's weights live (the CPU for stand-ins without any, such as the tests' oracle)."""
+    params = getattr(module, "parameters", None)
+    first = next(iter(params()), None) if params else None
+    return first.device if first is not None else torch.device("cpu")
+
+
 def sample(unet, sched: DDPMScheduler, n: int, steps: int, seed: int, batch: int, keep_every: int = 0):
-    """n samples in [-1, 1]; with keep_every, also the first sample's x_t every keep_every steps."""
+    """n samples in [-1, 1]; with keep_every, also the first sample's x_t every keep_every steps. The noise is
+    drawn on the CPU whatever the model's device, so a GPU run draws the same x_T and z as a CPU run."""
+    dev = device_of(unet)
     sched.set_timesteps(steps)
     g = torch.Generator().manual_seed(seed)
     out, traj = [], []
     bar = tqdm(total=n * steps, desc=f"sampling {n} x {steps} steps", unit="img-step", mininterval=10)
     for start in range(0, n, batch):
         b = min(batch, n - start)
-        x = torch.randn(b, unet.config.in_channels, unet.config.sample_size, unet.config.sample_size, generator=g)
+        x = torch.randn(b, unet.config.in_channels, unet.config.sample_size, unet.config.sample_size, generator=g).to(dev)
         for k, t in enumerate(sched.timesteps):
             if keep_every and start == 0 and k % keep_every == 0:
-                traj.append((int(t) + 1, x[0].clone()))
+                traj.append((int(t) + 1, x[0].cpu()))
             with torch.no_grad():
                 eps = unet(x, t).sample
             x = sched.step(eps, t, x, generator=g).prev_sample
             bar.update(b)
         if keep_every and start == 0:
-            traj.append((0, x[0].clone()))
-        out.append(x.clamp(-1, 1))
+            traj.append((0, x[0].cpu()))
+        out.append(x.clamp(-1, 1).cpu())
     bar.close()
     return torch.cat(out).numpy(), traj
 
@@ -71,12 +81,13 @@ def sample(unet, sched: DDPMScheduler, n: int, steps: int, seed: int, batch: int
 @torch.no_grad()
 def features(net, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Penultimate features and class probabilities."""
+    dev = device_of(net)
     feats, probs = [], []
     for i in range(0, len(x), 500):
-        xb = torch.from_numpy(x[i : i + 500]).float()
+        xb = torch.from_numpy(x[i : i + 500]).float().to(dev)
         f = net.features(xb)
-        feats.append(f.numpy())
-        probs.append(torch.softmax(net.head(f), 1).numpy())
+        feats.append(f.cpu().numpy())
+        probs.append(torch.softmax(net.head(f), 1).cpu().numpy())
     return np.concatenate(feats).astype(np.float64), np.concatenate(probs)
 
 
@@ -178,13 +189,14 @@ def nll_bits_per_dim(unet, sched: DDPMScheduler, x0: torch.Tensor, seed: int) ->
     coef_xt = (1 - abar_prev) * (1 - betas).sqrt() / (1 - abar)
     model_logvar = {"large": torch.log(torch.cat([post_var[1:2], betas[1:]])), "small": post_logvar}
     T = len(betas)
+    dev = device_of(unet)
     g = torch.Generator().manual_seed(seed)
     x0 = x0.double()
     total = {k: torch.zeros(len(x0), dtype=torch.float64) for k in model_logvar}
     for t in tqdm(range(T - 1, -1, -1), desc=f"bound over {T} terms, {len(x0)} images", mininterval=10):
         noise = torch.randn(x0.shape, generator=g, dtype=torch.float64)
         xt = abar[t].sqrt() * x0 + (1 - abar[t]).sqrt() * noise
-        eps = unet(xt.float(), torch.full((len(x0),), t)).sample.double()
+        eps = unet(xt.float().to(dev), torch.full((len(x0),), t, device=dev)).sample.double().cpu()
         pred_x0 = ((xt - (1 - abar[t]).sqrt() * eps) / abar[t].sqrt()).clamp(-1, 1)
         model_mean = coef_x0[t] * pred_x0 + coef_xt[t] * xt
         true_mean = coef_x0[t] * x0 + coef_xt[t] * xt
@@ -228,6 +240,7 @@ def main() -> None:
     p.add_argument("--nll-n", type=int, default=200)
     p.add_argument("--batch", type=int, default=250)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="auto", help="'cpu', 'cuda', ...; auto: a GPU when torch sees one")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sampler", choices=["fixed_small", "fixed_large", "ddim"], default="fixed_small",
                    help="the respaced sampler of the fd and nn parts (see above)")
@@ -237,17 +250,19 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     what = set(args.what.split(","))
 
-    unet = UNet2DModel.from_pretrained(args.model).float().eval()
+    device = torch.device(args.device if args.device != "auto" else "cuda" if torch.cuda.is_available() else "cpu")
+    unet = UNet2DModel.from_pretrained(args.model).float().eval().to(device)
     sched = DDPMScheduler.from_pretrained(args.model)
     if args.sampler == "ddim":
         respaced = DDIMScheduler.from_config(sched.config)
     else:
         respaced = DDPMScheduler.from_config(sched.config, variance_type=args.sampler)
-    net = classifier.load()
+    net = classifier.load().to(device)
     train_x = data.to_model_range(data.load("train")[0])
     test_x = data.to_model_range(data.load("test")[0])
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
     results["model"] = {"path": str(args.model), "config_note": model_def.training_note(args.model) or None}
+    results["device"] = str(device)  # what the "seconds" figure ran on
     cmd = " ".join(["python3"] + sys.argv)
     t0 = time.time()
 

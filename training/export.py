@@ -23,7 +23,8 @@ import model as model_def
 
 def load_ema(run_dir: Path) -> tuple[UNet2DModel, dict]:
     ck = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
-    unet = model_def.make_unet()
+    # Checkpoints from before train.py recorded the architecture hold the shipped one.
+    unet = model_def.make_unet(ck.get("unet_config"))
     ema = EMAModel(unet.parameters(), decay=0.9995, use_ema_warmup=True, power=2 / 3)
     ema.load_state_dict(ck["ema"])
     ema.copy_to(unet.parameters())
@@ -104,6 +105,18 @@ def lr_note(history: list[dict]) -> str:
     return "; ".join(parts) if parts else "2e-4"
 
 
+def hardware_note(history: list[dict]) -> str:
+    """Batch and hardware over the run. Segments recorded before train.py wrote them ran on this project's
+    2-core CPU machine at batch 64."""
+    parts, last = [], None
+    for h in history or [{"from_step": 0}]:
+        key = (h.get("batch", 64), h.get("hardware", "1 x CPU, 2 threads"))
+        if key != last:
+            parts.append(f"batch {key[0]} on {key[1]} from step {h['from_step']:,}")
+            last = key
+    return "; ".join(parts)
+
+
 def write_card(out: Path, unet: UNet2DModel, seen: dict, dataset: str, run_dir: Path | None = None) -> None:
     """The model card (README.md in the folder), from the checkpoint and, when it is about these very
     weights, training/eval.json. Figures not measured for this export say so."""
@@ -113,17 +126,20 @@ def write_card(out: Path, unet: UNet2DModel, seen: dict, dataset: str, run_dir: 
     ev_path = Path(__file__).with_name("eval.json")
     ev = json.loads(ev_path.read_text()) if ev_path.exists() else {}
     ev_seen = ((ev.get("model") or {}).get("config_note") or {}).get("images_seen")
+    cfg = unet.config
+    widths = "/".join(str(w) for w in cfg.block_out_channels)
+    blocks = f"{cfg.layers_per_block} ResNet block{'s' if cfg.layers_per_block != 1 else ''}"
     lines = [
         "# Fashion-MNIST DDPM (ddpm-web's default model)", "",
         "A diffusers `UNet2DModel` trained by this project's Algorithm 1 script (`training/train.py`) and exported",
         "by `training/export.py` (EMA weights, float16).", "",
         f"- Data: {dataset}, pixels scaled to [-1, 1].",
-        f"- Architecture: {params:,} parameters, {gflop:.3f} GFLOP per 28x28 epsilon pass; widths 32/64/64, two ResNet",
-        "  blocks per level, self-attention at 14x14, GroupNorm (8 groups), SiLU, sinusoidal time embedding, dropout 0.1.",
+        f"- Architecture: {params:,} parameters, {gflop:.3f} GFLOP per 28x28 epsilon pass; widths {widths}, {blocks}",
+        f"  per level, self-attention at 14x14, GroupNorm ({cfg.norm_num_groups} groups), SiLU, sinusoidal time "
+        f"embedding, dropout {cfg.dropout}.",
         "- Schedule: T = 1000, beta linear from 1e-4 to 0.02 (`scheduler_config.json`).",
         f"- Training: Adam (500 warm-up steps), learning rate {lr_note(lr_history(run_dir))}.",
-        "  Batch 64, gradient clipping 1.0, EMA decay warming up to 0.9995,",
-        "  on 2 CPU cores (no GPU was available to the project).",
+        f"  Gradient clipping 1.0, EMA decay warming up to 0.9995; {hardware_note(lr_history(run_dir))}.",
         f"- Seen so far: {seen['optimizer_steps']:,} optimiser steps, {seen['images_seen']:,} images ({epochs:.1f} epochs).",
         "  Training spans sessions: each resumes from its run's checkpoint or, on a new machine, warm-starts from",
         "  these weights (Adam state and EMA restart from them); `training/loss.png` shows the latest segment.",
@@ -159,7 +175,7 @@ def main() -> None:
     x = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         want = reference(x, torch.tensor([10, 700])).sample
-    half = model_def.make_unet()
+    half = model_def.make_unet(model_def.plain_config(reference))
     half.load_state_dict(reference.state_dict())
     half.half().save_pretrained(args.out, safe_serialization=True)
     model_def.make_scheduler().save_config(args.out)

@@ -41,8 +41,33 @@ SCHEDULER_CONFIG = dict(
 )
 
 
-def make_unet() -> UNet2DModel:
-    return UNet2DModel(**UNET_CONFIG)
+def unet_config(widths: tuple[int, ...] | None = None, layers_per_block: int | None = None) -> dict:
+    """UNET_CONFIG with another width per level or depth per level: the knobs a larger (GPU) run turns.
+    The three levels and their block types stay, and the attention level keeps one head, as in the paper."""
+    cfg = dict(UNET_CONFIG)
+    if widths is not None:
+        widths = tuple(int(w) for w in widths)
+        if len(widths) != len(cfg["down_block_types"]) or any(w <= 0 or w % cfg["norm_num_groups"] for w in widths):
+            raise ValueError(f"widths {widths}: need {len(cfg['down_block_types'])} positive multiples of "
+                             f"{cfg['norm_num_groups']} (GroupNorm's groups)")
+        cfg["block_out_channels"] = widths
+        cfg["attention_head_dim"] = widths[1]
+    if layers_per_block is not None:
+        if layers_per_block < 1:
+            raise ValueError(f"layers_per_block {layers_per_block}: need at least 1")
+        cfg["layers_per_block"] = int(layers_per_block)
+    return cfg
+
+
+def plain_config(unet_or_config) -> dict:
+    """A model's (or a loaded config.json's) constructor arguments, without diffusers' "_" bookkeeping keys."""
+    cfg = getattr(unet_or_config, "config", unet_or_config)
+    return {k: v for k, v in cfg.items() if not k.startswith("_")}
+
+
+def make_unet(config: dict | None = None) -> UNet2DModel:
+    """The shipped architecture, or the one a run folder's checkpoint records (see train.py)."""
+    return UNet2DModel.from_config(config) if config is not None else UNet2DModel(**UNET_CONFIG)
 
 
 def make_scheduler() -> DDPMScheduler:

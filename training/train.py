@@ -57,6 +57,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: leave torch's choice)")
     p.add_argument("--channels-last", action="store_true", help="NHWC memory format (measured: see README)")
     p.add_argument("--init-from", type=Path, help="warm-start from an exported model folder (no run-dir yet)")
+    p.add_argument("--widths", type=lambda v: tuple(int(w) for w in v.split(",")), metavar="W1,W2,W3",
+                   help="channels per level of a new run (default 32,64,64, the shipped model); a resume or warm "
+                        "start keeps its model's, and refuses a different one")
+    p.add_argument("--layers-per-block", type=int, help="ResNet blocks per level of a new run (default 2)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--mixed-precision", default=None, help="'no', 'fp16' or 'bf16'; default: fp16 on GPU")
     return p.parse_args()
@@ -89,20 +93,45 @@ def resolve_lr_flags(args: argparse.Namespace, history: list[dict]) -> None:
         args.lr_min = last.get("lr_min", 2e-5)
 
 
-def record_segment(run_dir: Path, history: list[dict], step: int, args: argparse.Namespace, warm_start: bool) -> None:
-    """Append this segment's learning-rate flags to run_dir/lr_history.json, so that export.py can state the
-    whole schedule in the model card, not only the latest segment's."""
+def record_segment(run_dir: Path, history: list[dict], step: int, args: argparse.Namespace, warm_start: bool,
+                   batch: int, hardware: str) -> None:
+    """Append this segment's learning-rate flags, global batch and hardware to run_dir/lr_history.json, so
+    that export.py can state the whole schedule in the model card, not only the latest segment's."""
     # Resuming from an earlier checkpoint redoes the steps after it, and their segments with them.
     hist = [h for h in history if h["from_step"] < step]
     hist.append({"from_step": step, "lr": args.lr, "lr_decay": list(args.lr_decay) if args.lr_decay else None,
-                 "lr_min": args.lr_min, "warm_start": warm_start})
+                 "lr_min": args.lr_min, "warm_start": warm_start, "batch": batch, "hardware": hardware})
     (run_dir / "lr_history.json").write_text(json.dumps(hist, indent=1))
+
+
+def choose_architecture(args: argparse.Namespace, ck: dict | None) -> dict:
+    """The U-Net config of this run: the checkpoint's on a resume (runs from before it was recorded hold the
+    shipped one), the exported model's on a warm start, else the flags'. A flag that contradicts the model
+    being continued is an error, not silently ignored: that run needs a new --run-dir."""
+    if ck is not None:
+        cfg, source = ck.get("unet_config") or model_def.unet_config(), f"the checkpoint in {args.run_dir}"
+    elif args.init_from:
+        from diffusers import UNet2DModel
+
+        cfg, source = dict(UNet2DModel.load_config(args.init_from)), str(args.init_from)
+    else:
+        try:
+            return model_def.unet_config(args.widths, args.layers_per_block)
+        except ValueError as e:
+            raise SystemExit(f"--widths/--layers-per-block: {e}")
+    have = (tuple(cfg["block_out_channels"]), int(cfg["layers_per_block"]))
+    want = (args.widths or have[0], args.layers_per_block or have[1])
+    if want != have:
+        raise SystemExit(f"{source} holds a model with widths {have[0]} and {have[1]} blocks per level; "
+                         f"--widths/--layers-per-block ask for {want[0]} and {want[1]}: use a new --run-dir")
+    return model_def.plain_config(cfg)
 
 
 def save_checkpoint(path: Path, unet, ema, opt, sched, step: int, images_seen: int) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(
         {
+            "unet_config": model_def.plain_config(unet),
             "unet": unet.state_dict(),
             "ema": ema.state_dict(),
             "opt": opt.state_dict(),
@@ -167,7 +196,8 @@ def main() -> None:
     images, _ = data.load("train")
     x_all = torch.from_numpy(data.to_model_range(images))
 
-    unet = model_def.make_unet()
+    ck = torch.load(ckpt_path, map_location="cpu", weights_only=False) if ckpt_path.exists() else None
+    unet = model_def.make_unet(choose_architecture(args, ck))
     step, images_seen = 0, 0
     if warm_start:
         from diffusers import UNet2DModel
@@ -189,8 +219,7 @@ def main() -> None:
     # EMA warm-up: the decay grows as 1 - (1 + step)^(-2/3) up to --ema-decay, so a short CPU run is not
     # dominated by the random initial weights.
     ema = EMAModel(unet.parameters(), decay=args.ema_decay, use_ema_warmup=True, power=2 / 3)
-    if ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    if ck is not None:
         unet.load_state_dict(ck["unet"])
         opt.load_state_dict(ck["opt"])
         sched.load_state_dict(ck["sched"])
@@ -207,7 +236,11 @@ def main() -> None:
         acc.print(f"resumed {ckpt_path} at step {step} ({images_seen} images seen), lr {opt.param_groups[0]['lr']:.2e}")
     (args.run_dir / "args.json").write_text(json.dumps({k: str(v) for k, v in vars(args).items()}, indent=1))
     if acc.is_main_process:
-        record_segment(args.run_dir, history, step, args, warm_start)
+        if acc.device.type == "cuda":
+            hardware = f"{acc.num_processes} x {torch.cuda.get_device_name(acc.device)}"
+        else:
+            hardware = f"{acc.num_processes} x {acc.device.type.upper()}, {torch.get_num_threads()} threads"
+        record_segment(args.run_dir, history, step, args, warm_start, args.batch_size * acc.num_processes, hardware)
 
     unet, opt, sched = acc.prepare(unet, opt, sched)
     ema.to(acc.device)

@@ -201,6 +201,7 @@ class RunTest(unittest.TestCase):
             self.assertTrue(all(0.05 < v < 5 for v in loss), loss)  # an eps-MSE, about 1 for a fresh net
             hist = json.loads((run / "lr_history.json").read_text())
             self.assertEqual([(h["from_step"], h["lr"]) for h in hist], [(0, 2e-4), (2, 1e-4)])
+            self.assertEqual({(h["batch"], h["hardware"]) for h in hist}, {(8, "1 x CPU, 1 threads")})
 
             self.run_script(TRAINING / "export.py", "--run-dir", run, "--out", out)
             from diffusers import UNet2DModel
@@ -220,6 +221,40 @@ class RunTest(unittest.TestCase):
             for e, p in zip(ema, exported):
                 torch.testing.assert_close(p.detach(), e.float().to(torch.float16).float())
             self.assertTrue((out / "scheduler_config.json").exists())
+
+    def test_a_wider_run_keeps_its_architecture_through_resume_and_export(self):
+        """The GPU run the README proposes: --widths on a new run folder, then a plain resume and the export."""
+        with tempfile.TemporaryDirectory() as tmp:
+            run, out = Path(tmp) / "run", Path(tmp) / "model"
+            common = ["--run-dir", run, "--threads", "1", "--batch-size", "4", "--warmup-steps", "1"]
+            self.run_script(TRAINING / "train.py", *common, "--max-steps", "1", "--widths", "16,24,24",
+                            "--layers-per-block", "1")
+            self.run_script(TRAINING / "train.py", *common, "--max-steps", "2")
+            refused = subprocess.run([sys.executable, TRAINING / "train.py", *map(str, common), "--max-steps", "3",
+                                      "--widths", "32,64,64"], capture_output=True, text=True, cwd=TRAINING.parent)
+            self.assertNotEqual(refused.returncode, 0)
+            self.assertIn("use a new --run-dir", refused.stderr)
+            bad = subprocess.run([sys.executable, TRAINING / "train.py", "--run-dir", Path(tmp) / "other",
+                                  "--widths", "20,30,30"], capture_output=True, text=True, cwd=TRAINING.parent)
+            self.assertNotEqual(bad.returncode, 0)
+            self.assertIn("multiples of 8", bad.stderr)
+            self.assertFalse((Path(tmp) / "other" / "checkpoint.pt").exists())
+
+            self.run_script(TRAINING / "export.py", "--run-dir", run, "--out", out)
+            cfg = json.loads((out / "config.json").read_text())
+            self.assertEqual((cfg["block_out_channels"], cfg["layers_per_block"], cfg["attention_head_dim"]),
+                             ([16, 24, 24], 1, 24))
+            self.assertEqual(model_def.training_note(out)["optimizer_steps"], 2)
+            card = " ".join((out / "README.md").read_text().split())
+            self.assertIn("widths 16/24/24, 1 ResNet block per level", card)
+            self.assertIn("batch 4 on 1 x CPU, 1 threads from step 0", card)
+            # A warm start (no run folder left) takes the exported model's architecture.
+            warm = Path(tmp) / "warm"
+            log = self.run_script(TRAINING / "train.py", "--run-dir", warm, "--threads", "1", "--batch-size", "4",
+                                  "--max-steps", "3", "--init-from", out)
+            self.assertIn("warm start", log)
+            ck = torch.load(warm / "checkpoint.pt", map_location="cpu", weights_only=False)
+            self.assertEqual((tuple(ck["unet_config"]["block_out_channels"]), ck["step"]), ((16, 24, 24), 3))
 
 
 if __name__ == "__main__":
