@@ -40,8 +40,12 @@ def eval_table(ev: dict) -> list[str]:
         if not fd:
             return
         ratio = fd["fd_samples_vs_test"] / fd["fd_floor_train_vs_test"]
+        spread = fd.get("fd_floor_spread")
+        moves = (f"; the floor over {spread['draws']} fresh draws: {spread['mean']:.2f} ± {spread['sd']:.2f}, "
+                 f"{spread['min']:.2f} to {spread['max']:.2f}") if spread else ""
         rows.append(f"| {label}, N = {fd['n']:,} | {fd['fd_samples_vs_test']:.2f} against a floor of "
-                    f"{fd['fd_floor_train_vs_test']:.2f} ({ratio:.1f}x) | ≤ 2x floor: {'met' if ratio <= 2 else 'not met'} |")
+                    f"{fd['fd_floor_train_vs_test']:.2f} ({ratio:.1f}x{moves}) | "
+                    f"≤ 2x floor: {'met' if ratio <= 2 else 'not met'} |")
         hist = fd["class_histogram"]
         rows.append(f"| {label}: classes (classifier) | {sum(c > 0 for c in hist.values())} of 10 present, "
                     f"{min(hist.values())}-{max(hist.values())} per class; IS-like {fd['inception_score_like']:.2f} | "

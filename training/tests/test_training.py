@@ -93,6 +93,17 @@ class DiagnosticsTest(unittest.TestCase):
         independent = evaluate.frechet(self.feats[other], ft)
         self.assertGreater(self.mix_fd([100] * 10), 0.5 * independent)
 
+    def test_floor_spread_shrinks_with_n_and_moves_between_draws(self):
+        # Two pools from one distribution: every draw's FD is estimator noise, which falls about as 1/N.
+        pool_a, pool_b = self.feats[::2], self.feats[1::2]
+        small = evaluate.floor_spread(pool_a, pool_b, 100, np.random.default_rng(6), draws=10)
+        large = evaluate.floor_spread(pool_a, pool_b, 1000, np.random.default_rng(6), draws=10)
+        self.assertEqual(small["draws"], 10)
+        self.assertGreater(small["mean"], 5 * large["mean"])
+        self.assertGreater(large["sd"], 0.0)
+        self.assertLessEqual(large["min"], large["mean"])
+        self.assertLessEqual(large["mean"], large["max"])
+
 
 class BoundTermsTest(unittest.TestCase):
     def test_discretised_decoder_sums_to_one_over_the_256_bins(self):
