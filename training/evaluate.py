@@ -135,7 +135,7 @@ def quality(net, samples: np.ndarray, test_x: np.ndarray, train_x: np.ndarray, s
 
 def floor_spread(fr_all: np.ndarray, ft_all: np.ndarray, n: int, rng, draws: int = 20) -> dict:
     """The floor is one draw of N training and N test images; this is how much it moves between fresh draws
-    (measured 2026-11-26: from 0.26 to 0.80 at N = 2,000), so a ratio to one draw is read with that in mind."""
+    (eval.json, 2026-11-26: from 0.33 to 0.76 at N = 2,000), so a ratio to one draw is read with that in mind."""
     v = np.array([frechet(fr_all[rng.choice(len(fr_all), n, replace=False)],
                           ft_all[rng.choice(len(ft_all), n, replace=False)]) for _ in range(draws)])
     return {"draws": draws, "mean": float(v.mean()), "sd": float(v.std(ddof=1)), "min": float(v.min()),
