@@ -279,6 +279,7 @@ def main() -> None:
     results["model"] = {"path": str(args.model), "config_note": model_def.training_note(args.model) or None}
     results["device"] = str(device)  # what the "seconds" figure ran on
     cmd = " ".join(["python3"] + sys.argv)
+
     def timed(key: str, t_start: float) -> None:
         results[key]["seconds"] = round(time.time() - t_start)
 

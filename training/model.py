@@ -67,7 +67,7 @@ def plain_config(unet_or_config) -> dict:
 
 def make_unet(config: dict | None = None) -> UNet2DModel:
     """The shipped architecture, or the one a run folder's checkpoint records (see train.py)."""
-    return UNet2DModel.from_config(config) if config is not None else UNet2DModel(**UNET_CONFIG)
+    return UNet2DModel.from_config(UNET_CONFIG if config is None else config)
 
 
 def make_scheduler() -> DDPMScheduler:
