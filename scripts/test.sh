@@ -5,7 +5,8 @@
 #      through wgpu on lavapipe (Vulkan on the CPU);
 #   2. the page in headless Chromium on SwiftShader WebGPU (tests/browser/run.sh);
 #   3. the training side (training/tests: FD, the likelihood bound's terms, the LR schedule, a resumed
-#      Algorithm 1 run and its export), when training/requirements.txt is installed; said loudly if not.
+#      Algorithm 1 run and its export) in a virtualenv of training/requirements.txt under
+#      ~/.cache/ddpm-web/ (installed on first use), and the GPU kit's dry run (scripts/gpu/run.sh --dry-run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DDPM_SETUP_BROWSER=1 source scripts/setup.sh
@@ -22,16 +23,18 @@ fi
 
 echo "== browser: the page in headless Chromium (SwiftShader WebGPU)"
 bash tests/browser/run.sh
-echo "== training: evaluation maths, LR schedule, train/resume/export (training/tests)"
-if python3 -c "import torch, diffusers, accelerate, safetensors, matplotlib, tqdm" 2>/dev/null; then
-  if TQDM_DISABLE=1 python3 -m unittest discover -s training/tests -v >"$log" 2>&1; then status=0; else status=$?; fi
-  grep -E "( \.\.\. |^Ran |^OK|^FAILED)" "$log" || true
-  if [ "$status" != 0 ]; then
-    tail -n 60 "$log"
-    echo "training tests failed (exit $status)"
-    exit 1
-  fi
-else
-  echo "SKIPPED: the training tests need \`pip3 install -r training/requirements.txt\` (torch, diffusers)"
+echo "== training: evaluation maths, LR schedule, train/resume/export (training/tests), GPU kit dry run"
+# The training side runs in a cached virtualenv of training/requirements.txt (scripts/training-venv.sh).
+source scripts/training-venv.sh
+PY=$(training_venv)
+training_data
+if TQDM_DISABLE=1 "$PY" -m unittest discover -s training/tests -v >"$log" 2>&1; then status=0; else status=$?; fi
+grep -E "( \.\.\. |^Ran |^OK|^FAILED)" "$log" || true
+if [ "$status" != 0 ]; then
+  tail -n 60 "$log"
+  echo "training tests failed (exit $status)"
+  exit 1
 fi
+echo "== GPU kit: prepare.sh, run.sh --dry-run (CPU, lavapipe), import.sh into a copy (scripts/gpu/test.sh)"
+PYTHON=$PY bash scripts/gpu/test.sh
 echo "== all tests passed"

@@ -14,7 +14,7 @@ model folder. Example (this project's CPU run):
     nohup nice -n 19 python3 training/train.py --run-dir training/runs/fmnist > training/runs/fmnist.log 2>&1 &
 
 SIGTERM or SIGINT (kill <pid>, Ctrl-C) finishes the current step, saves a checkpoint and exits, so stopping
-the run before a build or the end of a session loses nothing.
+the run before a build or the end of a session loses nothing; so does --max-minutes when its time is up.
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--lr-min", type=float, help="default 2e-5")
     p.add_argument("--grad-clip", type=float, default=1.0)
     p.add_argument("--max-steps", type=int, default=10**9, help="stop after this many optimiser steps")
+    p.add_argument("--max-minutes", type=float, help="wall-clock budget from the start of this process: the step "
+                   "that crosses it is the last, and the checkpoint is saved (scripts/gpu/run.sh leaves room for it)")
     p.add_argument("--checkpoint-every", type=int, default=250, help="steps between resume checkpoints")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: leave torch's choice)")
     p.add_argument("--channels-last", action="store_true", help="NHWC memory format (measured: see README)")
@@ -173,7 +175,9 @@ def plot_loss(csv_path: Path, png_path: Path) -> None:
 
 
 def main() -> None:
+    t_start = time.time()
     args = parse_args()
+    deadline = t_start + 60 * args.max_minutes if args.max_minutes else math.inf
     if args.threads:
         torch.set_num_threads(args.threads)
     mp = args.mixed_precision or ("fp16" if torch.cuda.is_available() else "no")
@@ -195,6 +199,10 @@ def main() -> None:
 
     images, _ = data.load("train")
     x_all = torch.from_numpy(data.to_model_range(images))
+    if acc.device.type != "cpu":
+        # 188 MB as f32: kept on the GPU, so a step copies no batch from the host (the permutation is still
+        # drawn on the CPU, so the order of the images is the same as on the CPU).
+        x_all = x_all.to(acc.device)
 
     ck = torch.load(ckpt_path, map_location="cpu", weights_only=False) if ckpt_path.exists() else None
     unet = model_def.make_unet(choose_architecture(args, ck))
@@ -218,7 +226,8 @@ def main() -> None:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(args.warmup_steps, decay, args.lr_min / args.lr, global_step))
     # EMA warm-up: the decay grows as 1 - (1 + step)^(-2/3) up to --ema-decay, so a short CPU run is not
     # dominated by the random initial weights.
-    ema = EMAModel(unet.parameters(), decay=args.ema_decay, use_ema_warmup=True, power=2 / 3)
+    ema = EMAModel(unet.parameters(), decay=args.ema_decay, use_ema_warmup=True, power=2 / 3,
+                   foreach=acc.device.type == "cuda")  # one fused update instead of a launch per tensor
     if ck is not None:
         unet.load_state_dict(ck["unet"])
         opt.load_state_dict(ck["opt"])
@@ -260,13 +269,24 @@ def main() -> None:
                dynamic_ncols=True, mininterval=5)
     unet.train()
     t_last, seen_last = time.time(), images_seen
+    t_loop, seen_start = t_last, images_seen
+    # Losses stay on the device until a flush: a .item() per step would wait for the GPU every step.
+    pending: list[tuple[int, torch.Tensor, int]] = []
+
+    def flush_losses() -> None:
+        if pending:
+            values = torch.stack([v for _, v, _ in pending]).float().cpu().tolist()
+            log.write("".join(f"{s},{v:.6f},{n}\n" for (s, _, n), v in zip(pending, values)))
+            pending.clear()
+        log.flush()
+
     stop = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, frame: stop.append(signum))
     while step < args.max_steps:
         perm = torch.randperm(n)
         for i in range(0, n - args.batch_size + 1, args.batch_size):
-            x0 = x_all[perm[i : i + args.batch_size]].to(acc.device)
+            x0 = x_all[perm[i : i + args.batch_size].to(x_all.device)].to(acc.device)
             if args.channels_last:
                 x0 = x0.contiguous(memory_format=torch.channels_last)
             t = torch.randint(0, T, (x0.shape[0],), device=acc.device)
@@ -286,25 +306,33 @@ def main() -> None:
             step += 1
             global_step[0] = step
             images_seen += x0.shape[0] * acc.num_processes
-            log.write(f"{step},{loss.item():.6f},{images_seen}\n")
+            pending.append((step, loss.detach(), images_seen))
+            if len(pending) >= 100:
+                flush_losses()
             now = time.time()
+            if now >= deadline and not stop:
+                stop.append("time")
             if now - t_last > 10:
                 bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{opt.param_groups[0]['lr']:.1e}", img_s=f"{(images_seen - seen_last) / (now - t_last):.1f}",
                                 epoch=f"{images_seen / n:.2f}")
                 t_last, seen_last = now, images_seen
             bar.update(1)
             if step % args.checkpoint_every == 0 or step >= args.max_steps or stop:
-                log.flush()
+                flush_losses()
                 if acc.is_main_process:
                     save_checkpoint(ckpt_path, acc.unwrap_model(unet), ema, opt, sched, step, images_seen)
                     plot_loss(loss_csv, args.run_dir / "loss.png")
             if step >= args.max_steps or stop:
                 break
         if stop:
-            acc.print(f"signal {stop[0]}: checkpoint saved at step {step}")
+            why = "--max-minutes reached" if stop[0] == "time" else f"signal {stop[0]}"
+            acc.print(f"{why}: checkpoint saved at step {step}")
             break
+    flush_losses()
     log.close()
-    acc.print(f"done: step {step}, {images_seen} images seen")
+    seconds = time.time() - t_loop
+    acc.print(f"done: step {step}, {images_seen} images seen; this segment {images_seen - seen_start} images in "
+              f"{seconds:.1f} s ({(images_seen - seen_start) / max(seconds, 1e-9):.1f} images/s)")
 
 
 if __name__ == "__main__":
