@@ -113,11 +113,11 @@ class Run:
                 else ["--batches", "1,16,64,256", "--steps", "30", "--timeout", "60"])
         self.call("engine", cmd, timeout=300 if dry else min(150, 0.15 * self.left() + 60))
         bench["engine"] = read_json(eng) or {"error": "ddpm bench wrote nothing (see log.txt)"}
-        eng_rows = bench["engine"].get("rows", [])
-        if not eng_rows:
-            self.warn("engine: no benchmark row (" + "; ".join(
-                {str(r.get("error")) for r in bench["engine"].get("refused", []) + [bench["engine"]] if r.get("error")}
-                or {"no adapter other than the CPU"}) + ")")
+        eng = bench["engine"]
+        if not any("ms_per_step" in r for r in eng.get("rows", [])):
+            errors = {str(r.get("error") or r.get("why")) for r in eng.get("rows", []) + eng.get("refused", []) + [eng]
+                      if r.get("error") or r.get("why")}
+            self.warn("engine: no benchmark row (" + "; ".join(sorted(errors) or ["no adapter"])[:600] + ")")
         self.write_json("bench.json", bench)
 
         tj = self.work / "torch.json"
