@@ -2,25 +2,19 @@
 //!
 //!     cargo bench --bench unet -- [MODEL_DIR] [BATCH]      (default: www/models/fashion-mnist, 16)
 //!
-//! Replays the recorded plan whole, then each kernel family's dispatches alone (same shapes, same order), and
+//! Replays the compiled plan whole, then each kernel family's dispatches alone (same shapes, same order), and
 //! prints milliseconds per pass, share of the whole, and GFLOP/s. Figures, not pass/fail: compare runs on one
 //! machine and adapter, side by side.
 use std::time::Instant;
 
-use ddpm_web::gpu::kernels::{run, Dispatch, Kernel};
+use ddpm_web::gpu::kernel::Kernel;
+use ddpm_web::gpu::plan::{encode, Dispatch};
 use ddpm_web::{GpuContext, Model, Unet};
 
 fn time_ms(ctx: &GpuContext, dispatches: &[&Dispatch], reps: usize) -> f64 {
     let go = || {
         let mut enc = ctx.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            for d in dispatches {
-                pass.set_pipeline(ctx.pipeline(d.kernel));
-                pass.set_bind_group(0, &d.bind_group, &[]);
-                pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
-            }
-        }
+        encode(ctx, &mut enc, dispatches.iter().copied());
         ctx.queue.submit([enc.finish()]);
         ctx.poll();
     };
@@ -39,23 +33,22 @@ fn main() {
     let model = Model::load_dir(std::path::Path::new(&dir)).expect("model folder");
     let ctx = pollster::block_on(GpuContext::new()).expect("adapter");
     let unet = Unet::new(&ctx, &model).expect("weights");
-    let plan = unet.plan(&ctx, n).expect("plan");
-    run(&ctx, &plan.dispatches);
-    ctx.poll();
+    let p = unet.plan(&ctx, n).expect("plan");
     let reps = 3;
-    let all: Vec<&Dispatch> = plan.dispatches.iter().collect();
+    let all: Vec<&Dispatch> = p.plan.dispatches().iter().collect();
     let total = time_ms(&ctx, &all, reps);
     let gflop = unet.flops_per_image() as f64 * n as f64 / 1e9;
     println!("model {dir}: {} parameters, {:.3} GFLOP per image; batch {n}; adapter {}", unet.parameter_count(), gflop / n as f64, ctx.adapter_name());
-    println!("whole pass: {total:.1} ms = {:.2} GFLOP/s, {:.1} images/s", gflop / (total / 1e3), n as f64 / (total / 1e3));
-    println!("{:<12} {:>10} {:>10} {:>8}", "kernel", "dispatches", "ms/pass", "share");
-    let kinds = [Kernel::Conv3x3, Kernel::Conv1x1, Kernel::Conv2d, Kernel::GroupNorm, Kernel::Linear, Kernel::TimeEmbed, Kernel::AttnScores, Kernel::AttnSoftmax, Kernel::AttnApply, Kernel::Upsample, Kernel::Concat];
-    for k in kinds {
-        let subset: Vec<&Dispatch> = plan.dispatches.iter().filter(|d| d.kernel == k).collect();
+    println!("whole pass: {total:.1} ms = {:.2} GFLOP/s, {:.1} images/s; activation pool {:.1} MiB", gflop / (total / 1e3), n as f64 / (total / 1e3), p.plan.pool_bytes() as f64 / (1 << 20) as f64);
+    println!("{:<12} {:>10} {:>10} {:>8}", "family", "dispatches", "ms/pass", "share");
+    let mut families: Vec<&str> = Kernel::ALL.iter().map(|k| k.family()).collect();
+    families.dedup();
+    for family in families {
+        let subset: Vec<&Dispatch> = p.plan.dispatches().iter().filter(|d| d.kernel.family() == family).collect();
         if subset.is_empty() {
             continue;
         }
         let ms = time_ms(&ctx, &subset, reps);
-        println!("{:<12} {:>10} {:>10.1} {:>7.0}%", format!("{k:?}"), subset.len(), ms, 100.0 * ms / total);
+        println!("{:<12} {:>10} {:>10.1} {:>7.0}%", family, subset.len(), ms, 100.0 * ms / total);
     }
 }

@@ -1,16 +1,18 @@
-// 2-D convolution with fused bias, per-channel add and residual: three entry points over one layout.
-//   general: any kernel size, stride and zero padding (the strided downsamplers)
-//   conv3x3: 3x3, stride 1, one pixel of padding (about 90% of the U-Net's FLOPs)
-//   conv1x1: 1x1, stride 1 (ResNet shortcuts, attention projections: a matmul over channels)
-// src/gpu/kernels/conv2d.rs picks one per convolution.
+// 2-D convolution with a fused epilogue: three algorithms x three epilogues = nine entry points.
+//   general*: any kernel size, stride and zero padding (the strided downsamplers)
+//   conv3x3*: 3x3, stride 1, one pixel of padding (about 90% of the U-Net's FLOPs)
+//   conv1x1*: 1x1, stride 1 (ResNet shortcuts, attention projections: a matmul over channels)
+// Epilogues (entry-point suffix): none = + bias; _chan_add = + bias + chan_add; _residual = + bias + residual.
+// Each entry point touches only its own bindings, so the bind-group layouts in src/gpu/kernel.rs bind no
+// unused buffer. src/gpu/kernels/conv2d.rs picks the algorithm per convolution.
 //
 // Layout (all f32, row-major):
 //   x        [N, IC, IH, IW]
 //   w        [OC, IC, KH, KW]   (PyTorch's Conv2d weight; [OC, IC] for a 1x1 or linear projection)
 //   bias     [OC]
-//   chan_add [N, OC]            added to every pixel of channel (n, oc) when flags & 1 (the ResNet block's
+//   chan_add [N, OC]            _chan_add: added to every pixel of channel (n, oc) (the ResNet block's
 //                               projected time embedding, fused here to save a pass over the activations)
-//   residual [N, OC, OH, OW]    added when flags & 2 (skip connections: ResNet shortcut, attention residual)
+//   residual [N, OC, OH, OW]    _residual: added elementwise (ResNet shortcut, attention residual)
 //   out      [N, OC, OH, OW]
 // Padding may be asymmetric: (pad_y, pad_x) zeros before, and as many after as OH/OW imply (diffusers'
 // downsample_padding = 0 pads only bottom and right).
@@ -24,7 +26,6 @@ struct Params {
     n: u32, ic: u32, ih: u32, iw: u32,
     oc: u32, oh: u32, ow: u32, kh: u32,
     kw: u32, stride: u32, pad_y: u32, pad_x: u32,
-    flags: u32, _p0: u32, _p1: u32, _p2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -40,39 +41,78 @@ const OCB: u32 = 4u;
 const PX: u32 = 4u;
 const BLOCK_OC: u32 = 8u;
 
-// Bias, the optional per-channel add and residual, then the store of output value `o` of channel (n, oc):
-// the same epilogue for every entry point.
-fn finish(n: u32, oc: u32, o: u32, acc: f32) {
-    var v = acc + bias[oc];
-    if ((p.flags & 1u) != 0u) {
-        v += chan_add[n * p.oc + oc];
-    }
-    if ((p.flags & 2u) != 0u) {
-        v += residual[o];
-    }
-    out[o] = v;
+// A block of outputs, every entry point's unit of work: output channels oc0 .. oc0+ocs-1 of image n, pixels
+// pix0 .. pix0+count-1 of each channel's plane (row-major). `acc[j][i]` is channel oc0+j, pixel pix0+i.
+// count = 0: the invocation has nothing to do.
+struct Block {
+    n: u32, oc0: u32, ocs: u32, pix0: u32, count: u32,
 }
 
-// general grid: x covers OH*OW pixels (64 per workgroup), y covers OC in blocks of OCB, z is the image.
-@compute @workgroup_size(64)
-fn general(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let pix = gid.x;
-    // From workgroup_id: the compiler then sees that all lanes read the same weights (no gathers on CPU adapters).
-    let n = wid.z;
-    let oc0 = wid.y * OCB;
-    if (pix >= p.oh * p.ow || n >= p.n || oc0 >= p.oc) {
-        return;
+const NONE = Block(0u, 0u, 0u, 0u, 0u);
+
+// Index of output value (j, i) of block b, or -1 if it is past the last channel or the plane's run.
+fn out_index(b: Block, j: u32, i: u32) -> i32 {
+    if (j >= b.ocs || b.oc0 + j >= p.oc || i >= b.count) {
+        return -1;
     }
-    let oy = pix / p.ow;
-    let ox = pix % p.ow;
+    return i32((b.n * p.oc + b.oc0 + j) * p.oh * p.ow + b.pix0 + i);
+}
+
+// The three epilogues, one per entry-point suffix (each touches only its own extra binding).
+fn finish(b: Block, acc: array<vec4<f32>, 8>) {
+    for (var j = 0u; j < BLOCK_OC; j++) {
+        for (var i = 0u; i < PX; i++) {
+            let o = out_index(b, j, i);
+            if (o >= 0) {
+                out[o] = acc[j][i] + bias[b.oc0 + j];
+            }
+        }
+    }
+}
+fn finish_chan_add(b: Block, acc: array<vec4<f32>, 8>) {
+    for (var j = 0u; j < BLOCK_OC; j++) {
+        for (var i = 0u; i < PX; i++) {
+            let o = out_index(b, j, i);
+            if (o >= 0) {
+                out[o] = acc[j][i] + bias[b.oc0 + j] + chan_add[b.n * p.oc + b.oc0 + j];
+            }
+        }
+    }
+}
+fn finish_residual(b: Block, acc: array<vec4<f32>, 8>) {
+    for (var j = 0u; j < BLOCK_OC; j++) {
+        for (var i = 0u; i < PX; i++) {
+            let o = out_index(b, j, i);
+            if (o >= 0) {
+                out[o] = acc[j][i] + bias[b.oc0 + j] + residual[o];
+            }
+        }
+    }
+}
+
+// general: one pixel x OCB output channels per invocation. Grid: x covers OH*OW pixels (64 per workgroup),
+// y covers OC in blocks of OCB, z is the image.
+fn general_block(gid: vec3<u32>, wid: vec3<u32>) -> Block {
+    // From workgroup_id: the compiler then sees that all lanes read the same weights (no gathers on CPU adapters).
+    let b = Block(wid.z, wid.y * OCB, OCB, gid.x, 1u);
+    if (b.pix0 >= p.oh * p.ow || b.n >= p.n || b.oc0 >= p.oc) {
+        return NONE;
+    }
+    return b;
+}
+
+fn general_acc(b: Block) -> array<vec4<f32>, 8> {
+    let oy = b.pix0 / p.ow;
+    let ox = b.pix0 % p.ow;
     let iy0 = i32(oy * p.stride) - i32(p.pad_y);
     let ix0 = i32(ox * p.stride) - i32(p.pad_x);
     let ksize = p.kh * p.kw;
     let wstride = p.ic * ksize;  // distance between consecutive output channels in w
+    let oc0 = b.oc0;
 
     var acc = vec4<f32>(0.0);
     for (var ic = 0u; ic < p.ic; ic++) {
-        let xbase = (n * p.ic + ic) * p.ih * p.iw;
+        let xbase = (b.n * p.ic + ic) * p.ih * p.iw;
         let wbase = oc0 * wstride + ic * ksize;
         for (var ky = 0u; ky < p.kh; ky++) {
             let iy = iy0 + i32(ky);
@@ -94,12 +134,33 @@ fn general(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id)
             }
         }
     }
+    // The block has OCB channels (b.ocs), so rows OCB.. of the result are never stored.
+    var out_acc: array<vec4<f32>, 8>;
     for (var j = 0u; j < OCB; j++) {
-        let oc = oc0 + j;
-        if (oc >= p.oc) {
-            break;
-        }
-        finish(n, oc, ((n * p.oc + oc) * p.oh + oy) * p.ow + ox, acc[j]);
+        out_acc[j] = vec4<f32>(acc[j], 0.0, 0.0, 0.0);
+    }
+    return out_acc;
+}
+
+@compute @workgroup_size(64)
+fn general(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let b = general_block(gid, wid);
+    if (b.count > 0u) {
+        finish(b, general_acc(b));
+    }
+}
+@compute @workgroup_size(64)
+fn general_chan_add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let b = general_block(gid, wid);
+    if (b.count > 0u) {
+        finish_chan_add(b, general_acc(b));
+    }
+}
+@compute @workgroup_size(64)
+fn general_residual(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let b = general_block(gid, wid);
+    if (b.count > 0u) {
+        finish_residual(b, general_acc(b));
     }
 }
 
@@ -111,28 +172,33 @@ fn load(base: u32, iy: i32, ix: i32) -> f32 {
     return x[base + u32(iy) * p.iw + u32(ix)];
 }
 
-// conv3x3 grid: x covers (row, run of PX pixels) pairs, 64 per workgroup; y covers OC in blocks of 8; z is the image.
-@compute @workgroup_size(64)
-fn conv3x3(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+// conv3x3: PX pixels of one row x BLOCK_OC channels per invocation. Grid: x covers (row, run of PX pixels)
+// pairs, 64 per workgroup; y covers OC in blocks of 8; z is the image.
+fn block3x3(gid: vec3<u32>, wid: vec3<u32>) -> Block {
     let runs = (p.ow + PX - 1u) / PX;
     let oy = gid.x / runs;
     let ox0 = (gid.x % runs) * PX;
     // From workgroup_id, not global_invocation_id: the compiler then knows every lane reads the same weights
     // (one load, not a gather, on SIMD CPU adapters).
-    let n = wid.z;
-    let oc0 = wid.y * BLOCK_OC;
-    if (oy >= p.oh || n >= p.n || oc0 >= p.oc) {
-        return;
+    let b = Block(wid.z, wid.y * BLOCK_OC, BLOCK_OC, oy * p.ow + ox0, min(PX, p.ow - ox0));
+    if (oy >= p.oh || b.n >= p.n || b.oc0 >= p.oc) {
+        return NONE;
     }
+    return b;
+}
+
+fn acc3x3(b: Block) -> array<vec4<f32>, 8> {
+    let oy = b.pix0 / p.ow;
+    let ox0 = b.pix0 % p.ow;
     let wstride = p.ic * 9u;
     // Rows of w for the 8 channels; past the last channel, repeat channel oc0 (its sums are not written).
     var wrow: array<u32, 8>;
     for (var j = 0u; j < BLOCK_OC; j++) {
-        wrow[j] = select(oc0, oc0 + j, oc0 + j < p.oc) * wstride;
+        wrow[j] = select(b.oc0, b.oc0 + j, b.oc0 + j < p.oc) * wstride;
     }
     var acc: array<vec4<f32>, 8>;
     for (var ic = 0u; ic < p.ic; ic++) {
-        let base = (n * p.ic + ic) * p.ih * p.iw;
+        let base = (b.n * p.ic + ic) * p.ih * p.iw;
         for (var ky = 0u; ky < 3u; ky++) {
             let iy = i32(oy + ky) - 1;
             let ix = i32(ox0) - 1;
@@ -143,66 +209,91 @@ fn conv3x3(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id)
             let v4 = load(base, iy, ix + 4);
             let v5 = load(base, iy, ix + 5);
             let a = vec4<f32>(v0, v1, v2, v3);
-            let b = vec4<f32>(v1, v2, v3, v4);
-            let c = vec4<f32>(v2, v3, v4, v5);
+            let c1 = vec4<f32>(v1, v2, v3, v4);
+            let c2 = vec4<f32>(v2, v3, v4, v5);
             let k = ic * 9u + ky * 3u;
             for (var j = 0u; j < BLOCK_OC; j++) {
                 let r = wrow[j] + k;
-                acc[j] += w[r] * a + w[r + 1u] * b + w[r + 2u] * c;
+                acc[j] += w[r] * a + w[r + 1u] * c1 + w[r + 2u] * c2;
             }
         }
     }
-    for (var j = 0u; j < BLOCK_OC; j++) {
-        let oc = oc0 + j;
-        if (oc >= p.oc) {
-            break;
-        }
-        let row = ((n * p.oc + oc) * p.oh + oy) * p.ow;
-        for (var i = 0u; i < PX; i++) {
-            if (ox0 + i >= p.ow) {
-                break;
-            }
-            finish(n, oc, row + ox0 + i, acc[j][i]);
-        }
+    return acc;
+}
+
+@compute @workgroup_size(64)
+fn conv3x3(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let b = block3x3(gid, wid);
+    if (b.count > 0u) {
+        finish(b, acc3x3(b));
+    }
+}
+@compute @workgroup_size(64)
+fn conv3x3_chan_add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let b = block3x3(gid, wid);
+    if (b.count > 0u) {
+        finish_chan_add(b, acc3x3(b));
+    }
+}
+@compute @workgroup_size(64)
+fn conv3x3_residual(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let b = block3x3(gid, wid);
+    if (b.count > 0u) {
+        finish_residual(b, acc3x3(b));
     }
 }
 
-// conv1x1 grid: x covers OH*OW in runs of PX (64 runs per workgroup), y covers OC in blocks of 8, z is the image.
-@compute @workgroup_size(64)
-fn conv1x1(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+// conv1x1: PX consecutive pixels x BLOCK_OC channels per invocation. Grid: x covers OH*OW in runs of PX
+// (64 runs per workgroup), y covers OC in blocks of 8, z is the image.
+fn block1x1(gid: vec3<u32>, wid: vec3<u32>) -> Block {
     let hw = p.oh * p.ow;
     let p0 = gid.x * PX;
     // From workgroup_id, so the compiler sees the weight reads are the same in every lane.
-    let n = wid.z;
-    let oc0 = wid.y * BLOCK_OC;
-    if (p0 >= hw || n >= p.n || oc0 >= p.oc) {
-        return;
+    let b = Block(wid.z, wid.y * BLOCK_OC, BLOCK_OC, p0, min(PX, hw - min(p0, hw)));
+    if (p0 >= hw || b.n >= p.n || b.oc0 >= p.oc) {
+        return NONE;
     }
+    return b;
+}
+
+fn acc1x1(b: Block) -> array<vec4<f32>, 8> {
     var wrow: array<u32, 8>;
     for (var j = 0u; j < BLOCK_OC; j++) {
-        wrow[j] = select(oc0, oc0 + j, oc0 + j < p.oc) * p.ic;
+        wrow[j] = select(b.oc0, b.oc0 + j, b.oc0 + j < p.oc) * p.ic;
     }
     // The last run of a plane may be short: clamp its reads in bounds (those sums are not written).
+    let hw = p.oh * p.ow;
     let last = hw - 1u;
+    let p0 = b.pix0;
     var acc: array<vec4<f32>, 8>;
     for (var ic = 0u; ic < p.ic; ic++) {
-        let base = (n * p.ic + ic) * hw;
+        let base = (b.n * p.ic + ic) * hw;
         let v = vec4<f32>(x[base + p0], x[base + min(p0 + 1u, last)], x[base + min(p0 + 2u, last)], x[base + min(p0 + 3u, last)]);
         for (var j = 0u; j < BLOCK_OC; j++) {
             acc[j] += w[wrow[j] + ic] * v;
         }
     }
-    for (var j = 0u; j < BLOCK_OC; j++) {
-        let oc = oc0 + j;
-        if (oc >= p.oc) {
-            break;
-        }
-        let plane = (n * p.oc + oc) * hw;
-        for (var i = 0u; i < PX; i++) {
-            if (p0 + i >= hw) {
-                break;
-            }
-            finish(n, oc, plane + p0 + i, acc[j][i]);
-        }
+    return acc;
+}
+
+@compute @workgroup_size(64)
+fn conv1x1(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let b = block1x1(gid, wid);
+    if (b.count > 0u) {
+        finish(b, acc1x1(b));
+    }
+}
+@compute @workgroup_size(64)
+fn conv1x1_chan_add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let b = block1x1(gid, wid);
+    if (b.count > 0u) {
+        finish_chan_add(b, acc1x1(b));
+    }
+}
+@compute @workgroup_size(64)
+fn conv1x1_residual(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let b = block1x1(gid, wid);
+    if (b.count > 0u) {
+        finish_residual(b, acc1x1(b));
     }
 }

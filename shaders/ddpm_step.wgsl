@@ -5,8 +5,8 @@
 // The coefficients come from `Schedule::step_coeffs` (src/diffusion/schedule.rs), in the same order.
 //
 // z ~ N(0, 1) from Philox4x32-10 (Salmon et al. 2011) keyed by the seed, counter (element, step key, 0, 0),
-// then Box-Muller: the same seed gives the same noise however the work is split. With given_noise = 1,
-// z is read from `z` instead (golden tests feed diffusers' noise).
+// then Box-Muller: the same seed gives the same noise however the work is split (entry point philox_noise).
+// Entry point given_noise reads z from `z` instead (golden tests feed diffusers' noise).
 //
 // Layout (f32, flat, len values): eps, z, x (read and overwritten with x_{t-1}), x0 (written with x̂_0).
 // Grid: one invocation per value, 64 per workgroup, folded into y past 65,535 workgroups.
@@ -19,7 +19,6 @@ struct Coeffs {
 struct Params {
     k: Coeffs,
     seed_lo: u32, seed_hi: u32, step_key: u32, len: u32,
-    given_noise: u32, _p0: u32, _p1: u32, _p2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -62,12 +61,12 @@ fn gaussian(i: u32) -> f32 {
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 64u;
-    if (i >= p.len) {
-        return;
-    }
+fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.x + gid.y * nwg.x * 64u;
+}
+
+// x[i] <- x_{t-1}, x0[i] <- x̂_0, with noise value `noise`.
+fn update(i: u32, noise: f32) {
     let xt = x[i];
     let e = eps[i];
     var pred = p.k.x0_x * xt - p.k.x0_eps * e;
@@ -78,10 +77,39 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     } else {
         mean = p.k.paper_x * xt - p.k.paper_eps * e;
     }
-    var noise = 0.0;
-    if (p.k.sigma != 0.0) {
-        noise = select(gaussian(i), z[i], p.given_noise != 0u);
-    }
     x[i] = mean + p.k.sigma * noise;
     x0[i] = pred;
+}
+
+@compute @workgroup_size(64)
+fn philox_noise(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.len) {
+        return;
+    }
+    // The last step adds no noise: skip drawing it.
+    var noise = 0.0;
+    if (p.k.sigma != 0.0) {
+        noise = gaussian(i);
+    }
+    update(i, noise);
+}
+
+@compute @workgroup_size(64)
+fn given_noise(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.len) {
+        return;
+    }
+    update(i, z[i]);
+}
+
+// x_T ~ N(0, I): the same generator with the params' seed and step key (the coefficients are not read).
+@compute @workgroup_size(64)
+fn draw_noise(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.len) {
+        return;
+    }
+    x[i] = gaussian(i);
 }

@@ -8,8 +8,11 @@
 
 struct Params {
     n: u32, c: u32, hw: u32, groups: u32,
-    eps: f32, silu: u32, _p0: u32, _p1: u32,
+    eps: f32, _p0: u32, _p1: u32, _p2: u32,
 }
+
+// SiLU after the affine (every GroupNorm of the U-Net but attention's): set per pipeline.
+override SILU: bool;
 
 const WG: u32 = 256u;
 
@@ -59,7 +62,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var i = lid; i < count; i += WG) {
         let c = g * cpg + i / p.hw;
         var v = (x[base + i] - mean) * inv_std * gamma[c] + beta[c];
-        if (p.silu != 0u) {
+        if (SILU) {
             v = v / (1.0 + exp(-v));
         }
         out[base + i] = v;

@@ -1,12 +1,15 @@
 // Fully connected layer over a batch, with optional SiLU before (on the input) and after.
 //
 // Layout (f32): x [N, IN], w [OUT, IN] (PyTorch's Linear weight), b [OUT], out [N, OUT].
-// flags & 1: SiLU on x first (the ResNet block's `time_emb_proj(silu(temb))`); flags & 2: SiLU on the result
-// (the time MLP's hidden layer). Grid: x covers OUT (64 per workgroup), y is the row n.
+// Overrides, set per pipeline: SILU_IN, SiLU on x first (the ResNet block's `time_emb_proj(silu(temb))`);
+// SILU_OUT, SiLU on the result (the time MLP's hidden layer). Grid: x covers OUT (64 per workgroup), y is n.
 
 struct Params {
-    n: u32, inp: u32, outp: u32, flags: u32,
+    n: u32, inp: u32, outp: u32, _p0: u32,
 }
+
+override SILU_IN: bool;
+override SILU_OUT: bool;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -28,12 +31,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     var acc = b[o];
     for (var i = 0u; i < p.inp; i++) {
         var v = x[n * p.inp + i];
-        if ((p.flags & 1u) != 0u) {
+        if (SILU_IN) {
             v = silu(v);
         }
         acc += v * w[o * p.inp + i];
     }
-    if ((p.flags & 2u) != 0u) {
+    if (SILU_OUT) {
         acc = silu(acc);
     }
     out[n * p.outp + o] = acc;

@@ -5,6 +5,7 @@
 //! → compact frames of x_t and x̂_0 → pixels ([`image`]). The page (`src/ui`) and the `ddpm` command
 //! (`src/bin/ddpm.rs`) are two front ends over the same calls.
 
+pub mod bench;
 pub mod diffusion;
 pub mod error;
 pub mod gpu;

@@ -63,3 +63,21 @@ fn bad_arguments_are_messages_not_panics() {
     let (ok, _, err) = ddpm(&["step", "--model", &model(), "--x", "a", "--t", "1", "--z", "b", "--variance", "medium", "--out", "c"]);
     assert!(!ok && err.contains("variance") && !err.contains("panicked"), "{err}");
 }
+
+/// `ddpm bench` is what the GPU kit and BENCHMARKS.md parse: stdout must be one JSON object and nothing else,
+/// with figures that agree with each other.
+#[test]
+fn bench_prints_only_json_with_consistent_figures() {
+    let (ok, out, err) = ddpm(&["bench", "--model", &model(), "--batch", "3", "--steps", "2"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}):\n{out}"));
+    assert_eq!(v["batch"], 3);
+    assert_eq!(v["steps"], 2);
+    assert_eq!(v["device_type"], "Cpu", "the tests run on lavapipe");
+    let ms = v["ms_per_step"].as_f64().unwrap();
+    let ips = v["images_per_s"].as_f64().unwrap();
+    assert!(ms > 0.0 && (ips - 3.0 * 1e3 / ms).abs() < 1e-6 * ips, "{v}");
+    let gflop = v["gflop_per_pass"].as_f64().unwrap();
+    assert!((v["gflops_per_s"].as_f64().unwrap() - gflop * 1e3 / ms).abs() < 1e-6 * gflop * 1e3 / ms, "{v}");
+    assert!(v["gpu_ms_per_family"].is_null() || v["gpu_ms_per_family"].is_object());
+}

@@ -105,6 +105,16 @@ mod cli {
             #[arg(long, default_value_t = 100)]
             every: usize,
         },
+        /// Sampler steps per second at one batch size, as one JSON object on stdout (BENCHMARKS.md).
+        Bench {
+            #[command(flatten)]
+            model: ModelArg,
+            #[arg(long, default_value_t = 16)]
+            batch: usize,
+            /// Timed steps (after a short warm-up).
+            #[arg(long, default_value_t = 20)]
+            steps: usize,
+        },
         /// Parameters, FLOPs per pass, adapter, largest batch.
         Info {
             #[command(flatten)]
@@ -170,6 +180,12 @@ mod cli {
                     ctx.adapter_name(),
                     out.display()
                 );
+                Ok(())
+            }
+            Command::Bench { model, batch, steps } => {
+                let (model, unet) = load(&ctx, &model.model)?;
+                let report = pollster::block_on(ddpm_web::bench::bench(&ctx, &unet, &model.schedule(), batch, steps))?;
+                println!("{}", serde_json::to_string(&report)?);
                 Ok(())
             }
             Command::Info { model } => {

@@ -6,12 +6,13 @@
 use crate::diffusion::schedule::{Schedule, StepCoeffs, Variance};
 use crate::error::{Error, Result};
 use crate::gpu::context::{map_read, GpuContext};
+use crate::gpu::graph::Graph;
 use crate::gpu::kernels::frames::{pack, words};
-use crate::gpu::kernels::step::{ddpm_step, params_buffer, Params};
-use crate::gpu::kernels::{self, encode, Dispatch};
+use crate::gpu::kernels::step::{ddpm_step, draw_noise, params_buffer, NoiseSource, Params, StepIo};
+use crate::gpu::plan::Plan;
 use crate::gpu::tensor::Tensor;
 use crate::image::Batch;
-use crate::model::unet::{Plan, Unet};
+use crate::model::unet::Unet;
 
 /// Philox step key of the draw of x_T (the steps use their timestep index).
 const INITIAL_KEY: u32 = u32::MAX;
@@ -47,10 +48,14 @@ pub struct Sampler {
     batch: Batch,
     schedule: Schedule,
     timesteps: Vec<usize>,
-    plan: Plan,
+    /// x_t [N, C, H, W] and the timesteps [N], owned here and bound into both plans.
+    x: Tensor,
+    t: Tensor,
+    /// One step: ε_θ, the update, the packing of x_t and x̂_0 into `frame`. Reads `step_params`.
+    step_plan: Plan,
+    /// x_T ~ N(0, I) and its packing.
+    draw_plan: Plan,
     step_params: wgpu::Buffer,
-    /// The update and the two packs, recorded once; they read `step_params`.
-    tail: Vec<Dispatch>,
     frame: wgpu::Buffer,
     staging: [wgpu::Buffer; 2],
     /// Updates submitted to the GPU, and frames handed out (frame 0 is x_T).
@@ -66,7 +71,6 @@ impl Sampler {
             return Err(Error::InputShape { expected: "at least one image".into(), found: vec![0] });
         }
         let timesteps = schedule.timesteps(opts.steps)?;
-        let plan = unet.plan(ctx, opts.n)?;
         let (c, h, w) = unet.image_shape();
         if unet.config.out_channels != c {
             return Err(Error::UnsupportedConfig {
@@ -77,15 +81,28 @@ impl Sampler {
         }
         let batch = Batch { n: opts.n, c, h, w };
         let len = batch.len();
+        let x = Tensor::zeros(ctx, "x_t", &[opts.n, c, h, w]);
+        let t = Tensor::zeros(ctx, "t", &[opts.n]);
         let x0 = Tensor::zeros(ctx, "x0_pred", &[len]);
+        let frame = Tensor::zeros(ctx, "frame", &[2 * words(len)]);
         let step_params = params_buffer(ctx);
-        let frame_bytes = 4 * 2 * words(len) as u64;
-        let frame = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("frame"),
-            size: frame_bytes,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
+
+        let mut g = Graph::new();
+        let (xg, tg, x0g, frame_g) = (g.bound("x_t", &x), g.bound("t", &t), g.bound("x0_pred", &x0), g.bound("frame", &frame));
+        let eps = g.activation("eps", &[opts.n, c, h, w]);
+        unet.record(ctx, &mut g, xg, tg, eps)?;
+        ddpm_step(&mut g, &step_params, StepIo { eps, x: xg, x0: x0g }, NoiseSource::Philox);
+        pack(&mut g, xg, frame_g, 0);
+        pack(&mut g, x0g, frame_g, words(len));
+        let step_plan = Plan::compile(ctx, &g)?;
+
+        let mut g = Graph::new();
+        let (xg, frame_g) = (g.bound("x_t", &x), g.bound("frame", &frame));
+        draw_noise(&mut g, &step_params, xg);
+        pack(&mut g, xg, frame_g, 0);
+        let draw_plan = Plan::compile(ctx, &g)?;
+
+        let frame_bytes = frame.bytes();
         let staging = [0, 1].map(|_| {
             ctx.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("frame staging"),
@@ -94,14 +111,22 @@ impl Sampler {
                 mapped_at_creation: false,
             })
         });
-        let x_flat = plan.x.view(&[len]);
-        // z is never read (noise comes from Philox); eps stands in for the binding.
-        let tail = vec![
-            ddpm_step(ctx, &step_params, &plan.eps.view(&[len]), &plan.eps.view(&[len]), &x_flat, &x0),
-            pack(ctx, &x_flat, &frame, 0),
-            pack(ctx, &x0, &frame, words(len)),
-        ];
-        Ok(Self { opts, batch, schedule: schedule.clone(), timesteps, plan, step_params, tail, frame, staging, submitted: 0, returned: 0, prefetch: true })
+        Ok(Self {
+            opts,
+            batch,
+            schedule: schedule.clone(),
+            timesteps,
+            x,
+            t,
+            step_plan,
+            draw_plan,
+            step_params,
+            frame: frame.buffer,
+            staging,
+            submitted: 0,
+            returned: 0,
+            prefetch: true,
+        })
     }
 
     pub fn batch(&self) -> Batch {
@@ -141,12 +166,12 @@ impl Sampler {
     /// Draws x_T ~ N(0, I) on the GPU and returns it as frame 0. Must be the first call.
     pub async fn first_frame(&mut self, ctx: &GpuContext) -> Result<Frame> {
         assert_eq!(self.submitted + self.returned, 0, "first_frame starts the run");
-        // The update kernel with every coefficient 0 and σ = 1 writes x = z.
+        // Only the seed and key are read; the coefficients are those of a draw (σ = 1).
         let draw = StepCoeffs { x0_x: 0.0, x0_eps: 0.0, mean_x0: 0.0, mean_xt: 0.0, paper_x: 0.0, paper_eps: 0.0, sigma: 1.0, clip: 0 };
-        let params = Params::new(draw, self.opts.seed, INITIAL_KEY, self.batch.len(), false);
+        let params = Params::new(draw, self.opts.seed, INITIAL_KEY, self.batch.len());
         ctx.queue.write_buffer(&self.step_params, 0, bytemuck::bytes_of(&params));
         let mut enc = ctx.device.create_command_encoder(&Default::default());
-        encode(ctx, &mut enc, &self.tail[..2]);
+        self.draw_plan.encode(ctx, &mut enc);
         self.copy_frame(&mut enc, 0);
         ctx.queue.submit([enc.finish()]);
         let mut f = self.read_frame(ctx, 0).await?;
@@ -179,19 +204,18 @@ impl Sampler {
 
     /// x_t as f32 from the GPU: after the last returned frame when prefetch is off.
     pub async fn read_x(&self, ctx: &GpuContext) -> Result<Vec<f32>> {
-        self.plan.x.read(ctx).await
+        self.x.read(ctx).await
     }
 
     fn submit(&mut self, ctx: &GpuContext, k: usize) -> Result<()> {
         let t = self.timesteps[k];
         let coeffs = self.coeffs(k)?;
         // Both writes land before this submit's commands run and after the previous submit's (queue order).
-        self.plan.t.write(ctx, &vec![t as f32; self.batch.n]);
-        let params = Params::new(coeffs, self.opts.seed, t as u32, self.batch.len(), false);
+        self.t.write(ctx, &vec![t as f32; self.batch.n]);
+        let params = Params::new(coeffs, self.opts.seed, t as u32, self.batch.len());
         ctx.queue.write_buffer(&self.step_params, 0, bytemuck::bytes_of(&params));
         let mut enc = ctx.device.create_command_encoder(&Default::default());
-        encode(ctx, &mut enc, &self.plan.dispatches);
-        encode(ctx, &mut enc, &self.tail);
+        self.step_plan.encode(ctx, &mut enc);
         self.copy_frame(&mut enc, k + 1);
         ctx.queue.submit([enc.finish()]);
         self.submitted += 1;
@@ -234,18 +258,26 @@ pub async fn single_step(
         return Err(Error::InputShape { expected: format!("x and z of N images of {c}x{h}x{w}"), found: vec![x.len(), z.len()] });
     }
     let n = x.len() / per;
+    if unet.config.out_channels != c {
+        return Err(Error::UnsupportedConfig {
+            field: "out_channels",
+            value: unet.config.out_channels.to_string(),
+            hint: format!("a step needs ε with as many channels as the image ({c})"),
+        });
+    }
     let coeffs = schedule.step_coeffs(t, t as isize - 1, variance, clip)?;
-    let plan = unet.plan(ctx, n)?;
-    plan.x.write(ctx, x);
-    plan.t.write(ctx, &vec![t as f32; n]);
-    let zt = Tensor::upload(ctx, "z", &[x.len()], z);
-    let x0 = Tensor::zeros(ctx, "x0_pred", &[x.len()]);
     let params = params_buffer(ctx);
-    ctx.queue.write_buffer(&params, 0, bytemuck::bytes_of(&Params::new(coeffs, 0, t as u32, x.len(), true)));
-    let x_flat = plan.x.view(&[x.len()]);
-    let mut all = plan.dispatches;
-    all.push(ddpm_step(ctx, &params, &plan.eps.view(&[x.len()]), &zt, &x_flat, &x0));
-    kernels::run(ctx, &all);
+    ctx.queue.write_buffer(&params, 0, bytemuck::bytes_of(&Params::new(coeffs, 0, t as u32, x.len())));
+    let mut g = Graph::new();
+    let xg = g.bound("x_t", &Tensor::upload(ctx, "x_t", &[n, c, h, w], x));
+    let tg = g.bound("t", &Tensor::upload(ctx, "t", &[n], &vec![t as f32; n]));
+    let zg = g.bound("z", &Tensor::upload(ctx, "z", &[x.len()], z));
+    let x0 = g.kept("x0_pred", &[n, c, h, w]);
+    let eps = g.activation("eps", &[n, unet.config.out_channels, h, w]);
+    unet.record(ctx, &mut g, xg, tg, eps)?;
+    ddpm_step(&mut g, &params, StepIo { eps, x: xg, x0 }, NoiseSource::Given(zg));
+    let plan = Plan::compile(ctx, &g)?;
+    plan.run(ctx);
     ctx.check()?;
-    Ok((x_flat.read(ctx).await?, x0.read(ctx).await?))
+    Ok((plan.tensor(xg).read(ctx).await?, plan.tensor(x0).read(ctx).await?))
 }

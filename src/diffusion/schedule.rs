@@ -35,24 +35,36 @@ pub struct SchedulerConfig {
     pub beta_start: f64,
     #[serde(default = "beta_end")]
     pub beta_end: f64,
-    #[serde(default = "linear")]
-    pub beta_schedule: String,
+    #[serde(default)]
+    pub beta_schedule: BetaSchedule,
+}
+
+/// `beta_schedule`: the β_t curves diffusers' `DDPMScheduler` offers without trained betas.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum BetaSchedule {
+    /// The paper's: β linear from beta_start to beta_end.
+    #[default]
+    Linear,
+    /// Latent diffusion's: linspace of √β, squared.
+    ScaledLinear,
+    /// Nichol & Dhariwal's cosine schedule.
+    SquaredcosCapV2,
 }
 
 fn thousand() -> usize { 1000 }
 fn beta_start() -> f64 { 1e-4 }
 fn beta_end() -> f64 { 0.02 }
-fn linear() -> String { "linear".into() }
 
 impl Default for SchedulerConfig {
     fn default() -> Self {
-        Self { num_train_timesteps: 1000, beta_start: 1e-4, beta_end: 0.02, beta_schedule: "linear".into() }
+        Self { num_train_timesteps: 1000, beta_start: 1e-4, beta_end: 0.02, beta_schedule: BetaSchedule::Linear }
     }
 }
 
 impl SchedulerConfig {
     pub fn from_json(text: &str) -> Result<Self> {
-        serde_json::from_str(text).map_err(|e| Error::ConfigJson(format!("scheduler_config.json: {e}")))
+        crate::model::config::parse_json(text).map_err(|e| Error::ConfigJson(format!("scheduler_config.json: {e}")))
     }
 }
 
@@ -97,26 +109,21 @@ impl Schedule {
         if t == 0 {
             return Err(Error::UnsupportedConfig { field: "num_train_timesteps", value: "0".into(), hint: "must be positive".into() });
         }
-        match cfg.beta_schedule.as_str() {
-            "linear" => Ok(Self::linear(t, cfg.beta_start, cfg.beta_end)),
+        match cfg.beta_schedule {
+            BetaSchedule::Linear => Ok(Self::linear(t, cfg.beta_start, cfg.beta_end)),
             // diffusers: linspace of √β, squared (latent diffusion's schedule).
-            "scaled_linear" => {
+            BetaSchedule::ScaledLinear => {
                 let s = Self::linear(t, cfg.beta_start.sqrt(), cfg.beta_end.sqrt());
                 Ok(Self::from_betas(s.betas.iter().map(|b| b * b).collect()))
             }
             // Nichol & Dhariwal's cosine schedule, β capped at 0.999 as diffusers does.
-            "squaredcos_cap_v2" => {
+            BetaSchedule::SquaredcosCapV2 => {
                 let f = |x: f64| ((x + 0.008) / 1.008 * std::f64::consts::FRAC_PI_2).cos().powi(2);
                 let betas = (0..t)
                     .map(|i| (1.0 - f((i + 1) as f64 / t as f64) / f(i as f64 / t as f64)).min(0.999))
                     .collect();
                 Ok(Self::from_betas(betas))
             }
-            other => Err(Error::UnsupportedConfig {
-                field: "beta_schedule",
-                value: other.into(),
-                hint: "linear, scaled_linear or squaredcos_cap_v2".into(),
-            }),
         }
     }
 

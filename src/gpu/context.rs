@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
-use crate::gpu::kernels::{Kernel, Pipelines};
+use crate::gpu::kernel::{Access, Kernel, SOURCES};
 
 pub struct GpuContext {
     pub device: wgpu::Device,
@@ -100,7 +100,12 @@ impl GpuContext {
     }
 
     pub fn pipeline(&self, k: Kernel) -> &wgpu::ComputePipeline {
-        self.pipelines.get(k)
+        &self.pipelines.list[k.index()].1
+    }
+
+    /// The explicit bind-group layout of kernel `k`.
+    pub fn layout(&self, k: Kernel) -> &wgpu::BindGroupLayout {
+        &self.pipelines.list[k.index()].0
     }
 
     /// Waits for submitted work natively; in the browser the event loop drives the GPU instead.
@@ -143,6 +148,61 @@ pub async fn map_read(ctx: &GpuContext, buffer: &wgpu::Buffer) -> Result<()> {
         Ok(Ok(())) => ctx.check(),
         Ok(Err(e)) => Err(ctx.check().err().unwrap_or_else(|| Error::Gpu(format!("reading back from the GPU failed: {e}")))),
         Err(_) => Err(ctx.check().err().unwrap_or_else(|| Error::DeviceLost("the read-back was dropped".into()))),
+    }
+}
+
+/// Every kernel's bind-group layout and pipeline, in [`Kernel::ALL`]'s order.
+pub struct Pipelines {
+    list: Vec<(wgpu::BindGroupLayout, wgpu::ComputePipeline)>,
+}
+
+impl Pipelines {
+    /// Compiles each WGSL module once and every kernel's pipeline against its explicit layout; a shader the
+    /// adapter rejects, or one whose bindings disagree with the registry, is an error naming the file.
+    pub async fn compile(device: &wgpu::Device) -> Result<Self> {
+        let mut list = Vec::with_capacity(Kernel::ALL.len());
+        for src in SOURCES {
+            let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(src.file), source: wgpu::ShaderSource::Wgsl(src.code.into()) });
+            let mut made = Vec::new();
+            for kernel in Kernel::ALL.into_iter().filter(|k| k.source().file == src.file) {
+                let entries: Vec<wgpu::BindGroupLayoutEntry> = kernel
+                    .bindings()
+                    .iter()
+                    .map(|b| wgpu::BindGroupLayoutEntry {
+                        binding: b.number,
+                        visibility: wgpu::ShaderStages::COMPUTE,
+                        ty: wgpu::BindingType::Buffer {
+                            ty: match b.access {
+                                Access::Uniform => wgpu::BufferBindingType::Uniform,
+                                Access::Read => wgpu::BufferBindingType::Storage { read_only: true },
+                                Access::ReadWrite => wgpu::BufferBindingType::Storage { read_only: false },
+                            },
+                            has_dynamic_offset: false,
+                            min_binding_size: None,
+                        },
+                        count: None,
+                    })
+                    .collect();
+                let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(kernel.entry()), entries: &entries });
+                let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor { label: Some(kernel.entry()), bind_group_layouts: &[Some(&layout)], immediate_size: 0 });
+                let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(kernel.entry()),
+                    layout: Some(&pipeline_layout),
+                    module: &module,
+                    entry_point: Some(kernel.entry()),
+                    compilation_options: wgpu::PipelineCompilationOptions { constants: kernel.constants(), ..Default::default() },
+                    cache: None,
+                });
+                made.push((kernel, layout, pipeline));
+            }
+            if let Some(e) = scope.pop().await {
+                return Err(Error::Shader { name: src.file, message: e.to_string() });
+            }
+            list.extend(made);
+        }
+        list.sort_by_key(|(k, ..)| k.index());
+        Ok(Self { list: list.into_iter().map(|(_, l, p)| (l, p)).collect() })
     }
 }
 

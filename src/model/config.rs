@@ -17,8 +17,8 @@ pub struct UNetConfig {
     pub out_channels: usize,
     #[serde(default)]
     pub center_input_sample: bool,
-    #[serde(default = "positional")]
-    pub time_embedding_type: String,
+    #[serde(default)]
+    pub time_embedding_type: TimeEmbedding,
     #[serde(default)]
     pub time_embedding_dim: Option<usize>,
     #[serde(default = "yes")]
@@ -26,9 +26,9 @@ pub struct UNetConfig {
     #[serde(default)]
     pub freq_shift: f64,
     #[serde(default = "default_down")]
-    pub down_block_types: Vec<String>,
+    pub down_block_types: Vec<DownBlock>,
     #[serde(default = "default_up")]
-    pub up_block_types: Vec<String>,
+    pub up_block_types: Vec<UpBlock>,
     #[serde(default = "default_channels")]
     pub block_out_channels: Vec<usize>,
     #[serde(default = "two")]
@@ -37,14 +37,14 @@ pub struct UNetConfig {
     pub mid_block_scale_factor: f64,
     #[serde(default = "one")]
     pub downsample_padding: usize,
-    #[serde(default = "conv")]
-    pub downsample_type: String,
-    #[serde(default = "conv")]
-    pub upsample_type: String,
+    #[serde(default)]
+    pub downsample_type: Resample,
+    #[serde(default)]
+    pub upsample_type: Resample,
     #[serde(default)]
     pub dropout: f64,
-    #[serde(default = "silu")]
-    pub act_fn: String,
+    #[serde(default)]
+    pub act_fn: Activation,
     #[serde(default = "eight_opt")]
     pub attention_head_dim: Option<usize>,
     #[serde(default = "thirty_two_opt")]
@@ -53,8 +53,8 @@ pub struct UNetConfig {
     pub attn_norm_num_groups: Option<usize>,
     #[serde(default = "norm_eps")]
     pub norm_eps: f64,
-    #[serde(default = "default_shift")]
-    pub resnet_time_scale_shift: String,
+    #[serde(default)]
+    pub resnet_time_scale_shift: TimeScaleShift,
     #[serde(default = "yes")]
     pub add_attention: bool,
     #[serde(default)]
@@ -79,6 +79,71 @@ pub struct Provenance {
     pub note: Option<String>,
 }
 
+/// A block of the down path (`down_block_types`). Others (cross-attention, skip, ResNet-downsampling blocks)
+/// are refused by serde with the field's path.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+pub enum DownBlock {
+    DownBlock2D,
+    AttnDownBlock2D,
+}
+
+/// A block of the up path (`up_block_types`).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+pub enum UpBlock {
+    UpBlock2D,
+    AttnUpBlock2D,
+}
+
+/// Whether a block has self-attention after each ResNet.
+pub trait BlockKind {
+    fn has_attention(&self) -> bool;
+}
+
+impl BlockKind for DownBlock {
+    fn has_attention(&self) -> bool {
+        *self == DownBlock::AttnDownBlock2D
+    }
+}
+
+impl BlockKind for UpBlock {
+    fn has_attention(&self) -> bool {
+        *self == UpBlock::AttnUpBlock2D
+    }
+}
+
+/// `act_fn`: diffusers' `get_activation` maps both names to SiLU; nothing else is implemented.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    #[default]
+    #[serde(alias = "swish")]
+    Silu,
+}
+
+/// `time_embedding_type`: sinusoidal only (not "fourier").
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeEmbedding {
+    #[default]
+    Positional,
+}
+
+/// `resnet_time_scale_shift`: the time embedding is added ("default"), not FiLM ("scale_shift").
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeScaleShift {
+    #[default]
+    Default,
+}
+
+/// `downsample_type` / `upsample_type`: strided and nearest-upsampled convolutions (not "resnet" blocks).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Resample {
+    #[default]
+    Conv,
+}
+
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(untagged)]
 pub enum SampleSize {
@@ -94,16 +159,23 @@ fn yes() -> bool { true }
 fn eight_opt() -> Option<usize> { Some(8) }
 fn thirty_two_opt() -> Option<usize> { Some(32) }
 fn norm_eps() -> f64 { 1e-5 }
-fn positional() -> String { "positional".into() }
-fn conv() -> String { "conv".into() }
-fn silu() -> String { "silu".into() }
-fn default_shift() -> String { "default".into() }
 fn default_channels() -> Vec<usize> { vec![224, 448, 672, 896] }
-fn default_down() -> Vec<String> {
-    ["DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"].map(String::from).to_vec()
+fn default_down() -> Vec<DownBlock> {
+    use DownBlock::*;
+    vec![DownBlock2D, AttnDownBlock2D, AttnDownBlock2D, AttnDownBlock2D]
 }
-fn default_up() -> Vec<String> {
-    ["AttnUpBlock2D", "AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"].map(String::from).to_vec()
+fn default_up() -> Vec<UpBlock> {
+    use UpBlock::*;
+    vec![AttnUpBlock2D, AttnUpBlock2D, AttnUpBlock2D, UpBlock2D]
+}
+
+/// serde_json with the path of the offending field in the message (serde_path_to_error).
+pub fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> std::result::Result<T, String> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." { e.into_inner().to_string() } else { format!("{path}: {}", e.into_inner()) }
+    })
 }
 
 fn unsupported(field: &'static str, value: impl std::fmt::Debug, hint: &str) -> Error {
@@ -111,9 +183,10 @@ fn unsupported(field: &'static str, value: impl std::fmt::Debug, hint: &str) -> 
 }
 
 impl UNetConfig {
-    /// Parses and validates `config.json`.
+    /// Parses and validates `config.json`. A value serde refuses is reported with its field's path
+    /// (`up_block_types[1]: unknown variant …`), not only a line and column.
     pub fn from_json(text: &str) -> Result<Self> {
-        let cfg: UNetConfig = serde_json::from_str(text).map_err(|e| Error::ConfigJson(e.to_string()))?;
+        let cfg: UNetConfig = parse_json(text).map_err(Error::ConfigJson)?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -159,31 +232,6 @@ impl UNetConfig {
         if self.up_block_types.len() != n {
             return Err(unsupported("up_block_types", &self.up_block_types, "one per block_out_channels entry"));
         }
-        for b in &self.down_block_types {
-            if b != "DownBlock2D" && b != "AttnDownBlock2D" {
-                return Err(unsupported("down_block_types", b, "DownBlock2D or AttnDownBlock2D"));
-            }
-        }
-        for b in &self.up_block_types {
-            if b != "UpBlock2D" && b != "AttnUpBlock2D" {
-                return Err(unsupported("up_block_types", b, "UpBlock2D or AttnUpBlock2D"));
-            }
-        }
-        if self.time_embedding_type != "positional" {
-            return Err(unsupported("time_embedding_type", &self.time_embedding_type, "only \"positional\""));
-        }
-        if self.act_fn != "silu" {
-            return Err(unsupported("act_fn", &self.act_fn, "only \"silu\""));
-        }
-        if self.resnet_time_scale_shift != "default" {
-            return Err(unsupported("resnet_time_scale_shift", &self.resnet_time_scale_shift, "only \"default\""));
-        }
-        if self.downsample_type != "conv" {
-            return Err(unsupported("downsample_type", &self.downsample_type, "only \"conv\""));
-        }
-        if self.upsample_type != "conv" {
-            return Err(unsupported("upsample_type", &self.upsample_type, "only \"conv\""));
-        }
         if self.downsample_padding > 1 {
             return Err(unsupported("downsample_padding", self.downsample_padding, "0 or 1"));
         }
@@ -220,8 +268,8 @@ impl UNetConfig {
             }
         }
         // Widths that carry attention: attention down blocks, up blocks (in reverse order), the mid block.
-        let down = self.down_block_types.iter().enumerate().filter(|(_, b)| b.starts_with("Attn")).map(|(i, _)| self.block_out_channels[i]);
-        let up = self.up_block_types.iter().enumerate().filter(|(_, b)| b.starts_with("Attn")).map(|(i, _)| self.block_out_channels[n - 1 - i]);
+        let down = self.down_block_types.iter().enumerate().filter(|(_, b)| b.has_attention()).map(|(i, _)| self.block_out_channels[i]);
+        let up = self.up_block_types.iter().enumerate().filter(|(_, b)| b.has_attention()).map(|(i, _)| self.block_out_channels[n - 1 - i]);
         for c in down.chain(up).chain([self.block_out_channels[n - 1]]) {
             let d = self.head_dim(c);
             if d == 0 || c % d != 0 {
@@ -269,8 +317,16 @@ mod tests {
         let bad = CIFAR.replace("\"UpBlock2D\", \"UpBlock2D\"", "\"CrossAttnUpBlock2D\", \"UpBlock2D\"");
         let e = UNetConfig::from_json(&bad).unwrap_err();
         assert!(e.to_string().contains("up_block_types"), "{e}");
+        assert!(e.to_string().contains("CrossAttnUpBlock2D") && e.to_string().contains("UpBlock2D"), "names the value and what is allowed: {e}");
         let bad = CIFAR.replace("\"silu\"", "\"gelu\"");
-        assert!(UNetConfig::from_json(&bad).unwrap_err().to_string().contains("act_fn"));
+        let e = UNetConfig::from_json(&bad).unwrap_err().to_string();
+        assert!(e.contains("act_fn") && e.contains("gelu"), "{e}");
+        let swish = UNetConfig::from_json(&CIFAR.replace("\"silu\"", "\"swish\"")).unwrap();
+        assert_eq!(swish.act_fn, Activation::Silu, "diffusers treats swish as SiLU");
+        let e = UNetConfig::from_json(&CIFAR.replace("\"positional\"", "\"fourier\"")).unwrap_err().to_string();
+        assert!(e.contains("time_embedding_type"), "{e}");
+        let e = UNetConfig::from_json(&CIFAR.replace("\"layers_per_block\": 2", "\"layers_per_block\": \"two\"")).unwrap_err().to_string();
+        assert!(e.contains("layers_per_block"), "a wrong type names its field too: {e}");
     }
 
     #[test]

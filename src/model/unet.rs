@@ -1,25 +1,25 @@
-//! The `UNet2DModel` graph in diffusers' order, recorded once per batch size as a list of kernel dispatches
-//! (a [`Plan`]). Running the network is then: write x_t and t, replay the plan.
+//! The `UNet2DModel` graph in diffusers' order, recorded as typed ops into a [`Graph`] and compiled once per
+//! batch size into a [`Plan`]. Running the network is then: write x_t and t, replay the plan.
 //!
 //! One walk over the config serves both uses: [`Unet::new`] walks it with batch 1 to upload every weight and
-//! check its shape (a wrong file is refused before anything runs), and [`Unet::plan`] walks it again for the
-//! real batch, reusing the uploaded weights. Activations come from a pool: a buffer is handed back when its
-//! last reader is recorded, so a pass needs a few live activations, not all of them.
+//! check its shape (a wrong file is refused before anything runs), and [`Unet::record`] walks it again for the
+//! real batch, reusing the uploaded weights. Nothing here frees a buffer: the plan compiler computes each
+//! activation's lifetime and shares buffers between activations that are never live at once.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernels::attention::{attention, scores_len};
-use crate::gpu::kernels::conv2d::{conv2d, ConvSpec};
+use crate::gpu::graph::{Graph, Storage, TensorId};
+use crate::gpu::kernels::attention::{attention, AttentionIo};
+use crate::gpu::kernels::conv2d::{conv2d, ConvIo, ConvSpec, Extra};
 use crate::gpu::kernels::embed::time_embedding;
-use crate::gpu::kernels::group_norm::group_norm;
-use crate::gpu::kernels::linear::linear;
+use crate::gpu::kernels::group_norm::{group_norm, GroupNormIo};
+use crate::gpu::kernels::linear::{linear, LinearIo};
 use crate::gpu::kernels::resample::{concat_channels, upsample_nearest2x};
-use crate::gpu::kernels::{self, Dispatch};
-use crate::gpu::tensor::{Tensor, STORAGE};
-use crate::model::config::UNetConfig;
+use crate::gpu::plan::{Assignment, Plan};
+use crate::gpu::tensor::Tensor;
+use crate::model::config::{BlockKind, UNetConfig};
 use crate::model::weights::Weights;
 use crate::model::Model;
 
@@ -27,27 +27,26 @@ use crate::model::Model;
 /// adapter's own limits say: browsers kill tabs long before a GPU runs out.
 const MEMORY_BUDGET: u64 = 1 << 30;
 
-/// The network on the GPU: weights uploaded and checked, ready to record plans.
+/// The network on the GPU: weights uploaded and checked, ready to record passes.
 pub struct Unet {
     pub config: UNetConfig,
     weights: HashMap<String, Tensor>,
     parameter_count: usize,
-    /// Per image: multiply-adds × 2 of one pass, the largest single buffer, and the pool's peak bytes.
+    /// Per image: FLOPs of one pass, the largest single buffer, and the activation memory of a compiled pass.
     flops_per_image: u64,
     largest_buffer_per_image: u64,
     peak_bytes_per_image: u64,
 }
 
-/// A recorded pass for a fixed batch: write `x` and `t`, run `dispatches`, read `eps`.
-pub struct Plan {
-    pub n: usize,
+/// A compiled ε_θ pass for a fixed batch: write `x` and `t`, run, read `eps`.
+pub struct UnetPlan {
+    pub plan: Plan,
     /// x_t, [N, C, H, W].
-    pub x: Tensor,
+    pub x: TensorId,
     /// Timesteps as f32, [N].
-    pub t: Tensor,
+    pub t: TensorId,
     /// ε_θ(x_t, t), [N, C_out, H, W].
-    pub eps: Tensor,
-    pub dispatches: Vec<Dispatch>,
+    pub eps: TensorId,
 }
 
 impl Unet {
@@ -61,15 +60,14 @@ impl Unet {
             largest_buffer_per_image: 0,
             peak_bytes_per_image: 0,
         };
-        let stats = {
-            let mut b = Builder::new(ctx, &unet.config, &mut unet.weights, Some(&model.weights), 1);
-            b.forward()?;
-            b.stats()
-        };
+        let mut g = Graph::new();
+        let (x, t, eps) = io_tensors(&mut g, &unet.config, 1);
+        Builder { ctx, cfg: &unet.config, uploaded: &mut unet.weights, source: Some(&model.weights), g: &mut g }.forward(x, t, eps)?;
         unet.parameter_count = unet.weights.values().map(Tensor::len).sum();
-        unet.flops_per_image = stats.flops;
-        unet.largest_buffer_per_image = stats.largest;
-        unet.peak_bytes_per_image = stats.peak;
+        unet.flops_per_image = g.flops();
+        let own = |d: &&crate::gpu::graph::TensorDesc| !matches!(d.storage, Storage::Bound(_));
+        unet.largest_buffer_per_image = g.tensors().iter().filter(own).map(|d| d.bytes()).max().unwrap_or(4);
+        unet.peak_bytes_per_image = Assignment::new(&g).pool_bytes() + g.tensors().iter().filter(|d| matches!(d.storage, Storage::Kept)).map(|d| d.bytes()).sum::<u64>();
         Ok(unet)
     }
 
@@ -114,12 +112,27 @@ impl Unet {
         Ok(())
     }
 
-    /// Records the pass for a batch of `n`.
-    pub fn plan(&self, ctx: &GpuContext, n: usize) -> Result<Plan> {
-        self.check_batch(ctx, n)?;
+    /// Records the pass into `g`: reads x [N, C, H, W] and t [N] (timesteps as f32), writes eps
+    /// [N, C_out, H, W]. The caller chooses those three tensors' storage (kept, bound, or an activation that a
+    /// later op of the same graph consumes).
+    pub fn record(&self, ctx: &GpuContext, g: &mut Graph, x: TensorId, t: TensorId, eps: TensorId) -> Result<()> {
+        self.check_batch(ctx, g.shape(x)[0])?;
         let mut weights = self.weights.clone();
-        let mut b = Builder::new(ctx, &self.config, &mut weights, None, n);
-        b.forward()
+        Builder { ctx, cfg: &self.config, uploaded: &mut weights, source: None, g }.forward(x, t, eps)
+    }
+
+    /// The pass for a batch of `n` as a graph, with x, t and eps kept (returned in that order).
+    pub fn graph(&self, ctx: &GpuContext, n: usize) -> Result<(Graph, [TensorId; 3])> {
+        let mut g = Graph::new();
+        let (x, t, eps) = io_tensors(&mut g, &self.config, n);
+        self.record(ctx, &mut g, x, t, eps)?;
+        Ok((g, [x, t, eps]))
+    }
+
+    /// The pass for a batch of `n`, compiled, with x, t and eps kept.
+    pub fn plan(&self, ctx: &GpuContext, n: usize) -> Result<UnetPlan> {
+        let (g, [x, t, eps]) = self.graph(ctx, n)?;
+        Ok(UnetPlan { plan: Plan::compile(ctx, &g)?, x, t, eps })
     }
 
     /// ε_θ(x, t) for a batch (x: N·C·H·W values, one timestep per image), read back to the host.
@@ -129,165 +142,119 @@ impl Unet {
         if n == 0 || x.len() != n * c * h * w {
             return Err(Error::InputShape { expected: format!("{n} images of {c}x{h}x{w}"), found: vec![x.len()] });
         }
-        let plan = self.plan(ctx, n)?;
-        plan.x.write(ctx, x);
-        plan.t.write(ctx, &t.iter().map(|&v| v as f32).collect::<Vec<_>>());
-        kernels::run(ctx, &plan.dispatches);
+        let p = self.plan(ctx, n)?;
+        p.plan.tensor(p.x).write(ctx, x);
+        p.plan.tensor(p.t).write(ctx, &t.iter().map(|&v| v as f32).collect::<Vec<_>>());
+        p.plan.run(ctx);
         ctx.check()?;
-        plan.eps.read(ctx).await
+        p.plan.tensor(p.eps).read(ctx).await
     }
 }
 
-struct Stats {
-    flops: u64,
-    largest: u64,
-    peak: u64,
+/// Kept x [n, C, H, W], t [n] and eps [n, C_out, H, W] for a pass whose caller writes and reads them.
+fn io_tensors(g: &mut Graph, cfg: &UNetConfig, n: usize) -> (TensorId, TensorId, TensorId) {
+    let (h, w) = cfg.image_size();
+    (g.kept("x_t", &[n, cfg.in_channels, h, w]), g.kept("t", &[n]), g.kept("eps", &[n, cfg.out_channels, h, w]))
 }
 
-/// Free buffers by size, best fit first.
-#[derive(Default)]
-struct Pool {
-    free: Vec<wgpu::Buffer>,
-    live_bytes: u64,
-    peak_bytes: u64,
-}
-
+/// Walks `UNet2DModel.forward` in diffusers' order, recording ops into `g`.
 struct Builder<'a> {
     ctx: &'a GpuContext,
     cfg: &'a UNetConfig,
     /// Uploaded weights by name; filled from `source` on the first walk.
     uploaded: &'a mut HashMap<String, Tensor>,
     source: Option<&'a Weights>,
-    n: usize,
-    pool: RefCell<Pool>,
-    dispatches: Vec<Dispatch>,
-    flops: u64,
-    largest: u64,
+    g: &'a mut Graph,
 }
 
-impl<'a> Builder<'a> {
-    fn new(ctx: &'a GpuContext, cfg: &'a UNetConfig, uploaded: &'a mut HashMap<String, Tensor>, source: Option<&'a Weights>, n: usize) -> Self {
-        Self { ctx, cfg, uploaded, source, n, pool: RefCell::default(), dispatches: Vec::new(), flops: 0, largest: 0 }
-    }
-
-    fn stats(&self) -> Stats {
-        Stats { flops: self.flops / self.n as u64, largest: self.largest / self.n as u64, peak: self.pool.borrow().peak_bytes / self.n as u64 }
-    }
-
+impl Builder<'_> {
     /// The weight `prefix.name` with `shape`, uploaded on first use.
-    fn w(&mut self, prefix: &str, name: &str, shape: &[usize]) -> Result<Tensor> {
+    fn w(&mut self, prefix: &str, name: &str, shape: &[usize]) -> Result<TensorId> {
         let key = if prefix.is_empty() { name.to_string() } else { format!("{prefix}.{name}") };
         if let Some(t) = self.uploaded.get(&key) {
             if t.shape != shape {
                 return Err(Error::ShapeMismatch { name: key, expected: shape.to_vec(), found: t.shape.clone() });
             }
-            return Ok(t.clone());
+            return Ok(self.g.bound(&key, t));
         }
         let source = self.source.ok_or_else(|| Error::MissingTensor(key.clone()))?;
         let data = source.get(&key, shape)?;
         let t = Tensor::upload(self.ctx, &key, shape, data);
-        self.uploaded.insert(key, t.clone());
-        Ok(t)
+        let id = self.g.bound(&key, &t);
+        self.uploaded.insert(key, t);
+        Ok(id)
     }
 
-    /// An activation buffer of `shape` from the pool.
-    fn tensor(&mut self, shape: &[usize]) -> Tensor {
-        let bytes = 4 * shape.iter().product::<usize>().max(1) as u64;
-        self.largest = self.largest.max(bytes);
-        let mut pool = self.pool.borrow_mut();
-        let best = (0..pool.free.len()).filter(|&i| pool.free[i].size() >= bytes).min_by_key(|&i| pool.free[i].size());
-        let buffer = match best {
-            Some(i) => pool.free.swap_remove(i),
-            None => self.ctx.device.create_buffer(&wgpu::BufferDescriptor { label: Some("activation"), size: bytes, usage: STORAGE, mapped_at_creation: false }),
-        };
-        pool.live_bytes += buffer.size();
-        pool.peak_bytes = pool.peak_bytes.max(pool.live_bytes);
-        Tensor { buffer, shape: shape.to_vec() }
+    fn activation(&mut self, label: &str, shape: &[usize]) -> TensorId {
+        self.g.activation(label, shape)
     }
 
-    /// Hands `t` back: no dispatch recorded after this may read it.
-    fn release(&self, t: Tensor) {
-        let mut pool = self.pool.borrow_mut();
-        pool.live_bytes -= t.buffer.size();
-        pool.free.push(t.buffer);
-    }
-
-    fn conv(&mut self, prefix: &str, x: &Tensor, cout: usize, spec: ConvSpec, chan_add: Option<&Tensor>, residual: Option<&Tensor>) -> Result<Tensor> {
-        let [n, cin, h, w] = x.shape[..] else { unreachable!("activations are NCHW") };
+    /// A convolution into `out` (a new activation when None).
+    fn conv_into(&mut self, prefix: &str, x: TensorId, cout: usize, spec: ConvSpec, extra: Extra, out: Option<TensorId>) -> Result<TensorId> {
+        let [n, cin, h, w] = self.g.shape(x)[..] else { unreachable!("activations are NCHW") };
         let weight = self.w(prefix, "weight", &[cout, cin, spec.k, spec.k])?;
         let bias = self.w(prefix, "bias", &[cout])?;
-        let (oh, ow) = (spec.out_size(h), spec.out_size(w));
-        let out = self.tensor(&[n, cout, oh, ow]);
-        self.flops += 2 * (n * cout * oh * ow * cin * spec.k * spec.k) as u64;
-        self.dispatches.push(conv2d(self.ctx, x, &weight, &bias, spec, chan_add, residual, &out));
+        let out = match out {
+            Some(o) => o,
+            None => self.activation(prefix, &[n, cout, spec.out_size(h), spec.out_size(w)]),
+        };
+        conv2d(self.g, ConvIo { x, w: weight, bias, extra, out }, spec, spec.default_algo());
         Ok(out)
     }
 
-    fn norm(&mut self, prefix: &str, x: &Tensor, silu: bool) -> Result<Tensor> {
-        let c = x.shape[1];
-        let gamma = self.w(prefix, "weight", &[c])?;
-        let beta = self.w(prefix, "bias", &[c])?;
-        let out = self.tensor(&x.shape);
-        self.dispatches.push(group_norm(self.ctx, x, &gamma, &beta, self.cfg.groups(), self.cfg.norm_eps, silu, &out));
+    fn conv(&mut self, prefix: &str, x: TensorId, cout: usize, spec: ConvSpec, extra: Extra) -> Result<TensorId> {
+        self.conv_into(prefix, x, cout, spec, extra, None)
+    }
+
+    fn norm(&mut self, prefix: &str, x: TensorId, silu: bool) -> Result<TensorId> {
+        let shape = self.g.shape(x).to_vec();
+        let gamma = self.w(prefix, "weight", &[shape[1]])?;
+        let beta = self.w(prefix, "bias", &[shape[1]])?;
+        let out = self.activation(prefix, &shape);
+        group_norm(self.g, GroupNormIo { x, gamma, beta, out }, self.cfg.groups(), self.cfg.norm_eps, silu);
         Ok(out)
     }
 
-    fn linear(&mut self, prefix: &str, x: &Tensor, outp: usize, silu_in: bool, silu_out: bool) -> Result<Tensor> {
-        let weight = self.w(prefix, "weight", &[outp, x.shape[1]])?;
-        let bias = self.w(prefix, "bias", &[outp])?;
-        let out = self.tensor(&[x.shape[0], outp]);
-        self.flops += 2 * (x.len() * outp) as u64;
-        self.dispatches.push(linear(self.ctx, x, &weight, &bias, silu_in, silu_out, &out));
+    fn linear(&mut self, prefix: &str, x: TensorId, outp: usize, silu_in: bool, silu_out: bool) -> Result<TensorId> {
+        let [n, inp] = self.g.shape(x)[..] else { unreachable!("linear inputs are [N, IN]") };
+        let w = self.w(prefix, "weight", &[outp, inp])?;
+        let b = self.w(prefix, "bias", &[outp])?;
+        let out = self.activation(prefix, &[n, outp]);
+        linear(self.g, LinearIo { x, w, b, out }, silu_in, silu_out);
         Ok(out)
     }
 
     /// diffusers' `ResnetBlock2D` (time_embedding_norm "default", output_scale_factor 1):
     /// x + conv2(silu(norm2(conv1(silu(norm1(x))) + proj(silu(temb))))), with a 1x1 shortcut when widths differ.
-    fn resnet(&mut self, prefix: &str, x: &Tensor, cout: usize, temb: &Tensor) -> Result<Tensor> {
-        let cin = x.shape[1];
+    fn resnet(&mut self, prefix: &str, x: TensorId, cout: usize, temb: TensorId) -> Result<TensorId> {
+        let cin = self.g.shape(x)[1];
         let h = self.norm(&format!("{prefix}.norm1"), x, true)?;
         let tproj = self.linear(&format!("{prefix}.time_emb_proj"), temb, cout, true, false)?;
-        let h2 = self.conv(&format!("{prefix}.conv1"), &h, cout, ConvSpec::SAME3, Some(&tproj), None)?;
-        self.release(h);
-        self.release(tproj);
-        let h3 = self.norm(&format!("{prefix}.norm2"), &h2, true)?;
-        self.release(h2);
-        let shortcut = if cin != cout { Some(self.conv(&format!("{prefix}.conv_shortcut"), x, cout, ConvSpec::POINT, None, None)?) } else { None };
-        let out = self.conv(&format!("{prefix}.conv2"), &h3, cout, ConvSpec::SAME3, None, Some(shortcut.as_ref().unwrap_or(x)))?;
-        self.release(h3);
-        if let Some(s) = shortcut {
-            self.release(s);
-        }
-        Ok(out)
+        let h = self.conv(&format!("{prefix}.conv1"), h, cout, ConvSpec::SAME3, Extra::ChannelAdd(tproj))?;
+        let h = self.norm(&format!("{prefix}.norm2"), h, true)?;
+        let shortcut = if cin != cout { self.conv(&format!("{prefix}.conv_shortcut"), x, cout, ConvSpec::POINT, Extra::None)? } else { x };
+        self.conv(&format!("{prefix}.conv2"), h, cout, ConvSpec::SAME3, Extra::Residual(shortcut))
     }
 
     /// diffusers' `Attention` as the U-Net blocks build it: GroupNorm, q/k/v projections, softmax(qkᵀ/√d)v per
     /// head, output projection, plus the input (residual_connection, rescale 1).
-    fn attention(&mut self, prefix: &str, x: &Tensor) -> Result<Tensor> {
-        let [n, c, h, w] = x.shape[..] else { unreachable!() };
+    fn attention(&mut self, prefix: &str, x: TensorId) -> Result<TensorId> {
+        let shape = self.g.shape(x).to_vec();
+        let c = shape[1];
         let heads = c / self.cfg.head_dim(c);
         let g = self.norm(&format!("{prefix}.group_norm"), x, false)?;
-        let q = self.conv(&format!("{prefix}.to_q"), &g, c, ConvSpec::POINT, None, None)?;
-        let k = self.conv(&format!("{prefix}.to_k"), &g, c, ConvSpec::POINT, None, None)?;
-        let v = self.conv(&format!("{prefix}.to_v"), &g, c, ConvSpec::POINT, None, None)?;
-        self.release(g);
-        let l = h * w;
-        let scores = self.tensor(&[scores_len(n, heads, l)]);
-        let a = self.tensor(&x.shape);
-        self.flops += 4 * (n * l * l * c) as u64;
-        self.dispatches.extend(attention(self.ctx, &q, &k, &v, heads, &scores, &a));
-        for t in [q, k, v, scores] {
-            self.release(t);
-        }
-        let out = self.conv(&format!("{prefix}.to_out.0"), &a, c, ConvSpec::POINT, None, Some(x))?;
-        self.release(a);
-        Ok(out)
+        let q = self.conv(&format!("{prefix}.to_q"), g, c, ConvSpec::POINT, Extra::None)?;
+        let k = self.conv(&format!("{prefix}.to_k"), g, c, ConvSpec::POINT, Extra::None)?;
+        let v = self.conv(&format!("{prefix}.to_v"), g, c, ConvSpec::POINT, Extra::None)?;
+        let a = self.activation(&format!("{prefix}.heads"), &shape);
+        attention(self.g, AttentionIo { q, k, v, out: a }, heads);
+        self.conv(&format!("{prefix}.to_out.0"), a, c, ConvSpec::POINT, Extra::Residual(x))
     }
 
-    /// Records the whole pass (diffusers' `UNet2DModel.forward`) and returns the plan.
-    fn forward(&mut self) -> Result<Plan> {
+    /// Records the whole pass (diffusers' `UNet2DModel.forward`) from x and t into eps.
+    fn forward(&mut self, x: TensorId, t: TensorId, eps: TensorId) -> Result<()> {
         let cfg = self.cfg;
-        let n = self.n;
+        let n = self.g.shape(x)[0];
         let (h, w) = cfg.image_size();
         let chans = &cfg.block_out_channels;
         let levels = chans.len();
@@ -298,101 +265,64 @@ impl<'a> Builder<'a> {
                 hint: format!("must be divisible by {} to go down {} levels and back", 1 << (levels - 1), levels - 1),
             });
         }
-        let x = Tensor::zeros(self.ctx, "x_t", &[n, cfg.in_channels, h, w]);
-        let t = Tensor::zeros(self.ctx, "t", &[n]);
 
         // Time: sinusoidal embedding → linear → SiLU → linear (the SiLU before each ResNet's projection is
         // fused into that projection).
         let tdim = cfg.time_proj_dim();
         let ted = cfg.time_embed_dim();
-        let emb = self.tensor(&[n, tdim]);
-        self.dispatches.push(time_embedding(self.ctx, &t, tdim, cfg.flip_sin_to_cos, cfg.freq_shift, &emb));
-        let hid = self.linear("time_embedding.linear_1", &emb, ted, false, true)?;
-        self.release(emb);
-        let temb = self.linear("time_embedding.linear_2", &hid, ted, false, false)?;
-        self.release(hid);
+        let emb = self.activation("time_proj", &[n, tdim]);
+        time_embedding(self.g, t, tdim, cfg.flip_sin_to_cos, cfg.freq_shift, emb);
+        let hid = self.linear("time_embedding.linear_1", emb, ted, false, true)?;
+        let temb = self.linear("time_embedding.linear_2", hid, ted, false, false)?;
 
-        let mut hcur = self.conv("conv_in", &x, chans[0], ConvSpec::SAME3, None, None)?;
-        let mut skips: Vec<Tensor> = vec![hcur.clone()];
-        let mut in_skips = true;
-
+        let mut hcur = self.conv("conv_in", x, chans[0], ConvSpec::SAME3, Extra::None)?;
+        let mut skips: Vec<TensorId> = vec![hcur];
         for (i, kind) in cfg.down_block_types.iter().enumerate() {
             let cout = chans[i];
-            let attn = kind.starts_with("Attn");
             for j in 0..cfg.layers_per_block {
-                let r = self.resnet(&format!("down_blocks.{i}.resnets.{j}"), &hcur, cout, &temb)?;
-                if !in_skips {
-                    self.release(hcur);
+                hcur = self.resnet(&format!("down_blocks.{i}.resnets.{j}"), hcur, cout, temb)?;
+                if kind.has_attention() {
+                    hcur = self.attention(&format!("down_blocks.{i}.attentions.{j}"), hcur)?;
                 }
-                let r = if attn {
-                    let a = self.attention(&format!("down_blocks.{i}.attentions.{j}"), &r)?;
-                    self.release(r);
-                    a
-                } else {
-                    r
-                };
-                skips.push(r.clone());
-                hcur = r;
-                in_skips = true;
+                skips.push(hcur);
             }
             if i + 1 < levels {
-                let pad = cfg.downsample_padding;
-                let spec = ConvSpec { k: 3, stride: 2, pad_before: pad, pad_after: 1 };
-                let d = self.conv(&format!("down_blocks.{i}.downsamplers.0.conv"), &hcur, cout, spec, None, None)?;
-                skips.push(d.clone());
-                hcur = d;
+                let spec = ConvSpec { k: 3, stride: 2, pad_before: cfg.downsample_padding, pad_after: 1 };
+                hcur = self.conv(&format!("down_blocks.{i}.downsamplers.0.conv"), hcur, cout, spec, Extra::None)?;
+                skips.push(hcur);
             }
         }
 
         let c_mid = chans[levels - 1];
-        let r1 = self.resnet("mid_block.resnets.0", &hcur, c_mid, &temb)?;
-        let a = self.attention("mid_block.attentions.0", &r1)?;
-        self.release(r1);
-        hcur = self.resnet("mid_block.resnets.1", &a, c_mid, &temb)?;
-        self.release(a);
+        hcur = self.resnet("mid_block.resnets.0", hcur, c_mid, temb)?;
+        hcur = self.attention("mid_block.attentions.0", hcur)?;
+        hcur = self.resnet("mid_block.resnets.1", hcur, c_mid, temb)?;
 
         for (i, kind) in cfg.up_block_types.iter().enumerate() {
             let cout = chans[levels - 1 - i];
-            let attn = kind.starts_with("Attn");
             for j in 0..=cfg.layers_per_block {
                 let skip = skips.pop().ok_or_else(|| Error::Gpu("internal: U-Net skip stack underflow".into()))?;
-                let [_, ca, sh, sw] = hcur.shape[..] else { unreachable!() };
-                let cat = self.tensor(&[n, ca + skip.shape[1], sh, sw]);
-                if skip.shape[2..] != hcur.shape[2..] {
+                let [_, ca, sh, sw] = self.g.shape(hcur)[..] else { unreachable!() };
+                if self.g.shape(skip)[2..] != [sh, sw] {
                     return Err(Error::UnsupportedConfig { field: "sample_size", value: format!("{h}x{w}"), hint: "skip connections do not line up".into() });
                 }
-                self.dispatches.push(concat_channels(self.ctx, &hcur, &skip, &cat));
-                self.release(hcur);
-                self.release(skip);
-                let r = self.resnet(&format!("up_blocks.{i}.resnets.{j}"), &cat, cout, &temb)?;
-                self.release(cat);
-                hcur = if attn {
-                    let a = self.attention(&format!("up_blocks.{i}.attentions.{j}"), &r)?;
-                    self.release(r);
-                    a
-                } else {
-                    r
-                };
+                let cat = self.activation(&format!("up_blocks.{i}.cat.{j}"), &[n, ca + self.g.shape(skip)[1], sh, sw]);
+                concat_channels(self.g, hcur, skip, cat);
+                hcur = self.resnet(&format!("up_blocks.{i}.resnets.{j}"), cat, cout, temb)?;
+                if kind.has_attention() {
+                    hcur = self.attention(&format!("up_blocks.{i}.attentions.{j}"), hcur)?;
+                }
             }
             if i + 1 < levels {
-                let [_, c, sh, sw] = hcur.shape[..] else { unreachable!() };
-                let up = self.tensor(&[n, c, 2 * sh, 2 * sw]);
-                self.dispatches.push(upsample_nearest2x(self.ctx, &hcur, &up));
-                self.release(hcur);
-                hcur = self.conv(&format!("up_blocks.{i}.upsamplers.0.conv"), &up, cout, ConvSpec::SAME3, None, None)?;
-                self.release(up);
+                let [_, c, sh, sw] = self.g.shape(hcur)[..] else { unreachable!() };
+                let up = self.activation(&format!("up_blocks.{i}.upsample"), &[n, c, 2 * sh, 2 * sw]);
+                upsample_nearest2x(self.g, hcur, up);
+                hcur = self.conv(&format!("up_blocks.{i}.upsamplers.0.conv"), up, cout, ConvSpec::SAME3, Extra::None)?;
             }
         }
-        self.release(temb);
 
-        let g = self.norm("conv_norm_out", &hcur, true)?;
-        self.release(hcur);
-        let weight = self.w("conv_out", "weight", &[cfg.out_channels, chans[0], 3, 3])?;
-        let bias = self.w("conv_out", "bias", &[cfg.out_channels])?;
-        let eps = Tensor::zeros(self.ctx, "eps", &[n, cfg.out_channels, h, w]);
-        self.flops += 2 * (n * cfg.out_channels * h * w * chans[0] * 9) as u64;
-        self.dispatches.push(conv2d(self.ctx, &g, &weight, &bias, ConvSpec::SAME3, None, None, &eps));
-        self.release(g);
-        Ok(Plan { n, x, t, eps, dispatches: std::mem::take(&mut self.dispatches) })
+        let g = self.norm("conv_norm_out", hcur, true)?;
+        self.conv_into("conv_out", g, cfg.out_channels, ConvSpec::SAME3, Extra::None, Some(eps))?;
+        Ok(())
     }
 }

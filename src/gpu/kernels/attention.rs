@@ -1,8 +1,7 @@
 //! `shaders/attention.wgsl`: softmax(QKᵀ·scale)·V per head, in three dispatches.
 
-use super::{dispatch, dispatch_at, Dispatch, Kernel};
-use crate::gpu::context::GpuContext;
-use crate::gpu::tensor::Tensor;
+use crate::gpu::graph::{Graph, TensorId};
+use crate::gpu::kernel::Kernel;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
@@ -15,27 +14,32 @@ pub struct Params {
     pub scale: f32,
     pub _pad: [u32; 2],
 }
+const _: () = assert!(std::mem::size_of::<Params>() == 32);
 
-/// Bytes of the scores buffer for a batch: N·heads·L² f32.
-pub fn scores_len(n: usize, heads: usize, l: usize) -> usize {
-    n * heads * l * l
+/// q, k, v, out: [N, C, H, W] (L = H·W tokens).
+#[derive(Clone, Copy, Debug)]
+pub struct AttentionIo {
+    pub q: TensorId,
+    pub k: TensorId,
+    pub v: TensorId,
+    pub out: TensorId,
 }
 
-/// q, k, v, out: [N, C, L]; `scores` is scratch of `scores_len` values. Scale is dh^-1/2.
-pub fn attention(ctx: &GpuContext, q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, scores: &Tensor, out: &Tensor) -> Vec<Dispatch> {
-    let (n, c) = (q.shape[0], q.shape[1]);
-    let l: usize = q.shape[2..].iter().product();
+/// Records softmax(QKᵀ/√dh)·V per head, with dh = C / heads, in three ops through an activation of scores
+/// [N, heads, L, L] that lives only between them.
+pub fn attention(g: &mut Graph, io: AttentionIo, heads: usize) {
+    let shape = g.shape(io.q).to_vec();
+    let (n, c) = (shape[0], shape[1]);
+    let l: usize = shape[2..].iter().product();
     let dh = c / heads;
     assert_eq!(c % heads, 0);
-    assert!(scores.len() >= scores_len(n, heads, l), "attention scratch too small");
     let p = Params { n: n as u32, c: c as u32, l: l as u32, heads: heads as u32, dh: dh as u32, scale: 1.0 / (dh as f32).sqrt(), _pad: [0; 2] };
     let nh = (n * heads) as u32;
-    vec![
-        dispatch(ctx, Kernel::AttnScores, &p, &[&q.buffer, &k.buffer, &scores.buffer], [l.div_ceil(4).div_ceil(64) as u32, l.div_ceil(4) as u32, nh]),
-        // The softmax pass touches only `scores`, at the shader's binding 3.
-        dispatch_at(ctx, Kernel::AttnSoftmax, &p, &[(3, &scores.buffer)], [l as u32, nh, 1]),
-        dispatch(ctx, Kernel::AttnApply, &p, &[&scores.buffer, &v.buffer, &out.buffer], [l.div_ceil(4).div_ceil(64) as u32, dh.div_ceil(4) as u32, nh]),
-    ]
+    let scores = g.activation("attention scores", &[n, heads, l, l]);
+    let product_flops = 2 * (n * heads * l * l * dh) as u64;
+    g.record(Kernel::AttnScores, &p, &[("q", io.q), ("k", io.k), ("scores", scores)], [l.div_ceil(4).div_ceil(64) as u32, l.div_ceil(4) as u32, nh], product_flops);
+    g.record(Kernel::AttnSoftmax, &p, &[("scores", scores)], [l as u32, nh, 1], 0);
+    g.record(Kernel::AttnApply, &p, &[("probs", scores), ("v", io.v), ("out", io.out)], [l.div_ceil(4).div_ceil(64) as u32, dh.div_ceil(4) as u32, nh], product_flops);
 }
 
 /// Reference: per image and head, softmax over keys in f64.
@@ -63,23 +67,22 @@ pub fn reference(q: &[f32], k: &[f32], v: &[f32], n: usize, c: usize, l: usize, 
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
-    use crate::gpu::kernels::{run, testing::*};
+    use crate::gpu::kernels::testing::*;
 
     #[test]
     fn one_and_many_heads_odd_token_counts() {
-        let cx = ctx();
         // Token counts and head sizes around the 4x4 blocks: 49, 64, 15, 1, 6; head dims 48, 16, 8, 3, 5.
         for &(n, c, h, w, heads) in &[(2usize, 48usize, 7usize, 7usize, 1usize), (1, 64, 8, 8, 4), (3, 16, 5, 3, 2), (2, 6, 1, 1, 2), (1, 10, 2, 3, 2)] {
             let l = h * w;
             let scale_up = |s: u64| -> Vec<f32> { values(n * c * l, s).iter().map(|x| 3.0 * x).collect() };
             let (qv, kv, vv) = (scale_up(21), scale_up(22), values(n * c * l, 23));
-            let q = Tensor::upload(cx, "q", &[n, c, h, w], &qv);
-            let k = Tensor::upload(cx, "k", &[n, c, h, w], &kv);
-            let v = Tensor::upload(cx, "v", &[n, c, h, w], &vv);
-            let s = Tensor::zeros(cx, "scores", &[scores_len(n, heads, l)]);
-            let out = Tensor::zeros(cx, "out", &[n, c, h, w]);
-            run(cx, &attention(cx, &q, &k, &v, heads, &s, &out));
-            assert_close(&read(&out), &reference(&qv, &kv, &vv, n, c, l, heads), 1e-5, &format!("attention n{n} c{c} l{l} heads{heads}"));
+            let mut g = Graph::new();
+            let q = upload(&mut g, "q", &[n, c, h, w], &qv);
+            let k = upload(&mut g, "k", &[n, c, h, w], &kv);
+            let v = upload(&mut g, "v", &[n, c, h, w], &vv);
+            let out = nan_filled(&mut g, "out", &[n, c, h, w]);
+            attention(&mut g, AttentionIo { q, k, v, out }, heads);
+            assert_close(&run_and_read(&g, out), &reference(&qv, &kv, &vv, n, c, l, heads), 1e-5, &format!("attention n{n} c{c} l{l} heads{heads}"));
         }
     }
 }

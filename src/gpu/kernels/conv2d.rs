@@ -1,10 +1,10 @@
-//! `shaders/conv2d.wgsl`: convolution with fused bias, per-channel add (time embedding) and residual; a
-//! general kernel and two register-blocked ones for the common shapes.
+//! `shaders/conv2d.wgsl`: convolution with a fused epilogue (bias, plus a per-channel add or a residual); a
+//! general algorithm and two register-blocked ones for the common shapes.
 
-use super::{dispatch, Dispatch, Kernel};
-use crate::gpu::context::GpuContext;
-use crate::gpu::tensor::Tensor;
+use crate::gpu::graph::{Graph, TensorId};
+use crate::gpu::kernel::{ConvAlgo, Epilogue, Kernel};
 
+/// Uniform of `conv2d.wgsl` (48 bytes).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct Params {
@@ -20,9 +20,8 @@ pub struct Params {
     pub stride: u32,
     pub pad_y: u32,
     pub pad_x: u32,
-    pub flags: u32,
-    pub _pad: [u32; 3],
 }
+const _: () = assert!(std::mem::size_of::<Params>() == 48);
 
 /// Geometry of one convolution: kernel `k`×`k`, `stride`, zeros `pad_before` above/left and `pad_after`
 /// below/right (diffusers' `downsample_padding = 0` is `pad_before = 0, pad_after = 1`).
@@ -41,61 +40,50 @@ impl ConvSpec {
     pub fn out_size(&self, size: usize) -> usize {
         (size + self.pad_before + self.pad_after - self.k) / self.stride + 1
     }
-}
 
-/// out = conv(x, w) + bias [+ chan_add[n, oc]] [+ residual]. Shapes: x [N, IC, H, W], w [OC, IC, k, k].
-/// 3x3 same-padding and 1x1 convolutions go to the register-blocked entry points `conv3x3` and `conv1x1` of
-/// `shaders/conv2d.wgsl`, the rest (the strided downsamplers) to its `general` entry point.
-#[allow(clippy::too_many_arguments)]
-pub fn conv2d(
-    ctx: &GpuContext,
-    x: &Tensor,
-    w: &Tensor,
-    bias: &Tensor,
-    spec: ConvSpec,
-    chan_add: Option<&Tensor>,
-    residual: Option<&Tensor>,
-    out: &Tensor,
-) -> Dispatch {
-    let blocked = (spec.k == 3 && spec.pad_before == 1 && spec.pad_after == 1 || spec.k == 1 && spec.pad_before == 0 && spec.pad_after == 0) && spec.stride == 1;
-    record(ctx, x, w, bias, spec, chan_add, residual, out, blocked)
-}
-
-/// Always the general kernel (benchmarks compare it with the blocked one).
-#[allow(clippy::too_many_arguments)]
-pub fn conv2d_general(
-    ctx: &GpuContext,
-    x: &Tensor,
-    w: &Tensor,
-    bias: &Tensor,
-    spec: ConvSpec,
-    chan_add: Option<&Tensor>,
-    residual: Option<&Tensor>,
-    out: &Tensor,
-) -> Dispatch {
-    record(ctx, x, w, bias, spec, chan_add, residual, out, false)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn record(
-    ctx: &GpuContext,
-    x: &Tensor,
-    w: &Tensor,
-    bias: &Tensor,
-    spec: ConvSpec,
-    chan_add: Option<&Tensor>,
-    residual: Option<&Tensor>,
-    out: &Tensor,
-    blocked: bool,
-) -> Dispatch {
-    let [n, ic, ih, iw] = x.shape[..] else { panic!("conv2d: x must be NCHW, got {:?}", x.shape) };
-    let oc = w.shape[0];
-    let (oh, ow) = (spec.out_size(ih), spec.out_size(iw));
-    assert_eq!(w.shape, [oc, ic, spec.k, spec.k], "conv2d weight");
-    assert_eq!(out.shape, [n, oc, oh, ow], "conv2d output");
-    if let Some(r) = residual {
-        assert_eq!(r.shape, out.shape, "conv2d residual");
+    /// Whether `algo` implements this geometry.
+    pub fn supported_by(&self, algo: ConvAlgo) -> bool {
+        match algo {
+            ConvAlgo::General => true,
+            ConvAlgo::Blocked3x3 => self.k == 3 && self.stride == 1 && self.pad_before == 1 && self.pad_after == 1,
+            ConvAlgo::Blocked1x1 => self.k == 1 && self.stride == 1 && self.pad_before == 0 && self.pad_after == 0,
+        }
     }
+
+    /// The fastest algorithm for this geometry on CPU adapters (BENCHMARKS.md).
+    pub fn default_algo(&self) -> ConvAlgo {
+        [ConvAlgo::Blocked3x3, ConvAlgo::Blocked1x1].into_iter().find(|&a| self.supported_by(a)).unwrap_or(ConvAlgo::General)
+    }
+}
+
+/// What is added after the bias.
+#[derive(Clone, Copy, Debug)]
+pub enum Extra {
+    None,
+    /// [N, OC]: one value per image and output channel.
+    ChannelAdd(TensorId),
+    /// The output's shape.
+    Residual(TensorId),
+}
+
+/// The tensors of one convolution: x [N, IC, H, W], w [OC, IC, k, k], bias [OC], out [N, OC, OH, OW].
+#[derive(Clone, Copy, Debug)]
+pub struct ConvIo {
+    pub x: TensorId,
+    pub w: TensorId,
+    pub bias: TensorId,
+    pub extra: Extra,
+    pub out: TensorId,
+}
+
+/// Records out = conv(x, w) + bias [+ extra] with `algo` (which must support `spec`).
+pub fn conv2d(g: &mut Graph, io: ConvIo, spec: ConvSpec, algo: ConvAlgo) {
+    assert!(spec.supported_by(algo), "{algo:?} does not implement {spec:?}");
+    let [n, ic, ih, iw] = g.shape(io.x)[..] else { panic!("conv2d: x must be NCHW, got {:?}", g.shape(io.x)) };
+    let oc = g.shape(io.w)[0];
+    let (oh, ow) = (spec.out_size(ih), spec.out_size(iw));
+    assert_eq!(g.shape(io.w), [oc, ic, spec.k, spec.k], "conv2d weight");
+    assert_eq!(g.shape(io.out), [n, oc, oh, ow], "conv2d output");
     let params = Params {
         n: n as u32,
         ic: ic as u32,
@@ -109,23 +97,28 @@ fn record(
         stride: spec.stride as u32,
         pad_y: spec.pad_before as u32,
         pad_x: spec.pad_before as u32,
-        flags: chan_add.is_some() as u32 | (residual.is_some() as u32) << 1,
-        _pad: [0; 3],
     };
-    // Unused optional inputs still need a binding; `bias` stands in (never read).
-    let add = chan_add.unwrap_or(bias);
-    let res = residual.unwrap_or(bias);
-    let buffers = [&x.buffer, &w.buffer, &bias.buffer, &add.buffer, &res.buffer, &out.buffer];
-    if blocked && spec.k == 3 {
-        let groups = [(oh * ow.div_ceil(4)).div_ceil(64) as u32, oc.div_ceil(8) as u32, n as u32];
-        return dispatch(ctx, Kernel::Conv3x3, &params, &buffers, groups);
-    }
-    if blocked && spec.k == 1 {
-        let groups = [(oh * ow).div_ceil(4).div_ceil(64) as u32, oc.div_ceil(8) as u32, n as u32];
-        return dispatch(ctx, Kernel::Conv1x1, &params, &buffers, groups);
-    }
-    let groups = [(oh * ow).div_ceil(64) as u32, oc.div_ceil(4) as u32, n as u32];
-    dispatch(ctx, Kernel::Conv2d, &params, &buffers, groups)
+    let groups = match algo {
+        ConvAlgo::Blocked3x3 => [(oh * ow.div_ceil(4)).div_ceil(64) as u32, oc.div_ceil(8) as u32, n as u32],
+        ConvAlgo::Blocked1x1 => [(oh * ow).div_ceil(4).div_ceil(64) as u32, oc.div_ceil(8) as u32, n as u32],
+        ConvAlgo::General => [(oh * ow).div_ceil(64) as u32, oc.div_ceil(4) as u32, n as u32],
+    };
+    let flops = 2 * (n * oc * oh * ow * ic * spec.k * spec.k) as u64;
+    let mut args = vec![("x", io.x), ("w", io.w), ("bias", io.bias), ("out", io.out)];
+    let epilogue = match io.extra {
+        Extra::None => Epilogue::Bias,
+        Extra::ChannelAdd(t) => {
+            assert_eq!(g.shape(t), [n, oc], "conv2d channel add");
+            args.push(("chan_add", t));
+            Epilogue::ChannelAdd
+        }
+        Extra::Residual(t) => {
+            assert_eq!(g.shape(t), [n, oc, oh, ow], "conv2d residual");
+            args.push(("residual", t));
+            Epilogue::Residual
+        }
+    };
+    g.record(Kernel::Conv(algo, epilogue), &params, &args, groups, flops);
 }
 
 /// Plain-Rust reference with the same semantics.
@@ -179,10 +172,11 @@ pub fn reference(
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
-    use crate::gpu::kernels::{run, testing::*};
+    use crate::gpu::kernels::testing::*;
 
-    fn check(n: usize, ic: usize, oc: usize, h: usize, w: usize, spec: ConvSpec, add: bool, res: bool) {
-        let c = ctx();
+    /// Every algorithm that implements `spec` and every epilogue, each into a fresh NaN-filled output, against
+    /// the reference.
+    fn check(n: usize, ic: usize, oc: usize, h: usize, w: usize, spec: ConvSpec) {
         let xs = [n, ic, h, w];
         let (oh, ow) = (spec.out_size(h), spec.out_size(w));
         let xv = values(n * ic * h * w, 1);
@@ -190,49 +184,53 @@ mod tests {
         let bv = values(oc, 3);
         let av = values(n * oc, 4);
         let rv = values(n * oc * oh * ow, 5);
-        let x = Tensor::upload(c, "x", &xs, &xv);
-        let wt = Tensor::upload(c, "w", &[oc, ic, spec.k, spec.k], &wv);
-        let b = Tensor::upload(c, "b", &[oc], &bv);
-        let a = Tensor::upload(c, "a", &[n, oc], &av);
-        let r = Tensor::upload(c, "r", &[n, oc, oh, ow], &rv);
-        let out = Tensor::zeros(c, "out", &[n, oc, oh, ow]);
-        let want = reference(&xv, xs, &wv, oc, &bv, spec, add.then_some(&av[..]), res.then_some(&rv[..]));
-        // The dispatcher's choice, and the general kernel on the same case.
-        run(c, &[conv2d(c, &x, &wt, &b, spec, add.then_some(&a), res.then_some(&r), &out)]);
-        assert_close(&read(&out), &want, 1e-5, &format!("conv {xs:?}->{oc} {spec:?}"));
-        run(c, &[conv2d_general(c, &x, &wt, &b, spec, add.then_some(&a), res.then_some(&r), &out)]);
-        assert_close(&read(&out), &want, 1e-5, &format!("general conv {xs:?}->{oc} {spec:?}"));
-    }
-
-    #[test]
-    fn same_padding_3x3_odd_sizes() {
-        check(2, 3, 5, 7, 7, ConvSpec::SAME3, false, false);
-        check(1, 24, 48, 28, 28, ConvSpec::SAME3, true, true);
-    }
-
-    #[test]
-    fn blocked_3x3_edges() {
-        // Channel counts around the block of 8, widths around the run of 4, batch 3, fusions on.
-        for &(n, ic, oc, h, w) in &[(3usize, 2usize, 1usize, 5usize, 5usize), (1, 7, 7, 6, 9), (2, 9, 9, 3, 1), (1, 16, 17, 14, 14), (2, 3, 8, 1, 4)] {
-            check(n, ic, oc, h, w, ConvSpec::SAME3, true, true);
-            check(n, ic, oc, h, w, ConvSpec::SAME3, false, false);
+        for algo in ConvAlgo::ALL.into_iter().filter(|&a| spec.supported_by(a)) {
+            for epilogue in Epilogue::ALL {
+                let mut g = Graph::new();
+                let x = upload(&mut g, "x", &xs, &xv);
+                let wt = upload(&mut g, "w", &[oc, ic, spec.k, spec.k], &wv);
+                let b = upload(&mut g, "b", &[oc], &bv);
+                let out = nan_filled(&mut g, "out", &[n, oc, oh, ow]);
+                let (extra, add, res) = match epilogue {
+                    Epilogue::Bias => (Extra::None, None, None),
+                    Epilogue::ChannelAdd => (Extra::ChannelAdd(upload(&mut g, "a", &[n, oc], &av)), Some(&av[..]), None),
+                    Epilogue::Residual => (Extra::Residual(upload(&mut g, "r", &[n, oc, oh, ow], &rv)), None, Some(&rv[..])),
+                };
+                conv2d(&mut g, ConvIo { x, w: wt, bias: b, extra, out }, spec, algo);
+                let want = reference(&xv, xs, &wv, oc, &bv, spec, add, res);
+                assert_close(&run_and_read(&g, out), &want, 1e-5, &format!("{algo:?} {epilogue:?} {xs:?}->{oc} {spec:?}"));
+            }
         }
     }
 
     #[test]
-    fn pointwise_with_residual() {
-        check(3, 48, 24, 14, 14, ConvSpec::POINT, false, true);
+    fn same_padding_3x3_odd_sizes() {
+        check(2, 3, 5, 7, 7, ConvSpec::SAME3);
+        check(1, 24, 48, 28, 28, ConvSpec::SAME3);
+    }
+
+    #[test]
+    fn blocked_3x3_edges() {
+        // Channel counts around the block of 8, widths around the run of 4, batch 3.
+        for &(n, ic, oc, h, w) in &[(3usize, 2usize, 1usize, 5usize, 5usize), (1, 7, 7, 6, 9), (2, 9, 9, 3, 1), (1, 16, 17, 14, 14), (2, 3, 8, 1, 4)] {
+            check(n, ic, oc, h, w, ConvSpec::SAME3);
+        }
+    }
+
+    #[test]
+    fn pointwise() {
+        check(3, 48, 24, 14, 14, ConvSpec::POINT);
         // Planes of 1, 5, 7 and 49 pixels (short last runs), channel counts around the block of 8.
         for &(n, ic, oc, h, w) in &[(2usize, 3usize, 1usize, 1usize, 1usize), (1, 9, 7, 1, 5), (3, 5, 9, 7, 1), (2, 64, 17, 7, 7)] {
-            check(n, ic, oc, h, w, ConvSpec::POINT, true, true);
+            check(n, ic, oc, h, w, ConvSpec::POINT);
         }
     }
 
     #[test]
     fn strided_downsample_both_paddings() {
         // downsample_padding = 1 (symmetric) and 0 (diffusers pads only bottom/right by one).
-        check(2, 8, 8, 28, 28, ConvSpec { k: 3, stride: 2, pad_before: 1, pad_after: 1 }, false, false);
-        check(2, 8, 8, 7, 7, ConvSpec { k: 3, stride: 2, pad_before: 0, pad_after: 1 }, false, false);
-        check(1, 4, 6, 32, 32, ConvSpec { k: 3, stride: 2, pad_before: 0, pad_after: 1 }, false, false);
+        check(2, 8, 8, 28, 28, ConvSpec { k: 3, stride: 2, pad_before: 1, pad_after: 1 });
+        check(2, 8, 8, 7, 7, ConvSpec { k: 3, stride: 2, pad_before: 0, pad_after: 1 });
+        check(1, 4, 6, 32, 32, ConvSpec { k: 3, stride: 2, pad_before: 0, pad_after: 1 });
     }
 }

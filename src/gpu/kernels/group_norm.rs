@@ -1,8 +1,7 @@
 //! `shaders/group_norm.wgsl`: GroupNorm with an optional fused SiLU.
 
-use super::{dispatch, Dispatch, Kernel};
-use crate::gpu::context::GpuContext;
-use crate::gpu::tensor::Tensor;
+use crate::gpu::graph::{Graph, TensorId};
+use crate::gpu::kernel::Kernel;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
@@ -12,18 +11,30 @@ pub struct Params {
     pub hw: u32,
     pub groups: u32,
     pub eps: f32,
-    pub silu: u32,
-    pub _pad: [u32; 2],
+    pub _pad: [u32; 3],
+}
+const _: () = assert!(std::mem::size_of::<Params>() == 32);
+
+/// x, out: [N, C, H, W] (or [N, C, L]); gamma, beta: [C].
+#[derive(Clone, Copy, Debug)]
+pub struct GroupNormIo {
+    pub x: TensorId,
+    pub gamma: TensorId,
+    pub beta: TensorId,
+    pub out: TensorId,
 }
 
-/// out = GroupNorm(x) · γ + β, then SiLU if `silu`. x, out: [N, C, H, W] (or [N, C, L]).
-pub fn group_norm(ctx: &GpuContext, x: &Tensor, gamma: &Tensor, beta: &Tensor, groups: usize, eps: f64, silu: bool, out: &Tensor) -> Dispatch {
-    let (n, c) = (x.shape[0], x.shape[1]);
-    let hw: usize = x.shape[2..].iter().product();
+/// Records out = GroupNorm(x) · γ + β, then SiLU if `silu`.
+pub fn group_norm(g: &mut Graph, io: GroupNormIo, groups: usize, eps: f64, silu: bool) {
+    let shape = g.shape(io.x);
+    let (n, c) = (shape[0], shape[1]);
+    let hw: usize = shape[2..].iter().product();
     assert_eq!(c % groups, 0, "group_norm: {c} channels in {groups} groups");
-    assert_eq!(out.len(), x.len());
-    let params = Params { n: n as u32, c: c as u32, hw: hw as u32, groups: groups as u32, eps: eps as f32, silu: silu as u32, _pad: [0; 2] };
-    dispatch(ctx, Kernel::GroupNorm, &params, &[&x.buffer, &gamma.buffer, &beta.buffer, &out.buffer], [groups as u32, n as u32, 1])
+    assert_eq!(g.len(io.out), g.len(io.x));
+    let params = Params { n: n as u32, c: c as u32, hw: hw as u32, groups: groups as u32, eps: eps as f32, _pad: [0; 3] };
+    let args = [("x", io.x), ("gamma", io.gamma), ("beta", io.beta), ("out", io.out)];
+    // Two passes over each group's values, plus the affine and SiLU: data movement, no multiply-adds counted.
+    g.record(Kernel::GroupNorm { silu }, &params, &args, [groups as u32, n as u32, 1], 0);
 }
 
 pub fn silu(v: f32) -> f32 {
@@ -54,21 +65,21 @@ pub fn reference(x: &[f32], n: usize, c: usize, hw: usize, groups: usize, gamma:
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
-    use crate::gpu::kernels::{run, testing::*};
+    use crate::gpu::kernels::testing::*;
 
     fn check(n: usize, c: usize, h: usize, w: usize, groups: usize, act: bool) {
-        let cx = ctx();
         // An offset and scale away from 0/1 so the two-pass variance matters.
         let xv: Vec<f32> = values(n * c * h * w, 7).iter().map(|v| 3.0 + 5.0 * v).collect();
         let gv: Vec<f32> = values(c, 8).iter().map(|v| 1.0 + 0.5 * v).collect();
         let bv = values(c, 9);
-        let x = Tensor::upload(cx, "x", &[n, c, h, w], &xv);
-        let g = Tensor::upload(cx, "g", &[c], &gv);
-        let b = Tensor::upload(cx, "b", &[c], &bv);
-        let out = Tensor::zeros(cx, "out", &[n, c, h, w]);
-        run(cx, &[group_norm(cx, &x, &g, &b, groups, 1e-6, act, &out)]);
+        let mut gr = Graph::new();
+        let x = upload(&mut gr, "x", &[n, c, h, w], &xv);
+        let gamma = upload(&mut gr, "g", &[c], &gv);
+        let beta = upload(&mut gr, "b", &[c], &bv);
+        let out = nan_filled(&mut gr, "out", &[n, c, h, w]);
+        group_norm(&mut gr, GroupNormIo { x, gamma, beta, out }, groups, 1e-6, act);
         let want = reference(&xv, n, c, h * w, groups, &gv, &bv, 1e-6, act);
-        assert_close(&read(&out), &want, 2e-5, &format!("group_norm n{n} c{c} {h}x{w} g{groups} silu={act}"));
+        assert_close(&run_and_read(&gr, out), &want, 2e-5, &format!("group_norm n{n} c{c} {h}x{w} g{groups} silu={act}"));
     }
 
     #[test]

@@ -1,9 +1,8 @@
 //! `shaders/linear.wgsl`: y = W·x + b with optional SiLU on the input and on the output.
 
-use super::{dispatch, Dispatch, Kernel};
-use crate::gpu::context::GpuContext;
+use crate::gpu::graph::{Graph, TensorId};
+use crate::gpu::kernel::Kernel;
 use crate::gpu::kernels::group_norm::silu;
-use crate::gpu::tensor::Tensor;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
@@ -11,17 +10,28 @@ pub struct Params {
     pub n: u32,
     pub inp: u32,
     pub outp: u32,
-    pub flags: u32,
+    pub _pad: u32,
 }
+const _: () = assert!(std::mem::size_of::<Params>() == 16);
 
 /// x [N, IN], w [OUT, IN], b [OUT] → out [N, OUT].
-pub fn linear(ctx: &GpuContext, x: &Tensor, w: &Tensor, b: &Tensor, silu_in: bool, silu_out: bool, out: &Tensor) -> Dispatch {
-    let (n, inp) = (x.shape[0], x.shape[1]);
-    let outp = w.shape[0];
-    assert_eq!(w.shape, [outp, inp], "linear weight");
-    assert_eq!(out.shape, [n, outp], "linear output");
-    let params = Params { n: n as u32, inp: inp as u32, outp: outp as u32, flags: silu_in as u32 | (silu_out as u32) << 1 };
-    dispatch(ctx, Kernel::Linear, &params, &[&x.buffer, &w.buffer, &b.buffer, &out.buffer], [outp.div_ceil(64) as u32, n as u32, 1])
+#[derive(Clone, Copy, Debug)]
+pub struct LinearIo {
+    pub x: TensorId,
+    pub w: TensorId,
+    pub b: TensorId,
+    pub out: TensorId,
+}
+
+/// Records out = W·silu?(x) + b, then silu?.
+pub fn linear(g: &mut Graph, io: LinearIo, silu_in: bool, silu_out: bool) {
+    let [n, inp] = g.shape(io.x)[..] else { panic!("linear: x must be [N, IN], got {:?}", g.shape(io.x)) };
+    let outp = g.shape(io.w)[0];
+    assert_eq!(g.shape(io.w), [outp, inp], "linear weight");
+    assert_eq!(g.shape(io.out), [n, outp], "linear output");
+    let params = Params { n: n as u32, inp: inp as u32, outp: outp as u32, _pad: 0 };
+    let args = [("x", io.x), ("w", io.w), ("b", io.b), ("out", io.out)];
+    g.record(Kernel::Linear { silu_in, silu_out }, &params, &args, [outp.div_ceil(64) as u32, n as u32, 1], 2 * (n * inp * outp) as u64);
 }
 
 pub fn reference(x: &[f32], n: usize, w: &[f32], b: &[f32], outp: usize, silu_in: bool, silu_out: bool) -> Vec<f32> {
@@ -43,19 +53,19 @@ pub fn reference(x: &[f32], n: usize, w: &[f32], b: &[f32], outp: usize, silu_in
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
-    use crate::gpu::kernels::{run, testing::*};
+    use crate::gpu::kernels::testing::*;
 
     #[test]
     fn matches_reference_with_each_activation() {
-        let c = ctx();
-        for &(n, inp, outp, si, so) in &[(3usize, 32usize, 128usize, false, true), (2, 128, 70, true, false), (1, 5, 3, false, false)] {
+        for &(n, inp, outp, si, so) in &[(3usize, 32usize, 128usize, false, true), (2, 128, 70, true, false), (1, 5, 3, false, false), (2, 7, 9, true, true)] {
             let (xv, wv, bv) = (values(n * inp, 11), values(outp * inp, 12), values(outp, 13));
-            let x = Tensor::upload(c, "x", &[n, inp], &xv);
-            let w = Tensor::upload(c, "w", &[outp, inp], &wv);
-            let b = Tensor::upload(c, "b", &[outp], &bv);
-            let out = Tensor::zeros(c, "out", &[n, outp]);
-            run(c, &[linear(c, &x, &w, &b, si, so, &out)]);
-            assert_close(&read(&out), &reference(&xv, n, &wv, &bv, outp, si, so), 1e-5, "linear");
+            let mut g = Graph::new();
+            let x = upload(&mut g, "x", &[n, inp], &xv);
+            let w = upload(&mut g, "w", &[outp, inp], &wv);
+            let b = upload(&mut g, "b", &[outp], &bv);
+            let out = nan_filled(&mut g, "out", &[n, outp]);
+            linear(&mut g, LinearIo { x, w, b, out }, si, so);
+            assert_close(&run_and_read(&g, out), &reference(&xv, n, &wv, &bv, outp, si, so), 1e-5, "linear");
         }
     }
 }

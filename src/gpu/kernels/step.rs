@@ -1,11 +1,11 @@
 //! `shaders/ddpm_step.wgsl`: the Algorithm 2 update with Philox noise drawn on the GPU.
 
-use super::{grid_1d, uniform_dispatch, Dispatch, Kernel};
 use crate::diffusion::schedule::StepCoeffs;
 use crate::gpu::context::GpuContext;
-use crate::gpu::tensor::Tensor;
+use crate::gpu::graph::{grid_1d, Graph, Params as OpParams, TensorId};
+use crate::gpu::kernel::{Kernel, Noise};
 
-/// Uniform of `ddpm_step.wgsl` (64 bytes).
+/// Uniform of `ddpm_step.wgsl` (48 bytes).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct Params {
@@ -15,14 +15,12 @@ pub struct Params {
     /// Second word of the Philox counter: which step's noise this is.
     pub step_key: u32,
     pub len: u32,
-    /// 1: read z from the `z` buffer instead of drawing it.
-    pub given_noise: u32,
-    pub _pad: [u32; 3],
 }
+const _: () = assert!(std::mem::size_of::<Params>() == 48);
 
 impl Params {
-    pub fn new(coeffs: StepCoeffs, seed: u64, step_key: u32, len: usize, given_noise: bool) -> Self {
-        Self { coeffs, seed_lo: seed as u32, seed_hi: (seed >> 32) as u32, step_key, len: len as u32, given_noise: given_noise as u32, _pad: [0; 3] }
+    pub fn new(coeffs: StepCoeffs, seed: u64, step_key: u32, len: usize) -> Self {
+        Self { coeffs, seed_lo: seed as u32, seed_hi: (seed >> 32) as u32, step_key, len: len as u32 }
     }
 }
 
@@ -36,17 +34,45 @@ pub fn params_buffer(ctx: &GpuContext) -> wgpu::Buffer {
     })
 }
 
-/// x ← update(x, eps, z); x0 ← x̂_0. `z` is only read when the params say `given_noise`.
-pub fn ddpm_step(ctx: &GpuContext, params: &wgpu::Buffer, eps: &Tensor, z: &Tensor, x: &Tensor, x0: &Tensor) -> Dispatch {
-    assert_eq!(eps.len(), x.len());
-    assert_eq!(x0.len(), x.len());
-    uniform_dispatch(
-        ctx,
-        Kernel::DdpmStep,
-        params,
-        &[(1, &eps.buffer), (2, &z.buffer), (3, &x.buffer), (4, &x0.buffer)],
-        grid_1d(x.len(), 64),
-    )
+/// The tensors of one update, all of x's length: eps read, x updated in place, x0 written.
+#[derive(Clone, Copy, Debug)]
+pub struct StepIo {
+    pub eps: TensorId,
+    pub x: TensorId,
+    pub x0: TensorId,
+}
+
+/// Where z comes from.
+#[derive(Clone, Copy, Debug)]
+pub enum NoiseSource {
+    /// Philox on the GPU, from the seed and step key in the params.
+    Philox,
+    /// A tensor of x's length.
+    Given(TensorId),
+}
+
+/// Records x ← update(x, eps, z); x0 ← x̂_0, reading its [`Params`] from `params` (a uniform buffer the
+/// caller rewrites before each step).
+pub fn ddpm_step(g: &mut Graph, params: &wgpu::Buffer, io: StepIo, noise: NoiseSource) {
+    let len = g.len(io.x);
+    assert_eq!(g.len(io.eps), len);
+    assert_eq!(g.len(io.x0), len);
+    let mut args = vec![("eps", io.eps), ("x", io.x), ("x0", io.x0)];
+    let kernel = match noise {
+        NoiseSource::Philox => Kernel::DdpmStep(Noise::Philox),
+        NoiseSource::Given(z) => {
+            assert_eq!(g.len(z), len);
+            args.push(("z", z));
+            Kernel::DdpmStep(Noise::Given)
+        }
+    };
+    g.record_with(kernel, OpParams::Buffer(params.clone()), &args, grid_1d(len, 64), 0);
+}
+
+/// Records x ~ N(0, I) (Philox with the seed and step key of `params`; its coefficients are not read).
+pub fn draw_noise(g: &mut Graph, params: &wgpu::Buffer, x: TensorId) {
+    let len = g.len(x);
+    g.record_with(Kernel::DrawNoise, OpParams::Buffer(params.clone()), &[("x", x)], grid_1d(len, 64), 0);
 }
 
 fn mul_hi_lo(a: u32, b: u32) -> (u32, u32) {
@@ -77,7 +103,7 @@ pub fn reference_gaussian(seed: u64, step_key: u32, i: u32) -> f32 {
 mod tests {
     use super::*;
     use crate::diffusion::schedule::{reference_update, Schedule, Variance};
-    use crate::gpu::kernels::{run, testing::*};
+    use crate::gpu::kernels::testing::*;
 
     #[test]
     fn philox_known_answers() {
@@ -90,19 +116,24 @@ mod tests {
         );
     }
 
-    fn run_step(params: Params, xv: &[f32], ev: &[f32], zv: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    /// One update with `zv` as z (or Philox noise when `zv` is None).
+    fn run_step(params: Params, xv: &[f32], ev: &[f32], zv: Option<&[f32]>) -> (Vec<f32>, Vec<f32>) {
         let c = ctx();
         let n = xv.len();
         let buf = params_buffer(c);
         c.queue.write_buffer(&buf, 0, bytemuck::bytes_of(&params));
-        let (x, e, z, x0) = (
-            Tensor::upload(c, "x", &[n], xv),
-            Tensor::upload(c, "eps", &[n], ev),
-            Tensor::upload(c, "z", &[n], zv),
-            Tensor::zeros(c, "x0", &[n]),
-        );
-        run(c, &[ddpm_step(c, &buf, &e, &z, &x, &x0)]);
-        (read(&x), read(&x0))
+        let mut g = Graph::new();
+        let x = upload(&mut g, "x", &[n], xv);
+        let eps = upload(&mut g, "eps", &[n], ev);
+        let x0 = nan_filled(&mut g, "x0", &[n]);
+        let noise = match zv {
+            Some(zv) => NoiseSource::Given(upload(&mut g, "z", &[n], zv)),
+            None => NoiseSource::Philox,
+        };
+        ddpm_step(&mut g, &buf, StepIo { eps, x, x0 }, noise);
+        let plan = crate::gpu::plan::Plan::compile(c, &g).unwrap();
+        plan.run(c);
+        (read(plan.tensor(x)), read(plan.tensor(x0)))
     }
 
     #[test]
@@ -115,7 +146,7 @@ mod tests {
             for variance in [Variance::Small, Variance::Large] {
                 for clip in [false, true] {
                     let k = s.step_coeffs(t, t as isize - 1, variance, clip).unwrap();
-                    let (x, x0) = run_step(Params::new(k, 7, 3, n, true), &xv, &ev, &zv);
+                    let (x, x0) = run_step(Params::new(k, 7, 3, n), &xv, &ev, Some(&zv));
                     let want: Vec<(f32, f32)> = (0..n).map(|i| reference_update(&k, xv[i], ev[i], zv[i])).collect();
                     let what = format!("t={t} {variance:?} clip={clip}");
                     assert_close(&x, &want.iter().map(|w| w.0).collect::<Vec<_>>(), 1e-5, &what);
@@ -132,14 +163,29 @@ mod tests {
         let n = 100_003;
         let zeros = vec![0.0; n];
         let seed = 0x1234_5678_9abc_def0u64;
-        let (z, _) = run_step(Params::new(k, seed, 17, n, false), &zeros, &zeros, &zeros);
+        let (z, _) = run_step(Params::new(k, seed, 17, n), &zeros, &zeros, None);
         let want: Vec<f32> = (0..n as u32).map(|i| reference_gaussian(seed, 17, i)).collect();
         assert_close(&z, &want, 1e-4, "philox normals");
         let mean = z.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
         let var = z.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n as f64;
         assert!(mean.abs() < 0.02 && (var - 1.0).abs() < 0.02, "mean {mean} var {var}");
         // Another step key gives other noise.
-        let (z2, _) = run_step(Params::new(k, seed, 18, n, false), &zeros, &zeros, &zeros);
+        let (z2, _) = run_step(Params::new(k, seed, 18, n), &zeros, &zeros, None);
         assert!(z.iter().zip(&z2).filter(|(a, b)| a == b).count() < 10);
+    }
+
+    #[test]
+    fn draw_noise_is_the_updates_generator() {
+        let c = ctx();
+        let n = 1003;
+        let seed = 99u64;
+        let buf = params_buffer(c);
+        let k = StepCoeffs { x0_x: 0.0, x0_eps: 0.0, mean_x0: 0.0, mean_xt: 0.0, paper_x: 0.0, paper_eps: 0.0, sigma: 0.0, clip: 0 };
+        c.queue.write_buffer(&buf, 0, bytemuck::bytes_of(&Params::new(k, seed, u32::MAX, n)));
+        let mut g = Graph::new();
+        let x = nan_filled(&mut g, "x", &[n]);
+        draw_noise(&mut g, &buf, x);
+        let want: Vec<f32> = (0..n as u32).map(|i| reference_gaussian(seed, u32::MAX, i)).collect();
+        assert_close(&run_and_read(&g, x), &want, 1e-4, "x_T");
     }
 }

@@ -1,0 +1,74 @@
+//! Sampler steps per second on the loaded model: the figure the page's `?bench` and `ddpm bench` print, as
+//! JSON, so that runs on different adapters (and against onnxruntime, PyTorch) compare side by side.
+//!
+//! A step here is what a person waits for in the page: one ε_θ pass, the update, the packing of x_t and x̂_0
+//! and their read-back, with the next step already submitted while a frame is read (as `Sampler::step`
+//! does). The first `warmup` steps are not timed: some drivers compile pipelines lazily on first use.
+
+use serde::Serialize;
+use web_time::Instant;
+
+use crate::diffusion::sampler::{Sampler, SamplerOptions};
+use crate::diffusion::schedule::{Schedule, Variance};
+use crate::error::Result;
+use crate::gpu::context::GpuContext;
+use crate::model::unet::Unet;
+
+/// Steps run before the clock starts.
+pub const WARMUP_STEPS: usize = 2;
+
+/// One benchmark's figures. Field names are the JSON the page writes into `#bench-result`.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub adapter: String,
+    /// wgpu's backend ("Vulkan", "BrowserWebGpu").
+    pub backend: String,
+    /// wgpu's device type ("Cpu" for lavapipe and SwiftShader, "DiscreteGpu", …): a GPU run must not be a CPU one.
+    pub device_type: String,
+    pub batch: usize,
+    pub steps: usize,
+    pub ms_per_step: f64,
+    pub images_per_s: f64,
+    /// FLOPs of one ε_θ pass over the whole batch (2 per multiply-add, from the model's shapes), in G.
+    pub gflop_per_pass: f64,
+    pub gflops_per_s: f64,
+    pub precision: String,
+    /// The kernel family the convolutions ran with.
+    pub kernels: String,
+    /// GPU milliseconds per step and kernel family, where the adapter has `timestamp-query`; null otherwise.
+    pub gpu_ms_per_family: Option<std::collections::BTreeMap<String, f64>>,
+}
+
+/// Runs `WARMUP_STEPS` then `steps` sampler steps at batch `n` and reports the timed ones.
+pub async fn bench(ctx: &GpuContext, unet: &Unet, schedule: &Schedule, n: usize, steps: usize) -> Result<BenchReport> {
+    let steps = steps.max(1);
+    let total = (WARMUP_STEPS + steps).min(schedule.len());
+    let steps = total - WARMUP_STEPS.min(total - 1);
+    let opts = SamplerOptions { n, seed: 0, steps: total, variance: Variance::Small, clip: false };
+    let mut sampler = Sampler::new(ctx, unet, schedule, opts)?;
+    sampler.first_frame(ctx).await?;
+    for _ in 0..total - steps {
+        sampler.step(ctx).await?;
+    }
+    let start = Instant::now();
+    for _ in 0..steps {
+        sampler.step(ctx).await?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let info = &ctx.adapter_info;
+    let gflop_per_pass = unet.flops_per_image() as f64 * n as f64 / 1e9;
+    Ok(BenchReport {
+        adapter: ctx.adapter_name(),
+        backend: format!("{:?}", info.backend),
+        device_type: format!("{:?}", info.device_type),
+        batch: n,
+        steps,
+        ms_per_step: secs * 1e3 / steps as f64,
+        images_per_s: (n * steps) as f64 / secs,
+        gflop_per_pass,
+        gflops_per_s: gflop_per_pass * steps as f64 / secs,
+        precision: "f32".into(),
+        kernels: "blocked".into(),
+        gpu_ms_per_family: None,
+    })
+}

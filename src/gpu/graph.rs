@@ -1,0 +1,167 @@
+//! A pass recorded as typed ops over tensor ids, before any buffer is chosen (ratchet's habit). Kernel modules
+//! record ops; [`crate::gpu::plan`] then decides, in one place, which buffer each tensor lives in and for how
+//! long, and builds the bind groups and the dispatch list. Nothing here frees a buffer: a tensor's lifetime
+//! is computed from the ops that touch it.
+
+use crate::gpu::kernel::{Access, Binding, Kernel};
+use crate::gpu::tensor::Tensor;
+
+/// A tensor of one graph (an index into its table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TensorId(pub(crate) usize);
+
+/// Where a tensor's values live.
+#[derive(Debug, Clone)]
+pub enum Storage {
+    /// Only inside the pass: the plan compiler gives it a pooled buffer for its live range, shared with
+    /// tensors whose ranges do not overlap.
+    Activation,
+    /// Its own buffer, made by the compiler, that outlives the pass: what the caller writes before a run or
+    /// reads after it (x_t, t, ε).
+    Kept,
+    /// A buffer the caller owns and passes in (weights, buffers shared between plans).
+    Bound(wgpu::Buffer),
+}
+
+#[derive(Debug, Clone)]
+pub struct TensorDesc {
+    pub label: String,
+    /// Elements (4 bytes each), row-major; NCHW for activations.
+    pub shape: Vec<usize>,
+    pub storage: Storage,
+}
+
+impl TensorDesc {
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes of its buffer (at least 4: wgpu refuses empty bindings).
+    pub fn bytes(&self) -> u64 {
+        4 * self.len().max(1) as u64
+    }
+}
+
+/// Where an op's params struct (binding 0) comes from.
+#[derive(Debug, Clone)]
+pub enum Params {
+    /// Fixed when recorded; the compiler packs all of a plan's into one uniform buffer.
+    Inline(Vec<u8>),
+    /// A uniform buffer the caller rewrites between runs (the sampler's step coefficients).
+    Buffer(wgpu::Buffer),
+}
+
+/// One kernel launch: which kernel, its params, which tensor each of its storage bindings reads or writes,
+/// its grid, and the FLOPs it does (2 per multiply-add; 0 for data movement).
+#[derive(Debug, Clone)]
+pub struct Op {
+    pub kernel: Kernel,
+    pub params: Params,
+    /// One per storage binding of the kernel, in the registry's order.
+    pub args: Vec<(Binding, TensorId)>,
+    pub groups: [u32; 3],
+    pub flops: u64,
+}
+
+impl Op {
+    /// Every tensor the op binds, read or written.
+    pub fn uses(&self) -> impl Iterator<Item = TensorId> + '_ {
+        self.args.iter().map(|(_, t)| *t)
+    }
+
+    /// The tensors this op writes (its `read_write` bindings).
+    pub fn writes(&self) -> impl Iterator<Item = TensorId> + '_ {
+        self.args.iter().filter(|(b, _)| b.access == Access::ReadWrite).map(|(_, t)| *t)
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Graph {
+    tensors: Vec<TensorDesc>,
+    ops: Vec<Op>,
+}
+
+impl Graph {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn add(&mut self, label: &str, shape: &[usize], storage: Storage) -> TensorId {
+        self.tensors.push(TensorDesc { label: label.to_string(), shape: shape.to_vec(), storage });
+        TensorId(self.tensors.len() - 1)
+    }
+
+    /// A tensor that lives only inside the pass.
+    pub fn activation(&mut self, label: &str, shape: &[usize]) -> TensorId {
+        self.add(label, shape, Storage::Activation)
+    }
+
+    /// A tensor the caller writes before a run or reads after it.
+    pub fn kept(&mut self, label: &str, shape: &[usize]) -> TensorId {
+        self.add(label, shape, Storage::Kept)
+    }
+
+    /// A buffer the caller owns, with the shape it holds.
+    pub fn bound(&mut self, label: &str, tensor: &Tensor) -> TensorId {
+        self.add(label, &tensor.shape, Storage::Bound(tensor.buffer.clone()))
+    }
+
+    pub fn tensor(&self, id: TensorId) -> &TensorDesc {
+        &self.tensors[id.0]
+    }
+
+    pub fn shape(&self, id: TensorId) -> &[usize] {
+        &self.tensors[id.0].shape
+    }
+
+    pub fn len(&self, id: TensorId) -> usize {
+        self.tensors[id.0].len()
+    }
+
+    pub fn tensors(&self) -> &[TensorDesc] {
+        &self.tensors
+    }
+
+    pub fn ops(&self) -> &[Op] {
+        &self.ops
+    }
+
+    /// FLOPs of the whole pass.
+    pub fn flops(&self) -> u64 {
+        self.ops.iter().map(|o| o.flops).sum()
+    }
+
+    /// Records a launch of `kernel`. `args` names a tensor for each of the kernel's storage bindings, by the
+    /// names in the registry (`kernel.rs`); a missing, extra or misnamed one is a bug in the caller and panics
+    /// in every test that records it.
+    pub fn record<P: bytemuck::Pod>(&mut self, kernel: Kernel, params: &P, args: &[(&str, TensorId)], groups: [u32; 3], flops: u64) {
+        self.record_with(kernel, Params::Inline(bytemuck::bytes_of(params).to_vec()), args, groups, flops);
+    }
+
+    /// As [`Graph::record`], with the params in a uniform buffer the caller rewrites between runs.
+    pub fn record_with(&mut self, kernel: Kernel, params: Params, args: &[(&str, TensorId)], groups: [u32; 3], flops: u64) {
+        let storage: Vec<Binding> = kernel.bindings().iter().copied().filter(|b| b.access != Access::Uniform).collect();
+        assert_eq!(args.len(), storage.len(), "{kernel:?} takes {:?}, got {:?}", storage.iter().map(|b| b.name).collect::<Vec<_>>(), args.iter().map(|a| a.0).collect::<Vec<_>>());
+        let args = storage
+            .iter()
+            .map(|b| {
+                let (_, id) = args.iter().find(|(name, _)| *name == b.name).unwrap_or_else(|| panic!("{kernel:?}: no tensor for binding `{}`", b.name));
+                assert!(id.0 < self.tensors.len(), "{kernel:?}: `{}` is not a tensor of this graph", b.name);
+                (*b, *id)
+            })
+            .collect();
+        self.ops.push(Op { kernel, params, args, groups, flops });
+    }
+}
+
+/// Workgroups are capped at 65,535 per dimension; 1-D kernels fold the rest into y and rebuild the index
+/// as `gid.x + gid.y * num_workgroups.x * WG`.
+pub fn grid_1d(items: usize, wg: usize) -> [u32; 3] {
+    let groups = items.div_ceil(wg).max(1);
+    let x = groups.min(65_535);
+    [x as u32, groups.div_ceil(x) as u32, 1]
+}

@@ -1,0 +1,271 @@
+//! The registry of every compute kernel: which WGSL source, which entry point, which pipeline-overridable
+//! constants, and which bindings, by name and number. It depends on nothing else in the crate, so the context
+//! (which compiles the pipelines), the graph and plan (which bind tensors) and the benchmarks all read the
+//! same table. Adding a kernel is one WGSL file or entry point, one variant here, and its module in
+//! `kernels/`.
+//!
+//! Every bind-group layout is explicit: the bindings listed here, nothing derived from the shader. A kernel
+//! variant binds only what its entry point reads, so an optional input (a fused residual, say) is a separate
+//! variant, never a stand-in buffer.
+
+/// How a binding is accessed; a read-only storage binding can never alias a written one in one dispatch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// `var<uniform>`: the kernel's params struct, always binding 0.
+    Uniform,
+    /// `var<storage, read>`.
+    Read,
+    /// `var<storage, read_write>`: an output (possibly read too, as the in-place update's `x`).
+    ReadWrite,
+}
+
+/// One `@binding(number)` of a kernel's bind group 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Binding {
+    pub number: u32,
+    pub name: &'static str,
+    pub access: Access,
+}
+
+const fn uniform() -> Binding {
+    Binding { number: 0, name: "params", access: Access::Uniform }
+}
+const fn read(number: u32, name: &'static str) -> Binding {
+    Binding { number, name, access: Access::Read }
+}
+const fn write(number: u32, name: &'static str) -> Binding {
+    Binding { number, name, access: Access::ReadWrite }
+}
+
+/// What a convolution adds after the bias, fused so that the sum costs no extra pass over the activations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Epilogue {
+    /// out = conv + bias.
+    Bias,
+    /// + a value per (image, output channel): the ResNet block's projected time embedding.
+    ChannelAdd,
+    /// + a tensor of the output's shape: ResNet shortcuts and the attention residual.
+    Residual,
+}
+
+impl Epilogue {
+    pub const ALL: [Epilogue; 3] = [Epilogue::Bias, Epilogue::ChannelAdd, Epilogue::Residual];
+}
+
+/// Convolution algorithms. Each takes any epilogue; `Conv3x3` and `Conv1x1` only their shapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConvAlgo {
+    /// Any kernel size, stride and padding; one pixel x 4 output channels per invocation.
+    General,
+    /// 3x3, stride 1, one pixel of padding; 4 pixels x 8 channels per invocation (register-blocked).
+    Blocked3x3,
+    /// 1x1, stride 1; 4 pixels x 8 channels per invocation.
+    Blocked1x1,
+}
+
+impl ConvAlgo {
+    pub const ALL: [ConvAlgo; 3] = [ConvAlgo::General, ConvAlgo::Blocked3x3, ConvAlgo::Blocked1x1];
+}
+
+/// How the update kernel gets its noise z.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Noise {
+    /// Philox4x32-10 on the GPU, keyed by the seed and step.
+    Philox,
+    /// Read from a buffer (golden tests feed diffusers' noise; `ddpm step --z`).
+    Given,
+}
+
+/// Every compute pipeline ddpm-web compiles. Variants carry what selects an entry point or an override.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    Conv(ConvAlgo, Epilogue),
+    /// GroupNorm, followed by SiLU when `silu` (WGSL override `SILU`).
+    GroupNorm { silu: bool },
+    /// y = W·silu?(x) + b, then silu? (overrides `SILU_IN`, `SILU_OUT`).
+    Linear { silu_in: bool, silu_out: bool },
+    TimeEmbed,
+    AttnScores,
+    AttnSoftmax,
+    AttnApply,
+    Upsample,
+    Concat,
+    DdpmStep(Noise),
+    /// x ~ N(0, I) from Philox (x_T), with the update's params and generator.
+    DrawNoise,
+    PackFrame,
+}
+
+/// A WGSL module (one family of kernels).
+#[derive(Debug, Clone, Copy)]
+pub struct Source {
+    pub file: &'static str,
+    pub code: &'static str,
+}
+
+macro_rules! shader {
+    ($file:literal) => {
+        Source { file: $file, code: include_str!(concat!("../../shaders/", $file)) }
+    };
+}
+
+const CONV: Source = shader!("conv2d.wgsl");
+const GROUP_NORM: Source = shader!("group_norm.wgsl");
+const LINEAR: Source = shader!("linear.wgsl");
+const EMBED: Source = shader!("embed.wgsl");
+const ATTENTION: Source = shader!("attention.wgsl");
+const RESAMPLE: Source = shader!("resample.wgsl");
+const STEP: Source = shader!("ddpm_step.wgsl");
+const FRAMES: Source = shader!("frames.wgsl");
+
+/// Every WGSL module, each compiled once per device.
+pub const SOURCES: [Source; 8] = [CONV, GROUP_NORM, LINEAR, EMBED, ATTENTION, RESAMPLE, STEP, FRAMES];
+
+const CONV_BIAS: &[Binding] = &[uniform(), read(1, "x"), read(2, "w"), read(3, "bias"), write(6, "out")];
+const CONV_ADD: &[Binding] = &[uniform(), read(1, "x"), read(2, "w"), read(3, "bias"), read(4, "chan_add"), write(6, "out")];
+const CONV_RES: &[Binding] = &[uniform(), read(1, "x"), read(2, "w"), read(3, "bias"), read(5, "residual"), write(6, "out")];
+
+impl Kernel {
+    /// Every kernel, in the order pipelines are compiled.
+    pub const ALL: [Kernel; 25] = [
+        Kernel::Conv(ConvAlgo::General, Epilogue::Bias),
+        Kernel::Conv(ConvAlgo::General, Epilogue::ChannelAdd),
+        Kernel::Conv(ConvAlgo::General, Epilogue::Residual),
+        Kernel::Conv(ConvAlgo::Blocked3x3, Epilogue::Bias),
+        Kernel::Conv(ConvAlgo::Blocked3x3, Epilogue::ChannelAdd),
+        Kernel::Conv(ConvAlgo::Blocked3x3, Epilogue::Residual),
+        Kernel::Conv(ConvAlgo::Blocked1x1, Epilogue::Bias),
+        Kernel::Conv(ConvAlgo::Blocked1x1, Epilogue::ChannelAdd),
+        Kernel::Conv(ConvAlgo::Blocked1x1, Epilogue::Residual),
+        Kernel::GroupNorm { silu: false },
+        Kernel::GroupNorm { silu: true },
+        Kernel::Linear { silu_in: false, silu_out: false },
+        Kernel::Linear { silu_in: true, silu_out: false },
+        Kernel::Linear { silu_in: false, silu_out: true },
+        Kernel::Linear { silu_in: true, silu_out: true },
+        Kernel::TimeEmbed,
+        Kernel::AttnScores,
+        Kernel::AttnSoftmax,
+        Kernel::AttnApply,
+        Kernel::Upsample,
+        Kernel::Concat,
+        Kernel::DdpmStep(Noise::Philox),
+        Kernel::DdpmStep(Noise::Given),
+        Kernel::DrawNoise,
+        Kernel::PackFrame,
+    ];
+
+    /// Position in [`Kernel::ALL`] (pipelines are stored in that order).
+    pub fn index(self) -> usize {
+        Self::ALL.iter().position(|&k| k == self).expect("every kernel is listed in Kernel::ALL")
+    }
+
+    pub fn source(self) -> Source {
+        match self {
+            Kernel::Conv(..) => CONV,
+            Kernel::GroupNorm { .. } => GROUP_NORM,
+            Kernel::Linear { .. } => LINEAR,
+            Kernel::TimeEmbed => EMBED,
+            Kernel::AttnScores | Kernel::AttnSoftmax | Kernel::AttnApply => ATTENTION,
+            Kernel::Upsample | Kernel::Concat => RESAMPLE,
+            Kernel::DdpmStep(_) | Kernel::DrawNoise => STEP,
+            Kernel::PackFrame => FRAMES,
+        }
+    }
+
+    /// The WGSL entry point.
+    pub fn entry(self) -> &'static str {
+        use ConvAlgo::*;
+        use Epilogue::*;
+        match self {
+            Kernel::Conv(General, Bias) => "general",
+            Kernel::Conv(General, ChannelAdd) => "general_chan_add",
+            Kernel::Conv(General, Residual) => "general_residual",
+            Kernel::Conv(Blocked3x3, Bias) => "conv3x3",
+            Kernel::Conv(Blocked3x3, ChannelAdd) => "conv3x3_chan_add",
+            Kernel::Conv(Blocked3x3, Residual) => "conv3x3_residual",
+            Kernel::Conv(Blocked1x1, Bias) => "conv1x1",
+            Kernel::Conv(Blocked1x1, ChannelAdd) => "conv1x1_chan_add",
+            Kernel::Conv(Blocked1x1, Residual) => "conv1x1_residual",
+            Kernel::GroupNorm { .. } | Kernel::Linear { .. } | Kernel::TimeEmbed | Kernel::PackFrame => "main",
+            Kernel::AttnScores => "scores",
+            Kernel::AttnSoftmax => "softmax",
+            Kernel::AttnApply => "apply",
+            Kernel::Upsample => "upsample_nearest2x",
+            Kernel::Concat => "concat_channels",
+            Kernel::DdpmStep(Noise::Philox) => "philox_noise",
+            Kernel::DdpmStep(Noise::Given) => "given_noise",
+            Kernel::DrawNoise => "draw_noise",
+        }
+    }
+
+    /// Values of the WGSL `override` constants this pipeline is compiled with.
+    pub fn constants(self) -> &'static [(&'static str, f64)] {
+        match self {
+            Kernel::GroupNorm { silu: false } => &[("SILU", 0.0)],
+            Kernel::GroupNorm { silu: true } => &[("SILU", 1.0)],
+            Kernel::Linear { silu_in: false, silu_out: false } => &[("SILU_IN", 0.0), ("SILU_OUT", 0.0)],
+            Kernel::Linear { silu_in: true, silu_out: false } => &[("SILU_IN", 1.0), ("SILU_OUT", 0.0)],
+            Kernel::Linear { silu_in: false, silu_out: true } => &[("SILU_IN", 0.0), ("SILU_OUT", 1.0)],
+            Kernel::Linear { silu_in: true, silu_out: true } => &[("SILU_IN", 1.0), ("SILU_OUT", 1.0)],
+            _ => &[],
+        }
+    }
+
+    /// The bind group's layout, params first.
+    pub fn bindings(self) -> &'static [Binding] {
+        match self {
+            Kernel::Conv(_, Epilogue::Bias) => CONV_BIAS,
+            Kernel::Conv(_, Epilogue::ChannelAdd) => CONV_ADD,
+            Kernel::Conv(_, Epilogue::Residual) => CONV_RES,
+            Kernel::GroupNorm { .. } => const { &[uniform(), read(1, "x"), read(2, "gamma"), read(3, "beta"), write(4, "out")] },
+            Kernel::Linear { .. } => const { &[uniform(), read(1, "x"), read(2, "w"), read(3, "b"), write(4, "out")] },
+            Kernel::TimeEmbed => const { &[uniform(), read(1, "t"), write(2, "out")] },
+            Kernel::AttnScores => const { &[uniform(), read(1, "q"), read(2, "k"), write(3, "scores")] },
+            Kernel::AttnSoftmax => const { &[uniform(), write(3, "scores")] },
+            Kernel::AttnApply => const { &[uniform(), read(1, "probs"), read(2, "v"), write(3, "out")] },
+            Kernel::Upsample => const { &[uniform(), read(1, "x"), write(3, "out")] },
+            Kernel::Concat => const { &[uniform(), read(1, "a"), read(2, "b"), write(3, "out")] },
+            Kernel::DdpmStep(Noise::Philox) => const { &[uniform(), read(1, "eps"), write(3, "x"), write(4, "x0")] },
+            Kernel::DdpmStep(Noise::Given) => const { &[uniform(), read(1, "eps"), read(2, "z"), write(3, "x"), write(4, "x0")] },
+            Kernel::DrawNoise => const { &[uniform(), write(3, "x")] },
+            Kernel::PackFrame => const { &[uniform(), read(1, "src"), write(2, "out")] },
+        }
+    }
+
+    /// The family a benchmark groups this kernel under ("Conv3x3", "GroupNorm", …).
+    pub fn family(self) -> &'static str {
+        match self {
+            Kernel::Conv(ConvAlgo::General, _) => "ConvGeneral",
+            Kernel::Conv(ConvAlgo::Blocked3x3, _) => "Conv3x3",
+            Kernel::Conv(ConvAlgo::Blocked1x1, _) => "Conv1x1",
+            Kernel::GroupNorm { .. } => "GroupNorm",
+            Kernel::Linear { .. } => "Linear",
+            Kernel::TimeEmbed => "TimeEmbed",
+            Kernel::AttnScores | Kernel::AttnSoftmax | Kernel::AttnApply => "Attention",
+            Kernel::Upsample | Kernel::Concat => "Resample",
+            Kernel::DdpmStep(_) | Kernel::DrawNoise => "Update",
+            Kernel::PackFrame => "Frames",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kernel_is_listed_once_with_params_at_binding_0_and_distinct_numbers() {
+        for (i, k) in Kernel::ALL.iter().enumerate() {
+            assert_eq!(k.index(), i, "{k:?} listed twice");
+            let b = k.bindings();
+            assert_eq!(b[0], uniform(), "{k:?}");
+            let mut numbers: Vec<u32> = b.iter().map(|b| b.number).collect();
+            numbers.sort();
+            numbers.dedup();
+            assert_eq!(numbers.len(), b.len(), "{k:?} repeats a binding number");
+            assert!(b.iter().any(|b| b.access == Access::ReadWrite), "{k:?} writes nothing");
+            assert!(k.source().code.contains(&format!("fn {}(", k.entry())), "{k:?}: no entry point {} in {}", k.entry(), k.source().file);
+        }
+    }
+}
