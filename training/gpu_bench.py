@@ -53,6 +53,15 @@ def peak_for(name: str) -> dict | None:
     return None
 
 
+def write_json(path: Path | None, obj: dict) -> None:
+    """Atomically (re)writes a part's results, so a part stopped at its time limit keeps the rows it finished."""
+    if path is None:
+        return
+    tmp = Path(str(path) + ".part")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
 def ints(text: str) -> list[int]:
     return [int(v) for v in text.split(",") if v]
 
@@ -97,7 +106,7 @@ def parse_bench(stdout: str) -> dict:
 
 
 def engine(ddpm: str, model: Path, batches: list[int], precisions: list[str], steps: int, allow_cpu: bool,
-           timeout: float) -> dict:
+           timeout: float, out: Path | None = None) -> dict:
     base_env = dict(os.environ)
     result: dict = {"ddpm": ddpm, "model": str(model), "rows": [], "refused": [], "env": {}}
     info = run_ddpm(ddpm, ["info", "--model", str(model)], base_env, timeout)
@@ -145,8 +154,13 @@ def engine(ddpm: str, model: Path, batches: list[int], precisions: list[str], st
             result["refused"].append({**row, "why": "a CPU adapter is not the GPU"})
         else:
             result["rows"].append(row)
+        write_json(out, result)
 
     keep(first)
+    if result["refused"]:
+        result["stopped"] = "no GPU adapter: the other batches were not run"
+        write_json(out, result)
+        return result
     for batch in batches:
         for precision in precisions:
             if (batch, precision) == (batches[0], precisions[0]):
@@ -271,9 +285,14 @@ def torch_part(args) -> dict:
         for batch in ints(args.batches):
             out["rows"].append(torch_row(args.model, dev, precision, batch, args.steps, args.warmup, gflop))
             print(json.dumps(out["rows"][-1]), flush=True)
+            write_json(args.out, out)
+    if args.deadline:  # the cap shrinks to what the eager rows left before the deadline
+        args.compile_seconds = min(args.compile_seconds, args.deadline - time.time() - 3)
     if args.compile_seconds > 0:
         out["compile"] = compile_in_child(args, gflop)
         out["compile_rows"] = out["compile"].pop("rows")
+    else:
+        out["compile"] = {"status": "not run: no time left for it"}
     return out
 
 
@@ -336,6 +355,8 @@ def probe_part(args) -> dict:
     torch.backends.cudnn.allow_tf32 = True  # torch's default, as train.py runs
     abar = model_def.make_scheduler().alphas_cumprod.float().to(dev)
     rows, t_end = [], time.time() + args.seconds
+    res = {"env": torch_env(dev), "rows": rows, "best": None,
+           "step": "Algorithm 1 as train.py: autocast, fp16 loss scaling, clip 1.0, Adam, EMA (foreach on CUDA)"}
     plan = [(p, b) for p in args.precisions.split(",") for b in ints(args.batches)]
     for precision, batch in plan:
         if time.time() > t_end:
@@ -387,12 +408,12 @@ def probe_part(args) -> dict:
             row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
         rows.append(row)
         print(json.dumps(row), flush=True)
+        ok = [r for r in rows if "images_per_s" in r]
+        res["best"] = max(ok, key=lambda r: r["images_per_s"]) if ok else None
+        write_json(args.out, res)
         if dev.type == "cuda":
             torch.cuda.empty_cache()
-    ok = [r for r in rows if "images_per_s" in r]
-    best = max(ok, key=lambda r: r["images_per_s"]) if ok else None
-    return {"env": torch_env(dev), "rows": rows, "best": best,
-            "step": "Algorithm 1 as train.py: autocast, fp16 loss scaling, clip 1.0, Adam, EMA (foreach on CUDA)"}
+    return res
 
 
 def main() -> None:
@@ -408,6 +429,7 @@ def main() -> None:
     t.add_argument("--compile-seconds", type=float, default=0, help="cap on all torch.compile rows; 0: none")
     t.add_argument("--compile-precisions", default="f32,bf16")
     t.add_argument("--compile-modes", default="reduce-overhead,default")
+    t.add_argument("--deadline", type=float, help="epoch seconds by which the part must end (caps the compile rows)")
     c = sub.add_parser("compile-rows")  # the child of torch --compile-seconds
     c.add_argument("--precisions", default="f32")
     c.add_argument("--modes", default="default")
@@ -432,18 +454,17 @@ def main() -> None:
     t0 = time.time()
     if args.part == "engine":
         res = engine(args.ddpm, args.model, ints(args.batches), args.precisions.split(","), args.steps,
-                     args.allow_cpu, args.timeout)
+                     args.allow_cpu, args.timeout, args.out)
     elif args.part == "torch":
         res = torch_part(args)
     else:
         res = probe_part(args)
     res["seconds"] = round(time.time() - t0, 1)
     res["command"] = " ".join(["python3", *sys.argv])
-    text = json.dumps(res, indent=1)
     if args.out:
-        args.out.write_text(text)
+        write_json(args.out, res)
     else:
-        print(text)
+        print(json.dumps(res, indent=1))
 
 
 if __name__ == "__main__":

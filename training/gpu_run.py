@@ -81,16 +81,18 @@ class Run:
         self.note(f"{name}: {' '.join(map(str, cmd))} (timeout {timeout:.0f} s)")
         t = time.time()
         with open(self.log_path, "a") as log:
-            proc = subprocess.Popen(list(map(str, cmd)), stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=REPO)
+            # Its own process group, so that a stop reaches its children too (ddpm, the compile child).
+            proc = subprocess.Popen(list(map(str, cmd)), stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=REPO,
+                                    start_new_session=True)
             try:
                 code = proc.wait(timeout=max(1.0, timeout))
             except subprocess.TimeoutExpired:
                 self.warn(f"{name}: still running at its {timeout:.0f} s limit, sent SIGTERM")
-                proc.send_signal(signal.SIGTERM)
+                signal_group(proc, signal.SIGTERM)
                 try:
                     code = proc.wait(timeout=grace)
                 except subprocess.TimeoutExpired:
-                    proc.kill()
+                    signal_group(proc, signal.SIGKILL)
                     proc.wait()
                     code = None
         seconds = round(time.time() - t, 1)
@@ -105,13 +107,19 @@ class Run:
 
     # --- phases ---
     def bench(self) -> None:
+        """The benchmarks take at most 40% of the budget (4 minutes at most): the engine 30% of that, the
+        training probe 25% (50 s at most), PyTorch the rest, torch.compile whatever eager leaves of it."""
         a, dry = self.args, self.args.dry_run
+        budget = min(0.4 * (self.end - self.t0), 240)
+        bench_end = time.time() + budget
+        probe_s = min(50.0, 0.25 * budget)
         bench: dict = {}
         eng = self.work / "engine.json"
+        engine_s = 0.3 * budget
         cmd = [sys.executable, HERE / "gpu_bench.py", "engine", "--ddpm", a.ddpm, "--model", a.model, "--out", eng]
         cmd += (["--batches", "1", "--steps", "2", "--precisions", "f32,f16", "--allow-cpu", "--timeout", "120"] if dry
-                else ["--batches", "1,16,64,256", "--steps", "30", "--timeout", "60"])
-        self.call("engine", cmd, timeout=300 if dry else min(150, 0.15 * self.left() + 60))
+                else ["--batches", "1,16,64,256", "--steps", "30", "--timeout", f"{max(20.0, min(60.0, engine_s / 3)):.0f}"])
+        self.call("engine", cmd, timeout=300 if dry else engine_s)
         bench["engine"] = read_json(eng) or {"error": "ddpm bench wrote nothing (see log.txt)"}
         eng = bench["engine"]
         if not any("ms_per_step" in r for r in eng.get("rows", [])):
@@ -121,14 +129,15 @@ class Run:
         self.write_json("bench.json", bench)
 
         tj = self.work / "torch.json"
-        budget = 90 if dry else max(30, min(240, 0.3 * (self.end - self.t0) - (time.time() - self.t0)))
-        compile_s = 5 if dry else max(0, budget - 45)
+        torch_s = 90 if dry else max(20.0, bench_end - probe_s - time.time())
+        compile_s = 5 if dry else torch_s  # capped again by --deadline: what the eager rows leave
         cmd = [sys.executable, HERE / "gpu_bench.py", "torch", "--model", a.model, "--out", tj,
                "--compile-seconds", compile_s]
         cmd += (["--batches", "1", "--steps", "2", "--warmup", "1", "--precisions", "f32,bf16",
                  "--compile-precisions", "f32", "--compile-modes", "default", "--device", "cpu"]
-                if dry else ["--batches", "1,16,64,256", "--steps", "30", "--warmup", "5"])
-        self.call("torch", cmd, timeout=budget + 60)
+                if dry else ["--batches", "1,16,64,256", "--steps", "30", "--warmup", "5",
+                             "--deadline", f"{time.time() + torch_s:.0f}"])
+        self.call("torch", cmd, timeout=torch_s + (60 if dry else 10))
         bench["torch"] = read_json(tj) or {"error": "the PyTorch benchmark wrote nothing (see log.txt)"}
         self.write_json("bench.json", bench)
 
@@ -136,8 +145,9 @@ class Run:
         cmd = [sys.executable, HERE / "gpu_bench.py", "probe", "--out", pj]
         cmd += (["--batches", "2", "--precisions", "no,bf16", "--seconds", "30", "--per-setting-seconds", "0.5",
                  "--min-steps", "1", "--warmup", "1", "--device", "cpu"] if dry
-                else ["--batches", "64,128,256,512", "--seconds", "40", "--per-setting-seconds", "3", "--warmup", "5"])
-        self.call("probe", cmd, timeout=120 if dry else 75)
+                else ["--batches", "64,128,256,512", "--seconds", f"{max(5.0, probe_s - 12):.0f}", "--per-setting-seconds", "3",
+                      "--warmup", "5"])
+        self.call("probe", cmd, timeout=120 if dry else probe_s)
         bench["train_probe"] = read_json(pj) or {"error": "the training probe wrote nothing (see log.txt)"}
         self.write_json("bench.json", bench)
         best = bench["train_probe"].get("best")
@@ -250,11 +260,13 @@ class Run:
             plan = [p for p in plan if p[1] == 0 and p[2] in ("fd", "nn")]
         plan = [p for p in plan if p[0] in models]
         results: dict = {"plan": [list(map(str, p)) for p in plan], "skipped": [], "models": {k: str(v) for k, v in models.items()}}
+        self.write_json("eval.json", results)
         cost: dict[str, float] = {}
         for m, seed, what in plan:
             guess = cost.get(what, {"fd": 30, "nll": 45, "nn": 15, "full": 240}[what] if not dry else 0)
             if not dry and self.left() < 1.3 * guess + 20:
                 results["skipped"].append(f"{m} seed {seed} {what}: {self.left():.0f} s left, about {guess:.0f} s needed")
+                self.write_json("eval.json", results)
                 continue
             out = self.work / "eval" / f"{m}-seed{seed}.json"
             figs = self.work / "eval" / f"{m}-seed{seed}"
@@ -296,6 +308,13 @@ class Run:
             self.warn(f"output breaks the limits: {len(files)} files, {total / 2**20:.1f} MiB")
         self.summary["seconds"] = round(time.time() - self.t0, 1)
         self.save_summary()
+
+
+def signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def read_json(path: Path):
