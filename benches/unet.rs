@@ -1,13 +1,13 @@
 //! Where a U-Net pass spends its time, per kernel family, on this machine's adapter.
 //!
-//!     cargo bench --bench unet -- [MODEL_DIR] [BATCH]      (default: www/models/fashion-mnist, 16)
+//!     cargo bench --bench unet -- [MODEL_DIR] [BATCH] [blocked|tiled]   (default: www/models/fashion-mnist, 16, blocked)
 //!
 //! Replays the compiled plan whole, then each kernel family's dispatches alone (same shapes, same order), and
 //! prints milliseconds per pass, share of the whole, and GFLOP/s. Figures, not pass/fail: compare runs on one
 //! machine and adapter, side by side.
 use std::time::Instant;
 
-use ddpm_web::gpu::kernel::Kernel;
+use ddpm_web::gpu::kernel::{ConvKernels, Kernel};
 use ddpm_web::gpu::plan::{encode, Dispatch};
 use ddpm_web::{GpuContext, Model, Unet};
 
@@ -33,12 +33,13 @@ fn main() {
     let model = Model::load_dir(std::path::Path::new(&dir)).expect("model folder");
     let ctx = pollster::block_on(GpuContext::new()).expect("adapter");
     let unet = Unet::new(&ctx, &model).expect("weights");
-    let p = unet.plan(&ctx, n).expect("plan");
+    let kernels = ConvKernels::ALL.into_iter().find(|k| args.get(2).is_some_and(|a| a == k.name())).unwrap_or(ConvKernels::Blocked);
+    let p = unet.plan(&ctx, n, kernels).expect("plan");
     let reps = 3;
     let all: Vec<&Dispatch> = p.plan.dispatches().iter().collect();
     let total = time_ms(&ctx, &all, reps);
     let gflop = unet.flops_per_image() as f64 * n as f64 / 1e9;
-    println!("model {dir}: {} parameters, {:.3} GFLOP per image; batch {n}; adapter {}", unet.parameter_count(), gflop / n as f64, ctx.adapter_name());
+    println!("model {dir}: {} parameters, {:.3} GFLOP per image; batch {n}; {} kernels; adapter {}", unet.parameter_count(), gflop / n as f64, kernels.name(), ctx.adapter_name());
     println!("whole pass: {total:.1} ms = {:.2} GFLOP/s, {:.1} images/s; activation pool {:.1} MiB", gflop / (total / 1e3), n as f64 / (total / 1e3), p.plan.pool_bytes() as f64 / (1 << 20) as f64);
     println!("{:<12} {:>10} {:>10} {:>8}", "family", "dispatches", "ms/pass", "share");
     let mut families: Vec<&str> = Kernel::ALL.iter().map(|k| k.family()).collect();

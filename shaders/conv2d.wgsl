@@ -1,7 +1,8 @@
-// 2-D convolution with a fused epilogue: three algorithms x three epilogues = nine entry points.
+// 2-D convolution with a fused epilogue: four algorithms x three epilogues = twelve entry points.
 //   general*: any kernel size, stride and zero padding (the strided downsamplers)
 //   conv3x3*: 3x3, stride 1, one pixel of padding (about 90% of the U-Net's FLOPs)
 //   conv1x1*: 1x1, stride 1 (ResNet shortcuts, attention projections: a matmul over channels)
+//   tiled*:   any geometry, as an implicit GEMM tiled through workgroup memory (for real GPUs)
 // Epilogues (entry-point suffix): none = + bias; _chan_add = + bias + chan_add; _residual = + bias + residual.
 // Each entry point touches only its own bindings, so the bind-group layouts in src/gpu/kernel.rs bind no
 // unused buffer. src/gpu/kernels/conv2d.rs picks the algorithm per convolution.
@@ -295,5 +296,124 @@ fn conv1x1_residual(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(work
     let b = block1x1(gid, wid);
     if (b.count > 0u) {
         finish_residual(b, acc1x1(b));
+    }
+}
+
+// tiled: implicit GEMM for real GPUs (onnxruntime-web's Conv2dMM tiling). C[oc, p] = sum_k W[oc, k] X[k, p]
+// with k = (ic, ky, kx) running over IC*KH*KW and p = (n, oy, ox) over the whole batch, so small planes
+// (7x7) still fill tiles. A workgroup of 8x8 invocations computes a TILE x TILE block of C (each invocation
+// TPT channels x TPT pixels, pixels strided by 8 so neighbouring invocations touch neighbouring addresses),
+// staging K in slices of KT through workgroup memory: each loaded value is used TILE times from there.
+// Grid: x covers P = N*OH*OW in tiles of TILE, y covers OC in tiles of TILE.
+const TILE: u32 = 32u;
+const KT: u32 = 32u;
+const TPT: u32 = 4u;
+
+var<workgroup> w_tile: array<array<f32, TILE>, KT>;  // [k][oc]
+var<workgroup> x_tile: array<array<f32, TILE>, KT>;  // [k][p]
+
+// Input value X[k, p] of the implicit im2col matrix for pixel (n, oy, ox); zero in the padding.
+fn im2col(k: u32, n: u32, oy: u32, ox: u32) -> f32 {
+    let ksize = p.kh * p.kw;
+    let ic = k / ksize;
+    let r = k % ksize;
+    let iy = i32(oy * p.stride + r / p.kw) - i32(p.pad_y);
+    let ix = i32(ox * p.stride + r % p.kw) - i32(p.pad_x);
+    if (iy < 0 || iy >= i32(p.ih) || ix < 0 || ix >= i32(p.iw)) {
+        return 0.0;
+    }
+    return x[((n * p.ic + ic) * p.ih + u32(iy)) * p.iw + u32(ix)];
+}
+
+// acc[j][i]: channel wid.y*TILE + ty*TPT + j, pixel wid.x*TILE + tx + 8*i.
+fn tiled_acc(lid: u32, wid: vec3<u32>) -> array<vec4<f32>, TPT> {
+    let kdim = p.ic * p.kh * p.kw;
+    let plane = p.oh * p.ow;
+    let pdim = p.n * plane;
+    let m0 = wid.y * TILE;
+    let p0 = wid.x * TILE;
+    let tx = lid % 8u;
+    let ty = lid / 8u;
+    // What this invocation loads: the same column of each tile every slice (lid % TILE), rows lid / TILE + 2r.
+    let col = lid % TILE;
+    let row0 = lid / TILE;
+    let lp = p0 + col;
+    let lp_ok = lp < pdim;
+    let ln = lp / plane;
+    let loy = (lp % plane) / p.ow;
+    let lox = lp % p.ow;
+
+    var acc: array<vec4<f32>, TPT>;
+    for (var k0 = 0u; k0 < kdim; k0 += KT) {
+        for (var r = row0; r < KT; r += 64u / TILE) {
+            // w_tile[kk][mm]: consecutive invocations read consecutive k of one weight row (contiguous).
+            let wm = m0 + r;
+            let wk = k0 + col;
+            w_tile[col][r] = select(0.0, w[min(wm, p.oc - 1u) * kdim + min(wk, kdim - 1u)], wm < p.oc && wk < kdim);
+            let xk = k0 + r;
+            var v = 0.0;
+            if (lp_ok && xk < kdim) {
+                v = im2col(xk, ln, loy, lox);
+            }
+            x_tile[r][col] = v;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < KT; kk++) {
+            let b = vec4<f32>(x_tile[kk][tx], x_tile[kk][tx + 8u], x_tile[kk][tx + 16u], x_tile[kk][tx + 24u]);
+            for (var j = 0u; j < TPT; j++) {
+                acc[j] += w_tile[kk][ty * TPT + j] * b;
+            }
+        }
+        workgroupBarrier();
+    }
+    return acc;
+}
+
+// Output index of acc[j][i], or -1 outside C.
+fn tiled_index(lid: u32, wid: vec3<u32>, j: u32, i: u32) -> vec3<i32> {
+    let oc = wid.y * TILE + (lid / 8u) * TPT + j;
+    let pp = wid.x * TILE + lid % 8u + 8u * i;
+    let plane = p.oh * p.ow;
+    if (oc >= p.oc || pp >= p.n * plane) {
+        return vec3<i32>(-1);
+    }
+    let n = pp / plane;
+    return vec3<i32>(i32(n), i32(oc), i32((n * p.oc + oc) * plane + pp % plane));
+}
+
+@compute @workgroup_size(64)
+fn tiled(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let acc = tiled_acc(lid, wid);
+    for (var j = 0u; j < TPT; j++) {
+        for (var i = 0u; i < TPT; i++) {
+            let at = tiled_index(lid, wid, j, i);
+            if (at.z >= 0) {
+                out[at.z] = acc[j][i] + bias[at.y];
+            }
+        }
+    }
+}
+@compute @workgroup_size(64)
+fn tiled_chan_add(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let acc = tiled_acc(lid, wid);
+    for (var j = 0u; j < TPT; j++) {
+        for (var i = 0u; i < TPT; i++) {
+            let at = tiled_index(lid, wid, j, i);
+            if (at.z >= 0) {
+                out[at.z] = acc[j][i] + bias[at.y] + chan_add[u32(at.x) * p.oc + u32(at.y)];
+            }
+        }
+    }
+}
+@compute @workgroup_size(64)
+fn tiled_residual(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let acc = tiled_acc(lid, wid);
+    for (var j = 0u; j < TPT; j++) {
+        for (var i = 0u; i < TPT; i++) {
+            let at = tiled_index(lid, wid, j, i);
+            if (at.z >= 0) {
+                out[at.z] = acc[j][i] + bias[at.y] + residual[at.z];
+            }
+        }
     }
 }

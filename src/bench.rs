@@ -12,6 +12,7 @@ use crate::diffusion::sampler::{Sampler, SamplerOptions};
 use crate::diffusion::schedule::{Schedule, Variance};
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
+use crate::gpu::kernel::KernelChoice;
 use crate::model::unet::Unet;
 
 /// Steps run before the clock starts.
@@ -35,16 +36,23 @@ pub struct BenchReport {
     pub precision: String,
     /// The kernel family the convolutions ran with.
     pub kernels: String,
+    /// With `auto`: milliseconds of one ε_θ pass per candidate family, as measured to choose.
+    pub kernel_ms: Option<std::collections::BTreeMap<String, f64>>,
     /// GPU milliseconds per step and kernel family, where the adapter has `timestamp-query`; null otherwise.
     pub gpu_ms_per_family: Option<std::collections::BTreeMap<String, f64>>,
 }
 
 /// Runs `WARMUP_STEPS` then `steps` sampler steps at batch `n` and reports the timed ones.
-pub async fn bench(ctx: &GpuContext, unet: &Unet, schedule: &Schedule, n: usize, steps: usize) -> Result<BenchReport> {
+pub async fn bench(ctx: &GpuContext, unet: &Unet, schedule: &Schedule, n: usize, steps: usize, choice: KernelChoice) -> Result<BenchReport> {
+    let kernels = unet.kernels(ctx, n, choice).await?;
+    let kernel_ms = match choice {
+        KernelChoice::Auto => Some(unet.tune(ctx, n).await?.ms.into_iter().map(|(k, ms)| (k.name().to_string(), ms)).collect()),
+        KernelChoice::Fixed(_) => None,
+    };
     let steps = steps.max(1);
     let total = (WARMUP_STEPS + steps).min(schedule.len());
     let steps = total - WARMUP_STEPS.min(total - 1);
-    let opts = SamplerOptions { n, seed: 0, steps: total, variance: Variance::Small, clip: false };
+    let opts = SamplerOptions { n, seed: 0, steps: total, variance: Variance::Small, clip: false, kernels };
     let mut sampler = Sampler::new(ctx, unet, schedule, opts)?;
     sampler.first_frame(ctx).await?;
     for _ in 0..total - steps {
@@ -68,7 +76,8 @@ pub async fn bench(ctx: &GpuContext, unet: &Unet, schedule: &Schedule, n: usize,
         gflop_per_pass,
         gflops_per_s: gflop_per_pass * steps as f64 / secs,
         precision: "f32".into(),
-        kernels: "blocked".into(),
+        kernels: kernels.name().into(),
+        kernel_ms,
         gpu_ms_per_family: None,
     })
 }

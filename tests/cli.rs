@@ -30,7 +30,7 @@ fn png_size(path: &PathBuf) -> (u32, u32) {
 fn info_reports_parameters_flops_and_adapter() {
     let (ok, out, err) = ddpm(&["info", "--model", &model()]);
     assert!(ok, "{err}");
-    for key in ["parameters:", "FLOPs per pass:", "image:            1x28x28", "adapter:", "largest batch:"] {
+    for key in ["parameters:", "FLOPs per pass:", "image:            1x28x28", "adapter:", "largest batch:", "kernels (auto):"] {
         assert!(out.contains(key), "missing {key:?} in:\n{out}");
     }
 }

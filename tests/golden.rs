@@ -54,11 +54,14 @@ fn eps_matches_diffusers() {
         for t in meta(name)["eps_timesteps"].as_array().unwrap() {
             let t = t.as_u64().unwrap().to_string();
             let got = out.join(format!("eps_t{t}.npy"));
-            let (ok, err) = ddpm(&["eps", "--model", s(&dir.join("model")), "--x", s(&dir.join("x.npy")), "--t", &t, "--out", s(&got)]);
-            assert!(ok, "{err}");
-            let e = max_abs_diff(&got, &dir.join(format!("eps_t{t}.npy")));
-            println!("golden {name} eps t={t}: max abs error {e:.2e}");
-            assert!(e <= TOLERANCE, "{name} eps t={t}: {e}");
+            // Every convolution family the engine can choose must pass the same goldens.
+            for kernels in ["blocked", "tiled"] {
+                let (ok, err) = ddpm(&["eps", "--model", s(&dir.join("model")), "--x", s(&dir.join("x.npy")), "--t", &t, "--out", s(&got), "--kernels", kernels]);
+                assert!(ok, "{err}");
+                let e = max_abs_diff(&got, &dir.join(format!("eps_t{t}.npy")));
+                println!("golden {name} eps t={t} ({kernels}): max abs error {e:.2e}");
+                assert!(e <= TOLERANCE, "{name} eps t={t} ({kernels}): {e}");
+            }
         }
     }
 }

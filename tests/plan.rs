@@ -4,6 +4,7 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 use ddpm_web::gpu::graph::{Graph, Storage};
+use ddpm_web::gpu::kernel::ConvKernels;
 use ddpm_web::gpu::plan::Assignment;
 use ddpm_web::{GpuContext, Model, Unet};
 
@@ -31,8 +32,8 @@ fn unet_plans_are_sound_and_share_buffers() {
     let ctx = pollster::block_on(GpuContext::new()).expect("a Vulkan adapter (lavapipe)");
     for dir in ["tests/models/tiny", "www/models/fashion-mnist", "tests/fixtures/attn_f16/model"] {
         let unet = Unet::new(&ctx, &model(dir)).unwrap();
-        for n in [1, 3] {
-            let (g, _) = unet.graph(&ctx, n).unwrap();
+        for (n, kernels) in [(1, ConvKernels::Blocked), (3, ConvKernels::Tiled)] {
+            let (g, _) = unet.graph(&ctx, n, kernels).unwrap();
             let a = Assignment::new(&g);
             a.check(&g).unwrap_or_else(|e| panic!("{dir}, batch {n}: {e}"));
             let all: u64 = g.tensors().iter().filter(|d| matches!(d.storage, Storage::Activation)).map(|d| d.bytes()).sum();

@@ -27,6 +27,7 @@ mod cli {
     use clap::{Args, Parser, Subcommand};
     use ddpm_web::diffusion::sampler::single_step;
     use ddpm_web::image::{default_cols, grid_rgba, Batch};
+    use ddpm_web::gpu::kernel::KernelChoice;
     use ddpm_web::{GpuContext, Model, Sampler, SamplerOptions, Unet, Variance};
     use npyz::WriterBuilder;
 
@@ -35,6 +36,14 @@ mod cli {
     struct Cli {
         #[command(subcommand)]
         command: Command,
+    }
+
+    #[derive(Args)]
+    struct KernelArg {
+        /// Convolution kernels: `blocked` (CPU adapters), `tiled` (workgroup-memory implicit GEMM, for GPUs),
+        /// or `auto` (time both on this adapter, keep the faster).
+        #[arg(long, default_value = "blocked")]
+        kernels: KernelChoice,
     }
 
     #[derive(Args)]
@@ -58,6 +67,8 @@ mod cli {
             t: usize,
             #[arg(long)]
             out: PathBuf,
+            #[command(flatten)]
+            kernels: KernelArg,
         },
         /// One Algorithm 2 update x_t → x_{t−1} with the given noise z.
         Step {
@@ -81,6 +92,8 @@ mod cli {
             /// Also write x̂_0.
             #[arg(long)]
             x0_out: Option<PathBuf>,
+            #[command(flatten)]
+            kernels: KernelArg,
         },
         /// A whole run from noise, saved as a PNG grid.
         Sample {
@@ -104,6 +117,8 @@ mod cli {
             trajectory: Option<PathBuf>,
             #[arg(long, default_value_t = 100)]
             every: usize,
+            #[command(flatten)]
+            kernels: KernelArg,
         },
         /// Sampler steps per second at one batch size, as one JSON object on stdout (BENCHMARKS.md).
         Bench {
@@ -114,11 +129,17 @@ mod cli {
             /// Timed steps (after a short warm-up).
             #[arg(long, default_value_t = 20)]
             steps: usize,
+            /// Convolution kernels: `auto` (the faster family on this adapter, as the page does), `blocked` or `tiled`.
+            #[arg(long, default_value = "auto")]
+            kernels: KernelChoice,
         },
-        /// Parameters, FLOPs per pass, adapter, largest batch.
+        /// Parameters, FLOPs per pass, adapter, largest batch, and which convolution kernels are faster here.
         Info {
             #[command(flatten)]
             model: ModelArg,
+            /// The batch size at which the kernel families are timed.
+            #[arg(long, default_value_t = 16)]
+            batch: usize,
         },
     }
 
@@ -126,15 +147,16 @@ mod cli {
         let cli = Cli::parse();
         let ctx = pollster::block_on(GpuContext::new())?;
         match cli.command {
-            Command::Eps { model, x, t, out } => {
+            Command::Eps { model, x, t, out, kernels } => {
                 let (model, unet) = load(&ctx, &model.model)?;
                 let (shape, xv) = read_npy(&x)?;
                 check_input(&unet, &shape)?;
                 check_t(&model, t)?;
-                let eps = pollster::block_on(unet.eps(&ctx, &xv, &vec![t; shape[0]]))?;
+                let kernels = pollster::block_on(unet.kernels(&ctx, shape[0], kernels.kernels))?;
+                let eps = pollster::block_on(unet.eps(&ctx, &xv, &vec![t; shape[0]], kernels))?;
                 write_npy(&out, &[shape[0], unet.config.out_channels, shape[2], shape[3]], &eps)
             }
-            Command::Step { model, x, t, z, variance, clip, out, x0_out } => {
+            Command::Step { model, x, t, z, variance, clip, out, x0_out, kernels } => {
                 let (model, unet) = load(&ctx, &model.model)?;
                 let (shape, xv) = read_npy(&x)?;
                 check_input(&unet, &shape)?;
@@ -143,18 +165,21 @@ mod cli {
                 if zshape != shape {
                     bail!("z has shape {zshape:?} but x has {shape:?}");
                 }
-                let (next, x0) = pollster::block_on(single_step(&ctx, &unet, &model.schedule(), &xv, t, &zv, variance, clip))?;
+                let kernels = pollster::block_on(unet.kernels(&ctx, shape[0], kernels.kernels))?;
+                let (next, x0) = pollster::block_on(single_step(&ctx, &unet, &model.schedule(), &xv, t, &zv, variance, clip, kernels))?;
                 write_npy(&out, &shape, &next)?;
                 if let Some(p) = x0_out {
                     write_npy(&p, &shape, &x0)?;
                 }
                 Ok(())
             }
-            Command::Sample { model, n, seed, steps, variance, clip, out, trajectory, every } => {
+            Command::Sample { model, n, seed, steps, variance, clip, out, trajectory, every, kernels } => {
                 let (model, unet) = load(&ctx, &model.model)?;
                 let schedule = model.schedule();
                 let steps = steps.unwrap_or(schedule.len());
-                let mut sampler = Sampler::new(&ctx, &unet, &schedule, SamplerOptions { n, seed, steps, variance, clip })?;
+                unet.check_batch(&ctx, n)?;
+                let kernels = pollster::block_on(unet.kernels(&ctx, n, kernels.kernels))?;
+                let mut sampler = Sampler::new(&ctx, &unet, &schedule, SamplerOptions { n, seed, steps, variance, clip, kernels })?;
                 let batch = sampler.batch();
                 if let Some(dir) = &trajectory {
                     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -182,13 +207,14 @@ mod cli {
                 );
                 Ok(())
             }
-            Command::Bench { model, batch, steps } => {
+            Command::Bench { model, batch, steps, kernels } => {
                 let (model, unet) = load(&ctx, &model.model)?;
-                let report = pollster::block_on(ddpm_web::bench::bench(&ctx, &unet, &model.schedule(), batch, steps))?;
+                unet.check_batch(&ctx, batch)?;
+                let report = pollster::block_on(ddpm_web::bench::bench(&ctx, &unet, &model.schedule(), batch, steps, kernels))?;
                 println!("{}", serde_json::to_string(&report)?);
                 Ok(())
             }
-            Command::Info { model } => {
+            Command::Info { model, batch } => {
                 let (model, unet) = load(&ctx, &model.model)?;
                 let (c, h, w) = unet.image_shape();
                 println!("parameters:       {}", unet.parameter_count());
@@ -200,6 +226,10 @@ mod cli {
                 }
                 println!("adapter:          {}", ctx.adapter_name());
                 println!("largest batch:    {}", unet.max_batch(&ctx));
+                let batch = batch.clamp(1, unet.max_batch(&ctx));
+                let tuning = pollster::block_on(unet.tune(&ctx, batch))?;
+                let times: Vec<String> = tuning.ms.iter().map(|(k, ms)| format!("{} {ms:.1} ms", k.name())).collect();
+                println!("kernels (auto):   {} at batch {batch} (per pass: {})", tuning.chosen.name(), times.join(", "));
                 Ok(())
             }
         }

@@ -7,6 +7,7 @@ use crate::diffusion::schedule::{Schedule, StepCoeffs, Variance};
 use crate::error::{Error, Result};
 use crate::gpu::context::{map_read, GpuContext};
 use crate::gpu::graph::Graph;
+use crate::gpu::kernel::ConvKernels;
 use crate::gpu::kernels::frames::{pack, words};
 use crate::gpu::kernels::step::{ddpm_step, draw_noise, params_buffer, NoiseSource, Params, StepIo};
 use crate::gpu::plan::Plan;
@@ -27,6 +28,8 @@ pub struct SamplerOptions {
     pub variance: Variance,
     /// Clip x̂_0 to [−1, 1] and use the posterior mean (the official code) instead of the paper's update.
     pub clip: bool,
+    /// The convolution kernels of the pass (resolve `KernelChoice::Auto` with `Unet::kernels` first).
+    pub kernels: ConvKernels,
 }
 
 /// The batch at one point of the chain, in bytes (model range [−1, 1] ↦ 0..255, NCHW).
@@ -90,7 +93,7 @@ impl Sampler {
         let mut g = Graph::new();
         let (xg, tg, x0g, frame_g) = (g.bound("x_t", &x), g.bound("t", &t), g.bound("x0_pred", &x0), g.bound("frame", &frame));
         let eps = g.activation("eps", &[opts.n, c, h, w]);
-        unet.record(ctx, &mut g, xg, tg, eps)?;
+        unet.record(ctx, &mut g, xg, tg, eps, opts.kernels)?;
         ddpm_step(&mut g, &step_params, StepIo { eps, x: xg, x0: x0g }, NoiseSource::Philox);
         pack(&mut g, xg, frame_g, 0);
         pack(&mut g, x0g, frame_g, words(len));
@@ -242,6 +245,7 @@ impl Sampler {
 
 /// One update from x at network timestep `t` with the given noise z (the `ddpm step` command and the golden
 /// tests): returns (x_{t−1}, x̂_0) as f32. The previous timestep is t − 1 (the full chain).
+#[allow(clippy::too_many_arguments)]
 pub async fn single_step(
     ctx: &GpuContext,
     unet: &Unet,
@@ -251,6 +255,7 @@ pub async fn single_step(
     z: &[f32],
     variance: Variance,
     clip: bool,
+    kernels: ConvKernels,
 ) -> Result<(Vec<f32>, Vec<f32>)> {
     let (c, h, w) = unet.image_shape();
     let per = c * h * w;
@@ -274,7 +279,7 @@ pub async fn single_step(
     let zg = g.bound("z", &Tensor::upload(ctx, "z", &[x.len()], z));
     let x0 = g.kept("x0_pred", &[n, c, h, w]);
     let eps = g.activation("eps", &[n, unet.config.out_channels, h, w]);
-    unet.record(ctx, &mut g, xg, tg, eps)?;
+    unet.record(ctx, &mut g, xg, tg, eps, kernels)?;
     ddpm_step(&mut g, &params, StepIo { eps, x: xg, x0 }, NoiseSource::Given(zg));
     let plan = Plan::compile(ctx, &g)?;
     plan.run(ctx);

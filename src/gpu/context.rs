@@ -116,6 +116,18 @@ impl GpuContext {
         }
     }
 
+    /// Waits until the GPU has finished everything submitted so far (natively by polling, in the browser by
+    /// awaiting the queue's promise).
+    pub async fn finish(&self) -> Result<()> {
+        let (tx, rx) = futures_channel::oneshot::channel();
+        self.queue.on_submitted_work_done(move || {
+            let _ = tx.send(());
+        });
+        self.poll();
+        rx.await.map_err(|_| self.check().err().unwrap_or_else(|| Error::DeviceLost("the GPU stopped answering".into())))?;
+        self.check()
+    }
+
     /// Copies `bytes` of `src` (from offset 0) back to the host.
     pub async fn read_bytes(&self, src: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {

@@ -61,10 +61,54 @@ pub enum ConvAlgo {
     Blocked3x3,
     /// 1x1, stride 1; 4 pixels x 8 channels per invocation.
     Blocked1x1,
+    /// Any geometry: implicit GEMM, 32x32 output tiles through workgroup memory, K in slices of 32.
+    Tiled,
 }
 
 impl ConvAlgo {
-    pub const ALL: [ConvAlgo; 3] = [ConvAlgo::General, ConvAlgo::Blocked3x3, ConvAlgo::Blocked1x1];
+    pub const ALL: [ConvAlgo; 4] = [ConvAlgo::General, ConvAlgo::Blocked3x3, ConvAlgo::Blocked1x1, ConvAlgo::Tiled];
+}
+
+/// A family of convolution kernels a whole pass uses: the candidates the engine times per adapter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConvKernels {
+    /// Register-blocked 3x3 and 1x1 kernels (general for strided convolutions): no workgroup memory, tuned
+    /// for CPU adapters (lavapipe, SwiftShader).
+    Blocked,
+    /// The implicit GEMM tiled through workgroup memory, for every convolution: for real GPUs.
+    Tiled,
+}
+
+impl ConvKernels {
+    pub const ALL: [ConvKernels; 2] = [ConvKernels::Blocked, ConvKernels::Tiled];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvKernels::Blocked => "blocked",
+            ConvKernels::Tiled => "tiled",
+        }
+    }
+}
+
+/// Which convolution kernels to use: a fixed family, or the faster one measured on this adapter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KernelChoice {
+    Auto,
+    Fixed(ConvKernels),
+}
+
+impl std::str::FromStr for KernelChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(KernelChoice::Auto),
+            _ => ConvKernels::ALL
+                .into_iter()
+                .find(|k| k.name() == s)
+                .map(KernelChoice::Fixed)
+                .ok_or_else(|| format!("kernels must be `auto`, `blocked` or `tiled`, not `{s}`")),
+        }
+    }
 }
 
 /// How the update kernel gets its noise z.
@@ -127,7 +171,7 @@ const CONV_RES: &[Binding] = &[uniform(), read(1, "x"), read(2, "w"), read(3, "b
 
 impl Kernel {
     /// Every kernel, in the order pipelines are compiled.
-    pub const ALL: [Kernel; 25] = [
+    pub const ALL: [Kernel; 28] = [
         Kernel::Conv(ConvAlgo::General, Epilogue::Bias),
         Kernel::Conv(ConvAlgo::General, Epilogue::ChannelAdd),
         Kernel::Conv(ConvAlgo::General, Epilogue::Residual),
@@ -137,6 +181,9 @@ impl Kernel {
         Kernel::Conv(ConvAlgo::Blocked1x1, Epilogue::Bias),
         Kernel::Conv(ConvAlgo::Blocked1x1, Epilogue::ChannelAdd),
         Kernel::Conv(ConvAlgo::Blocked1x1, Epilogue::Residual),
+        Kernel::Conv(ConvAlgo::Tiled, Epilogue::Bias),
+        Kernel::Conv(ConvAlgo::Tiled, Epilogue::ChannelAdd),
+        Kernel::Conv(ConvAlgo::Tiled, Epilogue::Residual),
         Kernel::GroupNorm { silu: false },
         Kernel::GroupNorm { silu: true },
         Kernel::Linear { silu_in: false, silu_out: false },
@@ -187,6 +234,9 @@ impl Kernel {
             Kernel::Conv(Blocked1x1, Bias) => "conv1x1",
             Kernel::Conv(Blocked1x1, ChannelAdd) => "conv1x1_chan_add",
             Kernel::Conv(Blocked1x1, Residual) => "conv1x1_residual",
+            Kernel::Conv(Tiled, Bias) => "tiled",
+            Kernel::Conv(Tiled, ChannelAdd) => "tiled_chan_add",
+            Kernel::Conv(Tiled, Residual) => "tiled_residual",
             Kernel::GroupNorm { .. } | Kernel::Linear { .. } | Kernel::TimeEmbed | Kernel::PackFrame => "main",
             Kernel::AttnScores => "scores",
             Kernel::AttnSoftmax => "softmax",
@@ -239,6 +289,7 @@ impl Kernel {
             Kernel::Conv(ConvAlgo::General, _) => "ConvGeneral",
             Kernel::Conv(ConvAlgo::Blocked3x3, _) => "Conv3x3",
             Kernel::Conv(ConvAlgo::Blocked1x1, _) => "Conv1x1",
+            Kernel::Conv(ConvAlgo::Tiled, _) => "ConvTiled",
             Kernel::GroupNorm { .. } => "GroupNorm",
             Kernel::Linear { .. } => "Linear",
             Kernel::TimeEmbed => "TimeEmbed",

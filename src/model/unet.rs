@@ -6,11 +6,13 @@
 //! real batch, reusing the uploaded weights. Nothing here frees a buffer: the plan compiler computes each
 //! activation's lifetime and shares buffers between activations that are never live at once.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::graph::{Graph, Storage, TensorId};
+use crate::gpu::kernel::{ConvKernels, KernelChoice};
 use crate::gpu::kernels::attention::{attention, AttentionIo};
 use crate::gpu::kernels::conv2d::{conv2d, ConvIo, ConvSpec, Extra};
 use crate::gpu::kernels::embed::time_embedding;
@@ -36,6 +38,16 @@ pub struct Unet {
     flops_per_image: u64,
     largest_buffer_per_image: u64,
     peak_bytes_per_image: u64,
+    /// Measured choices of convolution kernels, per batch size (the context and model are this Unet's).
+    tuned: RefCell<HashMap<usize, Tuning>>,
+}
+
+/// The outcome of timing each convolution family on a whole pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tuning {
+    pub chosen: ConvKernels,
+    /// Milliseconds per pass of each candidate, in [`ConvKernels::ALL`]'s order.
+    pub ms: Vec<(ConvKernels, f64)>,
 }
 
 /// A compiled ε_θ pass for a fixed batch: write `x` and `t`, run, read `eps`.
@@ -59,10 +71,11 @@ impl Unet {
             flops_per_image: 0,
             largest_buffer_per_image: 0,
             peak_bytes_per_image: 0,
+            tuned: RefCell::default(),
         };
         let mut g = Graph::new();
         let (x, t, eps) = io_tensors(&mut g, &unet.config, 1);
-        Builder { ctx, cfg: &unet.config, uploaded: &mut unet.weights, source: Some(&model.weights), g: &mut g }.forward(x, t, eps)?;
+        Builder { ctx, cfg: &unet.config, uploaded: &mut unet.weights, source: Some(&model.weights), g: &mut g, kernels: ConvKernels::Blocked }.forward(x, t, eps)?;
         unet.parameter_count = unet.weights.values().map(Tensor::len).sum();
         unet.flops_per_image = g.flops();
         let own = |d: &&crate::gpu::graph::TensorDesc| !matches!(d.storage, Storage::Bound(_));
@@ -115,34 +128,68 @@ impl Unet {
     /// Records the pass into `g`: reads x [N, C, H, W] and t [N] (timesteps as f32), writes eps
     /// [N, C_out, H, W]. The caller chooses those three tensors' storage (kept, bound, or an activation that a
     /// later op of the same graph consumes).
-    pub fn record(&self, ctx: &GpuContext, g: &mut Graph, x: TensorId, t: TensorId, eps: TensorId) -> Result<()> {
+    pub fn record(&self, ctx: &GpuContext, g: &mut Graph, x: TensorId, t: TensorId, eps: TensorId, kernels: ConvKernels) -> Result<()> {
         self.check_batch(ctx, g.shape(x)[0])?;
         let mut weights = self.weights.clone();
-        Builder { ctx, cfg: &self.config, uploaded: &mut weights, source: None, g }.forward(x, t, eps)
+        Builder { ctx, cfg: &self.config, uploaded: &mut weights, source: None, g, kernels }.forward(x, t, eps)
     }
 
     /// The pass for a batch of `n` as a graph, with x, t and eps kept (returned in that order).
-    pub fn graph(&self, ctx: &GpuContext, n: usize) -> Result<(Graph, [TensorId; 3])> {
+    pub fn graph(&self, ctx: &GpuContext, n: usize, kernels: ConvKernels) -> Result<(Graph, [TensorId; 3])> {
         let mut g = Graph::new();
         let (x, t, eps) = io_tensors(&mut g, &self.config, n);
-        self.record(ctx, &mut g, x, t, eps)?;
+        self.record(ctx, &mut g, x, t, eps, kernels)?;
         Ok((g, [x, t, eps]))
     }
 
     /// The pass for a batch of `n`, compiled, with x, t and eps kept.
-    pub fn plan(&self, ctx: &GpuContext, n: usize) -> Result<UnetPlan> {
-        let (g, [x, t, eps]) = self.graph(ctx, n)?;
+    pub fn plan(&self, ctx: &GpuContext, n: usize, kernels: ConvKernels) -> Result<UnetPlan> {
+        let (g, [x, t, eps]) = self.graph(ctx, n, kernels)?;
         Ok(UnetPlan { plan: Plan::compile(ctx, &g)?, x, t, eps })
     }
 
+    /// The convolution kernels for a batch of `n`: a fixed family as asked, or, for `Auto`, the family whose
+    /// whole pass ran fastest on this adapter (each timed after a warm-up run; measured once per batch size
+    /// and kept). burn's autotune habit: measure on the actual device, don't assume.
+    pub async fn kernels(&self, ctx: &GpuContext, n: usize, choice: KernelChoice) -> Result<ConvKernels> {
+        match choice {
+            KernelChoice::Fixed(k) => Ok(k),
+            KernelChoice::Auto => Ok(self.tune(ctx, n).await?.chosen),
+        }
+    }
+
+    /// Times every convolution family on a pass of batch `n` (cached per batch size).
+    pub async fn tune(&self, ctx: &GpuContext, n: usize) -> Result<Tuning> {
+        if let Some(t) = self.tuned.borrow().get(&n) {
+            return Ok(t.clone());
+        }
+        let mut ms = Vec::new();
+        for family in ConvKernels::ALL {
+            let p = self.plan(ctx, n, family)?;
+            p.plan.run(ctx);
+            ctx.finish().await?;
+            let start = web_time::Instant::now();
+            const REPS: usize = 2;
+            for _ in 0..REPS {
+                p.plan.run(ctx);
+            }
+            ctx.finish().await?;
+            ms.push((family, start.elapsed().as_secs_f64() * 1e3 / REPS as f64));
+        }
+        let chosen = ms.iter().min_by(|a, b| a.1.total_cmp(&b.1)).map(|m| m.0).unwrap_or(ConvKernels::Blocked);
+        let tuning = Tuning { chosen, ms };
+        self.tuned.borrow_mut().insert(n, tuning.clone());
+        Ok(tuning)
+    }
+
     /// ε_θ(x, t) for a batch (x: N·C·H·W values, one timestep per image), read back to the host.
-    pub async fn eps(&self, ctx: &GpuContext, x: &[f32], t: &[usize]) -> Result<Vec<f32>> {
+    pub async fn eps(&self, ctx: &GpuContext, x: &[f32], t: &[usize], kernels: ConvKernels) -> Result<Vec<f32>> {
         let (c, h, w) = self.image_shape();
         let n = t.len();
         if n == 0 || x.len() != n * c * h * w {
             return Err(Error::InputShape { expected: format!("{n} images of {c}x{h}x{w}"), found: vec![x.len()] });
         }
-        let p = self.plan(ctx, n)?;
+        let p = self.plan(ctx, n, kernels)?;
         p.plan.tensor(p.x).write(ctx, x);
         p.plan.tensor(p.t).write(ctx, &t.iter().map(|&v| v as f32).collect::<Vec<_>>());
         p.plan.run(ctx);
@@ -165,6 +212,7 @@ struct Builder<'a> {
     uploaded: &'a mut HashMap<String, Tensor>,
     source: Option<&'a Weights>,
     g: &'a mut Graph,
+    kernels: ConvKernels,
 }
 
 impl Builder<'_> {
@@ -198,7 +246,7 @@ impl Builder<'_> {
             Some(o) => o,
             None => self.activation(prefix, &[n, cout, spec.out_size(h), spec.out_size(w)]),
         };
-        conv2d(self.g, ConvIo { x, w: weight, bias, extra, out }, spec, spec.default_algo());
+        conv2d(self.g, ConvIo { x, w: weight, bias, extra, out }, spec, spec.algo(self.kernels));
         Ok(out)
     }
 

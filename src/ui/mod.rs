@@ -13,7 +13,9 @@ use std::rc::Rc;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
+use ddpm_web::gpu::kernel::KernelChoice;
 use ddpm_web::image::Batch;
+use ddpm_web::model::unet::Tuning;
 use ddpm_web::{Error, Frame, GpuContext, Model, Sampler, SamplerOptions, Schedule, Unet, Variance};
 
 pub use view::App;
@@ -35,6 +37,18 @@ pub struct ModelInfo {
     pub image: (usize, usize, usize),
     pub max_batch: usize,
     pub log_snr: Vec<f64>,
+}
+
+/// The convolution kernels a run uses, as the info panel states it.
+pub fn describe_kernels(choice: KernelChoice, n: usize, tuning: Option<&Tuning>) -> String {
+    match (choice, tuning) {
+        (KernelChoice::Fixed(k), _) => format!("{} (chosen in the URL)", k.name()),
+        (KernelChoice::Auto, Some(t)) => {
+            let times: Vec<String> = t.ms.iter().map(|(k, ms)| format!("{} {ms:.0} ms", k.name())).collect();
+            format!("{}, the faster here at {n} images ({} per pass)", t.chosen.name(), times.join(", "))
+        }
+        (KernelChoice::Auto, None) => "measured at the first run".into(),
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -106,6 +120,13 @@ pub struct Ui {
     /// The slider follows the newest frame until the user moves it away.
     pub follow: RwSignal<bool>,
     pub show_x0: RwSignal<bool>,
+    /// Timed steps of a benchmark, and the last benchmark's JSON (`ddpm_web::bench::BenchReport`).
+    pub bench_steps: usize,
+    pub bench_result: RwSignal<Option<String>>,
+    bench_on_load: bool,
+    /// Which convolution kernels to run (`?kernels=`), and what the info panel says about the choice.
+    kernel_choice: KernelChoice,
+    pub kernels_used: RwSignal<Option<String>>,
 
     gpu: StoredValue<Option<Rc<GpuContext>>, LocalStorage>,
     engine: StoredValue<Option<Engine>, LocalStorage>,
@@ -133,6 +154,11 @@ impl Ui {
             shown: RwSignal::new(0),
             follow: RwSignal::new(true),
             show_x0: RwSignal::new(false),
+            bench_steps: if s.bench { s.steps.unwrap_or(url::BENCH_DEFAULTS.1) } else { url::BENCH_DEFAULTS.1 },
+            bench_result: RwSignal::new(None),
+            bench_on_load: s.bench,
+            kernel_choice: s.kernels,
+            kernels_used: RwSignal::new(None),
             gpu: StoredValue::new_local(None),
             engine: StoredValue::new_local(None),
             frames: StoredValue::new_local(Frames::default()),
@@ -148,6 +174,8 @@ impl Ui {
             variance: self.variance.get_untracked(),
             clip: self.clip.get_untracked(),
             model: self.model_url.get_untracked(),
+            bench: false,
+            kernels: self.kernel_choice,
         }
     }
 
@@ -174,7 +202,12 @@ impl Ui {
         self.download.set((0, None));
         spawn_local(async move {
             match self.load_inner().await {
-                Ok(()) => self.phase.set(Phase::Ready),
+                Ok(()) => {
+                    self.phase.set(Phase::Ready);
+                    if self.bench_on_load {
+                        self.benchmark();
+                    }
+                }
                 Err((msg, lost)) => {
                     // The model loaded before, if any, stays usable (unless the device went with it).
                     self.phase.set(if self.engine.with_value(Option::is_some) { Phase::Ready } else { Phase::Idle });
@@ -232,6 +265,13 @@ impl Ui {
         if steps == 0 || steps > schedule.len() {
             self.steps.set(schedule.len());
         }
+        // Time the kernel families now, for the batch the page will run, so the first Generate starts at once.
+        let n = self.n.get_untracked().min(max_batch);
+        let tuning = match self.kernel_choice {
+            KernelChoice::Auto => Some(unet.tune(&gpu, n).await.map_err(|e| (e.to_string(), matches!(e, Error::DeviceLost(_))))?),
+            KernelChoice::Fixed(_) => None,
+        };
+        self.kernels_used.set(Some(describe_kernels(self.kernel_choice, n, tuning.as_ref())));
         self.engine.set_value(Some(Engine { unet: Rc::new(unet), schedule }));
         self.info.set(Some(info));
         Ok(())
@@ -250,13 +290,11 @@ impl Ui {
         self.n.set(n);
         let steps = self.steps.get_untracked().clamp(1, engine.schedule.len());
         self.steps.set(steps);
-        let opts = SamplerOptions { n, seed: self.seed.get_untracked(), steps, variance: self.variance.get_untracked(), clip: self.clip.get_untracked() };
-        let mut sampler = match Sampler::new(&gpu, &engine.unet, &engine.schedule, opts) {
-            Ok(s) => s,
-            Err(e) => return self.fail(e.to_string(), matches!(e, Error::DeviceLost(_))),
-        };
+        let (seed, variance, clip) = (self.seed.get_untracked(), self.variance.get_untracked(), self.clip.get_untracked());
+        let Ok(timesteps) = engine.schedule.timesteps(steps) else { return };
         url::write_location(&self.settings(), steps);
-        let batch = sampler.batch();
+        let (c, h, w) = engine.unet.image_shape();
+        let batch = Batch { n, c, h, w };
         let per_frame = 2 * batch.len();
         let stride = ((per_frame * (steps + 1)).div_ceil(FRAME_BUDGET)).max(1);
         self.frames.set_value(Frames { list: Vec::new(), stride });
@@ -265,15 +303,24 @@ impl Ui {
         self.follow.set(true);
         let cancel = Rc::new(Cell::new(false));
         self.cancel.set_value(cancel.clone());
-        self.run.set(Some(Run { opts, batch, timesteps: sampler.timesteps().to_vec(), done: 0, elapsed_ms: 0.0, finished: false, cancelled: false }));
+        let choice = self.kernel_choice;
+        let placeholder = SamplerOptions { n, seed, steps, variance, clip, kernels: ddpm_web::gpu::kernel::ConvKernels::Blocked };
+        self.run.set(Some(Run { opts: placeholder, batch, timesteps, done: 0, elapsed_ms: 0.0, finished: false, cancelled: false }));
         self.phase.set(Phase::Running);
         spawn_local(async move {
             let start = loader::now_ms();
-            let mut result = sampler.first_frame(&gpu).await.map(|f| self.add_frame(f, 0, start));
-            while result.is_ok() && !sampler.is_done() && !cancel.get() {
-                loader::next_tick().await;
-                result = sampler.step(&gpu).await.map(|f| self.add_frame(f, sampler.steps_done(), start));
+            let result: Result<(), Error> = async {
+                let mut sampler = self.start_run(&gpu, &engine, placeholder, choice).await?;
+                let f = sampler.first_frame(&gpu).await?;
+                self.add_frame(f, 0, start);
+                while !sampler.is_done() && !cancel.get() {
+                    loader::next_tick().await;
+                    let f = sampler.step(&gpu).await?;
+                    self.add_frame(f, sampler.steps_done(), start);
+                }
+                Ok(())
             }
+            .await;
             self.run.update(|r| {
                 if let Some(r) = r {
                     r.finished = true;
@@ -296,6 +343,23 @@ impl Ui {
         });
     }
 
+    /// Chooses the kernels for this batch (timing them if not yet done) and builds the sampler.
+    async fn start_run(&self, gpu: &GpuContext, engine: &Engine, opts: SamplerOptions, choice: KernelChoice) -> Result<Sampler, Error> {
+        let kernels = engine.unet.kernels(gpu, opts.n, choice).await?;
+        let tuning = match choice {
+            KernelChoice::Auto => Some(engine.unet.tune(gpu, opts.n).await?),
+            KernelChoice::Fixed(_) => None,
+        };
+        self.kernels_used.set(Some(describe_kernels(choice, opts.n, tuning.as_ref())));
+        let opts = SamplerOptions { kernels, ..opts };
+        self.run.update(|r| {
+            if let Some(r) = r {
+                r.opts = opts;
+            }
+        });
+        Sampler::new(gpu, &engine.unet, &engine.schedule, opts)
+    }
+
     fn add_frame(&self, f: Frame, done: usize, start: f64) {
         let mut count = 0;
         self.frames.update_value(|fr| {
@@ -312,6 +376,31 @@ impl Ui {
         if self.follow.get_untracked() {
             self.shown.set(count - 1);
         }
+    }
+
+    /// Times `bench_steps` sampler steps at the current batch size after a warm-up, and shows the figures
+    /// as JSON (`#bench-result`, what `?bench` runs and scripts read).
+    pub fn benchmark(self) {
+        if self.phase.get_untracked() != Phase::Ready {
+            return;
+        }
+        let (Some(gpu), Some(engine)) = (self.gpu.get_value(), self.engine.get_value()) else { return };
+        let n = self.n.get_untracked().clamp(1, self.info.get_untracked().map_or(1, |i| i.max_batch));
+        self.error.set(None);
+        self.bench_result.set(None);
+        self.phase.set(Phase::Running);
+        spawn_local(async move {
+            let result = ddpm_web::bench::bench(&gpu, &engine.unet, &engine.schedule, n, self.bench_steps, self.kernel_choice).await;
+            self.phase.set(Phase::Ready);
+            match result.map(|r| serde_json::to_string_pretty(&r)) {
+                Ok(Ok(json)) => self.bench_result.set(Some(json)),
+                Ok(Err(e)) => self.fail(format!("The benchmark's figures could not be written: {e}"), false),
+                Err(e) => {
+                    let lost = matches!(e, Error::DeviceLost(_)) || gpu.check().is_err();
+                    self.fail(format!("The benchmark stopped: {e}"), lost);
+                }
+            }
+        });
     }
 
     pub fn cancel(self) {

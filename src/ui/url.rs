@@ -1,5 +1,6 @@
 //! Page settings ↔ URL query (`?n=4&seed=7&steps=50&variance=small&clip=1&model=...`), so a run is a link.
 
+use ddpm_web::gpu::kernel::KernelChoice;
 use ddpm_web::Variance;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -10,13 +11,20 @@ pub struct Settings {
     pub variance: Variance,
     pub clip: bool,
     pub model: String,
+    /// `?bench`: benchmark the loaded model (batch `n`, `steps` timed steps) instead of waiting for Generate.
+    pub bench: bool,
+    /// `?kernels=auto|blocked|tiled`: the convolution kernels (default: the faster, measured on this adapter).
+    pub kernels: KernelChoice,
 }
+
+/// Batch and timed steps of `?bench` when the URL does not give `n` or `steps`.
+pub const BENCH_DEFAULTS: (usize, usize) = (16, 20);
 
 pub const DEFAULT_MODEL: &str = "models/fashion-mnist/";
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { n: 16, seed: 0, steps: None, variance: Variance::Small, clip: true, model: DEFAULT_MODEL.into() }
+        Self { n: 16, seed: 0, steps: None, variance: Variance::Small, clip: true, model: DEFAULT_MODEL.into(), bench: false, kernels: KernelChoice::Auto }
     }
 }
 
@@ -42,6 +50,16 @@ pub fn from_location() -> Settings {
     if let Some(m) = get("model").filter(|m| !m.is_empty()) {
         s.model = m;
     }
+    if let Some(k) = get("kernels").and_then(|v| v.parse().ok()) {
+        s.kernels = k;
+    }
+    if params.has("bench") {
+        s.bench = true;
+        if get("n").is_none() {
+            s.n = BENCH_DEFAULTS.0;
+        }
+        s.steps = s.steps.or(Some(BENCH_DEFAULTS.1));
+    }
     s
 }
 
@@ -53,6 +71,10 @@ pub fn write_location(s: &Settings, steps: usize) {
         Variance::Large => "large",
     };
     let mut q = format!("?n={}&seed={}&steps={steps}&variance={variance}&clip={}", s.n, s.seed, s.clip as u8);
+    if let KernelChoice::Fixed(k) = s.kernels {
+        q.push_str("&kernels=");
+        q.push_str(k.name());
+    }
     if s.model != DEFAULT_MODEL {
         q.push_str("&model=");
         q.push_str(&String::from(js_sys::encode_uri_component(&s.model)));

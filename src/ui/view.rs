@@ -25,6 +25,7 @@ pub fn App() -> impl IntoView {
             <section class="stage">
                 <Alerts />
                 <Progress />
+                <BenchResult />
                 <Viewer />
             </section>
         </main>
@@ -85,6 +86,7 @@ fn ModelPanel() -> impl IntoView {
                     <dt>"Parameters"</dt><dd data-testid="parameters">{format!("{:.2} M; {:.2} GFLOP per image per step", i.parameters as f64 / 1e6, i.gflop)}</dd>
                     <dt>"Trained on"</dt><dd>{i.dataset}</dd>
                     <dt>"T"</dt><dd>{i.steps}</dd>
+                    <dt>"Kernels"</dt><dd data-testid="kernels">{move || ui.kernels_used.get().unwrap_or_default()}</dd>
                 </dl>
             })}
         </div>
@@ -130,6 +132,8 @@ fn Controls() -> impl IntoView {
             <div class="actions">
                 <button type="submit" class="primary" prop:disabled=move || !ready()>"Generate"</button>
                 <button type="button" prop:disabled=move || !running() on:click=move |_| ui.cancel()>"Cancel"</button>
+                <button type="button" prop:disabled=move || !ready() on:click=move |_| ui.benchmark()
+                    title=format!("Time {} sampler steps at this many images, after a warm-up", ui.bench_steps)>"Benchmark"</button>
             </div>
         </form>
     }
@@ -151,6 +155,28 @@ fn Progress() -> impl IntoView {
                         r.done, if r.cancelled { " · cancelled" } else if r.finished { " · done" } else { "" }
                     )}</span>
                 </div>
+            }
+        })}
+    }
+}
+
+/// The last benchmark: a one-line summary and the JSON that `?bench` callers read from `#bench-result`.
+#[component]
+fn BenchResult() -> impl IntoView {
+    let ui = ui();
+    view! {
+        {move || ui.bench_result.get().map(|json| {
+            let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+            let summary = format!(
+                "Benchmark: {:.1} ms per step at {} images ({:.1} images/s, {:.2} GFLOP/s) on {}",
+                v["ms_per_step"].as_f64().unwrap_or(0.0), v["batch"], v["images_per_s"].as_f64().unwrap_or(0.0),
+                v["gflops_per_s"].as_f64().unwrap_or(0.0), v["adapter"].as_str().unwrap_or("?")
+            );
+            view! {
+                <section class="bench" aria-label="Benchmark result">
+                    <p>{summary}</p>
+                    <pre id="bench-result">{json}</pre>
+                </section>
             }
         })}
     }

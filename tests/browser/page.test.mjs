@@ -43,6 +43,8 @@ try {
   check(await page.getByTestId('adapter').textContent().then((t) => t.length > 0), 'the adapter name is shown');
   check(await page.getByTestId('parameters').textContent().then((t) => t.includes('M')), 'the parameter count is shown');
   check(await page.getByRole('alert').count() === 0, 'no alert after a good load');
+  const kernels = await page.getByTestId('kernels').textContent();
+  check(/^(blocked|tiled), the faster here at 4 images \(blocked \d+ ms, tiled \d+ ms per pass\)$/.test(kernels), `the info panel says which kernels were measured faster (${kernels})`);
 
   await generate.click();
   await until(async () => (await page.getByTestId('progress-text').textContent()).includes('done'), 'the run to finish', 180_000);
@@ -112,6 +114,24 @@ try {
   await until(async () => (await page.getByTestId('progress-text').textContent()).includes('done'), 'a second run after the errors', 180_000);
   check(true, 'a good model loads and runs after the failures');
   check(page.url().includes('n=4') && page.url().includes('steps=10'), `the URL holds the run's settings (${page.url()})`);
+
+  // ?bench: after loading, the page times sampler steps and writes JSON into #bench-result; the Benchmark
+  // button does the same again.
+  const bench = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+  bench.on('pageerror', (e) => pageErrors.push(String(e)));
+  await bench.goto(`${BASE}/?model=models/tiny/&bench&n=2&steps=3&kernels=tiled`);
+  const result = bench.locator('#bench-result');
+  await until(() => result.count().then((n) => n === 1), 'the ?bench result', 120_000);
+  const r = JSON.parse(await result.textContent());
+  check(r.batch === 2 && r.steps === 3 && r.ms_per_step > 0 && typeof r.adapter === 'string', `?bench writes its figures (${r.ms_per_step.toFixed(0)} ms per step at batch 2)`);
+  check(r.kernels === 'tiled' && (await bench.getByTestId('kernels').textContent()).startsWith('tiled'), '?kernels=tiled runs the tiled convolutions, and the info panel says so');
+  check(Math.abs(r.images_per_s - 2000 / r.ms_per_step) < 1e-6 * r.images_per_s && r.gflop_per_pass > 0, 'the figures agree with each other');
+  await bench.screenshot({ path: `${OUT}/bench.png`, fullPage: true });
+  const benchButton = bench.getByRole('button', { name: 'Benchmark' });
+  await benchButton.click();
+  await until(() => result.count().then((n) => n === 0), 'the Benchmark button to start a new benchmark', 10_000);
+  await until(() => result.count().then((n) => n === 1), 'the Benchmark button\'s result', 120_000);
+  check(JSON.parse(await result.textContent()).batch === 2, 'the Benchmark button times the chosen number of images');
   check(pageErrors.length === 0, `no uncaught errors in the page (${pageErrors.join('; ')})`);
 } finally {
   await browser.close();

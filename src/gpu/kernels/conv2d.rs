@@ -2,7 +2,7 @@
 //! general algorithm and two register-blocked ones for the common shapes.
 
 use crate::gpu::graph::{Graph, TensorId};
-use crate::gpu::kernel::{ConvAlgo, Epilogue, Kernel};
+use crate::gpu::kernel::{ConvAlgo, ConvKernels, Epilogue, Kernel};
 
 /// Uniform of `conv2d.wgsl` (48 bytes).
 #[repr(C)]
@@ -44,15 +44,18 @@ impl ConvSpec {
     /// Whether `algo` implements this geometry.
     pub fn supported_by(&self, algo: ConvAlgo) -> bool {
         match algo {
-            ConvAlgo::General => true,
+            ConvAlgo::General | ConvAlgo::Tiled => true,
             ConvAlgo::Blocked3x3 => self.k == 3 && self.stride == 1 && self.pad_before == 1 && self.pad_after == 1,
             ConvAlgo::Blocked1x1 => self.k == 1 && self.stride == 1 && self.pad_before == 0 && self.pad_after == 0,
         }
     }
 
-    /// The fastest algorithm for this geometry on CPU adapters (BENCHMARKS.md).
-    pub fn default_algo(&self) -> ConvAlgo {
-        [ConvAlgo::Blocked3x3, ConvAlgo::Blocked1x1].into_iter().find(|&a| self.supported_by(a)).unwrap_or(ConvAlgo::General)
+    /// The algorithm `family` uses for this geometry.
+    pub fn algo(&self, family: ConvKernels) -> ConvAlgo {
+        match family {
+            ConvKernels::Blocked => [ConvAlgo::Blocked3x3, ConvAlgo::Blocked1x1].into_iter().find(|&a| self.supported_by(a)).unwrap_or(ConvAlgo::General),
+            ConvKernels::Tiled => ConvAlgo::Tiled,
+        }
     }
 }
 
@@ -102,6 +105,7 @@ pub fn conv2d(g: &mut Graph, io: ConvIo, spec: ConvSpec, algo: ConvAlgo) {
         ConvAlgo::Blocked3x3 => [(oh * ow.div_ceil(4)).div_ceil(64) as u32, oc.div_ceil(8) as u32, n as u32],
         ConvAlgo::Blocked1x1 => [(oh * ow).div_ceil(4).div_ceil(64) as u32, oc.div_ceil(8) as u32, n as u32],
         ConvAlgo::General => [(oh * ow).div_ceil(64) as u32, oc.div_ceil(4) as u32, n as u32],
+        ConvAlgo::Tiled => [(n * oh * ow).div_ceil(32) as u32, oc.div_ceil(32) as u32, 1],
     };
     let flops = 2 * (n * oc * oh * ow * ic * spec.k * spec.k) as u64;
     let mut args = vec![("x", io.x), ("w", io.w), ("bias", io.bias), ("out", io.out)];
@@ -222,6 +226,15 @@ mod tests {
         check(3, 48, 24, 14, 14, ConvSpec::POINT);
         // Planes of 1, 5, 7 and 49 pixels (short last runs), channel counts around the block of 8.
         for &(n, ic, oc, h, w) in &[(2usize, 3usize, 1usize, 1usize, 1usize), (1, 9, 7, 1, 5), (3, 5, 9, 7, 1), (2, 64, 17, 7, 7)] {
+            check(n, ic, oc, h, w, ConvSpec::POINT);
+        }
+    }
+
+    #[test]
+    fn tiled_across_tile_edges_and_images() {
+        // Channels, pixels (N·OH·OW) and K = IC·9 around the tiles of 32, planes that straddle a tile.
+        for &(n, ic, oc, h, w) in &[(1usize, 1usize, 1usize, 1usize, 1usize), (2, 3, 33, 7, 7), (3, 4, 31, 5, 6), (1, 36, 32, 8, 4), (2, 11, 65, 9, 3)] {
+            check(n, ic, oc, h, w, ConvSpec::SAME3);
             check(n, ic, oc, h, w, ConvSpec::POINT);
         }
     }
