@@ -38,7 +38,8 @@ pub struct BenchReport {
     pub kernels: String,
     /// With `auto`: milliseconds of one ε_θ pass per candidate family, as measured to choose.
     pub kernel_ms: Option<std::collections::BTreeMap<String, f64>>,
-    /// GPU milliseconds per step and kernel family, where the adapter has `timestamp-query`; null otherwise.
+    /// GPU milliseconds of one ε_θ pass per kernel family (each dispatch timed alone with timestamps), where
+    /// the adapter has `timestamp-query`; null otherwise.
     pub gpu_ms_per_family: Option<std::collections::BTreeMap<String, f64>>,
 }
 
@@ -63,6 +64,7 @@ pub async fn bench(ctx: &GpuContext, unet: &Unet, schedule: &Schedule, n: usize,
         sampler.step(ctx).await?;
     }
     let secs = start.elapsed().as_secs_f64();
+    let gpu_ms_per_family = unet.plan(ctx, n, kernels)?.plan.profile(ctx).await?;
     let info = &ctx.adapter_info;
     let gflop_per_pass = unet.flops_per_image() as f64 * n as f64 / 1e9;
     Ok(BenchReport {
@@ -78,6 +80,6 @@ pub async fn bench(ctx: &GpuContext, unet: &Unet, schedule: &Schedule, n: usize,
         precision: "f32".into(),
         kernels: kernels.name().into(),
         kernel_ms,
-        gpu_ms_per_family: None,
+        gpu_ms_per_family,
     })
 }

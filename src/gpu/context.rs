@@ -42,10 +42,13 @@ impl GpuContext {
             max_buffer_size: available.max_buffer_size,
             ..wgpu::Limits::default()
         };
+        // Timestamps only feed the benchmark's per-family GPU times; nothing else depends on them.
+        let required_features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("ddpm-web"),
                 required_limits: limits,
+                required_features,
                 ..Default::default()
             })
             .await

@@ -221,6 +221,46 @@ impl Plan {
         encode(ctx, enc, &self.dispatches);
     }
 
+    /// Runs the pass once with a timestamp before and after every dispatch (each in its own compute pass)
+    /// and returns the GPU milliseconds per kernel family, or None where the adapter has no
+    /// `timestamp-query`. Separate passes add barriers, so the sum can exceed a normal run's time.
+    pub async fn profile(&self, ctx: &GpuContext) -> Result<Option<std::collections::BTreeMap<String, f64>>> {
+        if !ctx.device.features().contains(wgpu::Features::TIMESTAMP_QUERY) || self.dispatches.is_empty() {
+            return Ok(None);
+        }
+        // WebGPU caps a query set at 4,096 queries: two per dispatch, in chunks.
+        const PER_SET: usize = 2048;
+        let mut families = std::collections::BTreeMap::new();
+        let period_ns = ctx.queue.get_timestamp_period() as f64;
+        for chunk in self.dispatches.chunks(PER_SET) {
+            let count = 2 * chunk.len() as u32;
+            let set = ctx.device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("profile"), ty: wgpu::QueryType::Timestamp, count });
+            let resolved = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("timestamps"),
+                size: 8 * count as u64,
+                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            let mut enc = ctx.device.create_command_encoder(&Default::default());
+            for (i, d) in chunk.iter().enumerate() {
+                let writes = wgpu::ComputePassTimestampWrites { query_set: &set, beginning_of_pass_write_index: Some(2 * i as u32), end_of_pass_write_index: Some(2 * i as u32 + 1) };
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("profile"), timestamp_writes: Some(writes) });
+                pass.set_pipeline(ctx.pipeline(d.kernel));
+                pass.set_bind_group(0, &d.bind_group, &[]);
+                pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
+            }
+            enc.resolve_query_set(&set, 0..count, &resolved, 0);
+            ctx.queue.submit([enc.finish()]);
+            let bytes = ctx.read_bytes(&resolved, 8 * count as u64).await?;
+            let ticks: &[u64] = bytemuck::cast_slice(&bytes);
+            for (i, d) in chunk.iter().enumerate() {
+                let ms = ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period_ns / 1e6;
+                *families.entry(d.kernel.family().to_string()).or_insert(0.0) += ms;
+            }
+        }
+        Ok(Some(families))
+    }
+
     /// Submits the pass.
     pub fn run(&self, ctx: &GpuContext) {
         let mut enc = ctx.device.create_command_encoder(&Default::default());
