@@ -46,9 +46,22 @@ if [ -e "$kit/vulkan/libvulkan.so.1" ] && { [ ${#dry[@]} -gt 0 ] || ! ldconfig -
   export LD_LIBRARY_PATH="$(cd "$kit/vulkan" && pwd)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   echo "run.sh: Vulkan loader from $kit/vulkan" | tee -a "$log"
 fi
-# The data, unless FASHION_MNIST_DIR points elsewhere.
-if [ -z "${FASHION_MNIST_DIR:-}" ] && [ -f "$kit/fashion-mnist/train-images-idx3-ubyte.gz" ]; then
-  export FASHION_MNIST_DIR="$(cd "$kit/fashion-mnist" && pwd)"
+# The data, unless FASHION_MNIST_DIR points elsewhere: the kit's xz images back to the gzip IDX files that
+# training/data.py reads (Python's lzma and gzip: nothing to install).
+if [ -z "${FASHION_MNIST_DIR:-}" ] && [ -f "$kit/fashion-mnist/train-labels-idx1-ubyte.gz" ]; then
+  "$PY" - "$kit/fashion-mnist" "$work/fashion-mnist" <<'PY'
+import gzip, lzma, shutil, sys
+from pathlib import Path
+src, dest = Path(sys.argv[1]), Path(sys.argv[2])
+dest.mkdir(parents=True, exist_ok=True)
+for f in src.iterdir():
+    if f.suffix == ".gz":
+        shutil.copy(f, dest / f.name)
+    elif f.suffix == ".xz":
+        with lzma.open(f) as i, gzip.open(dest / (f.stem + ".gz"), "wb", compresslevel=1) as o:
+            shutil.copyfileobj(i, o)
+PY
+  export FASHION_MNIST_DIR="$work/fashion-mnist"
 fi
 # The engine: the kit's, else one built here.
 ddpm=${DDPM_BIN:-}
