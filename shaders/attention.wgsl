@@ -18,7 +18,8 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;        // scores: q; apply: scores (probabilities)
 @group(0) @binding(2) var<storage, read> b: array<f32>;        // scores: k; apply: v
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;  // scores: scores; apply: out
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;  // scores: scores; apply, fused: out
+@group(0) @binding(4) var<storage, read> v_in: array<f32>;      // fused: v (a: q, b: k)
 
 // Four consecutive values of row `row` (length p.l) from column c0, clamped in bounds (extra lanes unused).
 fn four(buf_is_a: bool, row: u32, c0: u32) -> vec4<f32> {
@@ -132,6 +133,101 @@ fn apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) w
         for (var r = 0u; r < 4u; r++) {
             if (i0 + r < p.l) {
                 out[vbase + d * p.l + i0 + r] = acc[dd][r];
+            }
+        }
+    }
+}
+
+// fused: the whole softmax(Q K^T * scale) V in one kernel, flash-attention style (Dao et al. 2022): no L x L
+// scores in memory. A workgroup of 64 takes BQ queries of one (image, head), loops over the keys in tiles of
+// BK through workgroup memory, and keeps per query a running max m, a running sum l and the unnormalised
+// output, rescaled by exp(m_old - m_new) when the max grows ("online softmax"). Needs dh <= DMAX (the tiles
+// must fit 16 KiB of workgroup memory); wider heads use the three-pass kernels.
+// Grid: x = query blocks of BQ, y = n*heads + h. Invocation lid owns output dimension d = lid for all BQ queries.
+const BQ: u32 = 16u;
+const BK: u32 = 16u;
+const DMAX: u32 = 64u;
+const NEG: f32 = -1.0e30;
+
+var<workgroup> q_t: array<f32, 1024>;   // [d][i], DMAX x BQ
+var<workgroup> k_t: array<f32, 1024>;   // [d][j], DMAX x BK
+var<workgroup> v_t: array<f32, 1024>;   // [d][j]
+var<workgroup> p_t: array<f32, 256>;    // [i][j]: scores, then exp(score - m)
+var<workgroup> row_m: array<f32, BQ>;
+var<workgroup> row_l: array<f32, BQ>;
+var<workgroup> row_alpha: array<f32, BQ>;
+
+@compute @workgroup_size(64)
+fn fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let nh = wid.y;
+    let n = nh / p.heads;
+    let h = nh % p.heads;
+    let base = (n * p.c + h * p.dh) * p.l;
+    let q0 = wid.x * BQ;
+    // Q block, zero past dh or the last query (those rows are never written).
+    for (var e = lid; e < DMAX * BQ; e += 64u) {
+        let d = e / BQ;
+        let i = e % BQ;
+        q_t[e] = select(0.0, a[base + min(d, p.dh - 1u) * p.l + min(q0 + i, p.l - 1u)], d < p.dh && q0 + i < p.l);
+    }
+    if (lid < BQ) {
+        row_m[lid] = NEG;
+        row_l[lid] = 0.0;
+    }
+    var o: array<f32, BQ>;
+    workgroupBarrier();
+    for (var j0 = 0u; j0 < p.l; j0 += BK) {
+        for (var e = lid; e < DMAX * BK; e += 64u) {
+            let d = e / BK;
+            let j = e % BK;
+            let ok = d < p.dh && j0 + j < p.l;
+            let at = base + min(d, p.dh - 1u) * p.l + min(j0 + j, p.l - 1u);
+            k_t[e] = select(0.0, b[at], ok);
+            v_t[e] = select(0.0, v_in[at], ok);
+        }
+        workgroupBarrier();
+        for (var e = lid; e < BQ * BK; e += 64u) {
+            let i = e / BK;
+            let j = e % BK;
+            var s = 0.0;
+            for (var d = 0u; d < p.dh; d++) {
+                s += q_t[d * BQ + i] * k_t[d * BK + j];
+            }
+            p_t[e] = select(NEG, s * p.scale, j0 + j < p.l);
+        }
+        workgroupBarrier();
+        if (lid < BQ) {
+            let m_old = row_m[lid];
+            var m_new = m_old;
+            for (var j = 0u; j < BK; j++) {
+                m_new = max(m_new, p_t[lid * BK + j]);
+            }
+            var sum = 0.0;
+            for (var j = 0u; j < BK; j++) {
+                let e = exp(p_t[lid * BK + j] - m_new);
+                p_t[lid * BK + j] = e;
+                sum += e;
+            }
+            let alpha = exp(m_old - m_new);
+            row_alpha[lid] = alpha;
+            row_l[lid] = alpha * row_l[lid] + sum;
+            row_m[lid] = m_new;
+        }
+        workgroupBarrier();
+        let d = lid;
+        for (var i = 0u; i < BQ; i++) {
+            var acc = o[i] * row_alpha[i];
+            for (var j = 0u; j < BK; j++) {
+                acc += p_t[i * BK + j] * v_t[d * BK + j];
+            }
+            o[i] = acc;
+        }
+        workgroupBarrier();
+    }
+    if (lid < p.dh) {
+        for (var i = 0u; i < BQ; i++) {
+            if (q0 + i < p.l) {
+                out[base + lid * p.l + q0 + i] = o[i] / row_l[i];
             }
         }
     }

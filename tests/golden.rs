@@ -55,7 +55,7 @@ fn eps_matches_diffusers() {
             let t = t.as_u64().unwrap().to_string();
             let got = out.join(format!("eps_t{t}.npy"));
             // Every convolution family the engine can choose must pass the same goldens.
-            for kernels in ["blocked", "tiled"] {
+            for kernels in ["blocked", "tiled", "fused"] {
                 let (ok, err) = ddpm(&["eps", "--model", s(&dir.join("model")), "--x", s(&dir.join("x.npy")), "--t", &t, "--out", s(&got), "--kernels", kernels]);
                 assert!(ok, "{err}");
                 let e = max_abs_diff(&got, &dir.join(format!("eps_t{t}.npy")));

@@ -4,7 +4,7 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 use ddpm_web::gpu::graph::{Graph, Storage};
-use ddpm_web::gpu::kernel::ConvKernels;
+use ddpm_web::gpu::kernel::KernelFamily;
 use ddpm_web::gpu::plan::Assignment;
 use ddpm_web::{GpuContext, Model, Unet};
 
@@ -32,7 +32,7 @@ fn unet_plans_are_sound_and_share_buffers() {
     let ctx = pollster::block_on(GpuContext::new()).expect("a Vulkan adapter (lavapipe)");
     for dir in ["tests/models/tiny", "www/models/fashion-mnist", "tests/fixtures/attn_f16/model"] {
         let unet = Unet::new(&ctx, &model(dir)).unwrap();
-        for (n, kernels) in [(1, ConvKernels::Blocked), (3, ConvKernels::Tiled)] {
+        for (n, kernels) in [(1, KernelFamily::Blocked), (3, KernelFamily::Fused)] {
             let (g, _) = unet.graph(&ctx, n, kernels).unwrap();
             let a = Assignment::new(&g);
             a.check(&g).unwrap_or_else(|e| panic!("{dir}, batch {n}: {e}"));

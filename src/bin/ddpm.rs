@@ -40,8 +40,8 @@ mod cli {
 
     #[derive(Args)]
     struct KernelArg {
-        /// Convolution kernels: `blocked` (CPU adapters), `tiled` (workgroup-memory implicit GEMM, for GPUs),
-        /// or `auto` (time both on this adapter, keep the faster).
+        /// Kernel family: `blocked` (CPU adapters), `tiled` (workgroup-memory implicit GEMM convolutions, for
+        /// GPUs), `fused` (tiled, plus one-kernel attention), or `auto` (time each on this adapter, keep the fastest).
         #[arg(long, default_value = "blocked")]
         kernels: KernelChoice,
     }
@@ -129,7 +129,7 @@ mod cli {
             /// Timed steps (after a short warm-up).
             #[arg(long, default_value_t = 20)]
             steps: usize,
-            /// Convolution kernels: `auto` (the faster family on this adapter, as the page does), `blocked` or `tiled`.
+            /// Kernel family: `auto` (the fastest on this adapter, as the page does), `blocked`, `tiled` or `fused`.
             #[arg(long, default_value = "auto")]
             kernels: KernelChoice,
         },

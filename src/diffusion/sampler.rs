@@ -7,7 +7,7 @@ use crate::diffusion::schedule::{Schedule, StepCoeffs, Variance};
 use crate::error::{Error, Result};
 use crate::gpu::context::{map_read, GpuContext};
 use crate::gpu::graph::Graph;
-use crate::gpu::kernel::ConvKernels;
+use crate::gpu::kernel::KernelFamily;
 use crate::gpu::kernels::frames::{pack, words};
 use crate::gpu::kernels::step::{ddpm_step, draw_noise, params_buffer, NoiseSource, Params, StepIo};
 use crate::gpu::plan::Plan;
@@ -29,7 +29,7 @@ pub struct SamplerOptions {
     /// Clip x̂_0 to [−1, 1] and use the posterior mean (the official code) instead of the paper's update.
     pub clip: bool,
     /// The convolution kernels of the pass (resolve `KernelChoice::Auto` with `Unet::kernels` first).
-    pub kernels: ConvKernels,
+    pub kernels: KernelFamily,
 }
 
 /// The batch at one point of the chain, in bytes (model range [−1, 1] ↦ 0..255, NCHW).
@@ -255,7 +255,7 @@ pub async fn single_step(
     z: &[f32],
     variance: Variance,
     clip: bool,
-    kernels: ConvKernels,
+    kernels: KernelFamily,
 ) -> Result<(Vec<f32>, Vec<f32>)> {
     let (c, h, w) = unet.image_shape();
     let per = c * h * w;

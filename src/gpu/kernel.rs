@@ -69,23 +69,27 @@ impl ConvAlgo {
     pub const ALL: [ConvAlgo; 4] = [ConvAlgo::General, ConvAlgo::Blocked3x3, ConvAlgo::Blocked1x1, ConvAlgo::Tiled];
 }
 
-/// A family of convolution kernels a whole pass uses: the candidates the engine times per adapter.
+/// The kernels a whole pass uses (convolutions and attention): the candidates the engine times per adapter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ConvKernels {
+pub enum KernelFamily {
     /// Register-blocked 3x3 and 1x1 kernels (general for strided convolutions): no workgroup memory, tuned
     /// for CPU adapters (lavapipe, SwiftShader).
     Blocked,
-    /// The implicit GEMM tiled through workgroup memory, for every convolution: for real GPUs.
+    /// The implicit GEMM tiled through workgroup memory for every convolution (attention in three passes):
+    /// for real GPUs.
     Tiled,
+    /// As `Tiled`, with attention in one fused kernel where heads are at most 64 wide.
+    Fused,
 }
 
-impl ConvKernels {
-    pub const ALL: [ConvKernels; 2] = [ConvKernels::Blocked, ConvKernels::Tiled];
+impl KernelFamily {
+    pub const ALL: [KernelFamily; 3] = [KernelFamily::Blocked, KernelFamily::Tiled, KernelFamily::Fused];
 
     pub fn name(self) -> &'static str {
         match self {
-            ConvKernels::Blocked => "blocked",
-            ConvKernels::Tiled => "tiled",
+            KernelFamily::Blocked => "blocked",
+            KernelFamily::Tiled => "tiled",
+            KernelFamily::Fused => "fused",
         }
     }
 }
@@ -94,7 +98,7 @@ impl ConvKernels {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KernelChoice {
     Auto,
-    Fixed(ConvKernels),
+    Fixed(KernelFamily),
 }
 
 impl std::str::FromStr for KernelChoice {
@@ -102,11 +106,11 @@ impl std::str::FromStr for KernelChoice {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "auto" => Ok(KernelChoice::Auto),
-            _ => ConvKernels::ALL
+            _ => KernelFamily::ALL
                 .into_iter()
                 .find(|k| k.name() == s)
                 .map(KernelChoice::Fixed)
-                .ok_or_else(|| format!("kernels must be `auto`, `blocked` or `tiled`, not `{s}`")),
+                .ok_or_else(|| format!("kernels must be `auto`, `blocked`, `tiled` or `fused`, not `{s}`")),
         }
     }
 }
@@ -132,6 +136,8 @@ pub enum Kernel {
     AttnScores,
     AttnSoftmax,
     AttnApply,
+    /// All of attention in one kernel (online softmax, K/V tiles in workgroup memory), heads up to 64 wide.
+    AttnFused,
     Upsample,
     Concat,
     DdpmStep(Noise),
@@ -171,7 +177,7 @@ const CONV_RES: &[Binding] = &[uniform(), read(1, "x"), read(2, "w"), read(3, "b
 
 impl Kernel {
     /// Every kernel, in the order pipelines are compiled.
-    pub const ALL: [Kernel; 28] = [
+    pub const ALL: [Kernel; 29] = [
         Kernel::Conv(ConvAlgo::General, Epilogue::Bias),
         Kernel::Conv(ConvAlgo::General, Epilogue::ChannelAdd),
         Kernel::Conv(ConvAlgo::General, Epilogue::Residual),
@@ -194,6 +200,7 @@ impl Kernel {
         Kernel::AttnScores,
         Kernel::AttnSoftmax,
         Kernel::AttnApply,
+        Kernel::AttnFused,
         Kernel::Upsample,
         Kernel::Concat,
         Kernel::DdpmStep(Noise::Philox),
@@ -213,7 +220,7 @@ impl Kernel {
             Kernel::GroupNorm { .. } => GROUP_NORM,
             Kernel::Linear { .. } => LINEAR,
             Kernel::TimeEmbed => EMBED,
-            Kernel::AttnScores | Kernel::AttnSoftmax | Kernel::AttnApply => ATTENTION,
+            Kernel::AttnScores | Kernel::AttnSoftmax | Kernel::AttnApply | Kernel::AttnFused => ATTENTION,
             Kernel::Upsample | Kernel::Concat => RESAMPLE,
             Kernel::DdpmStep(_) | Kernel::DrawNoise => STEP,
             Kernel::PackFrame => FRAMES,
@@ -241,6 +248,7 @@ impl Kernel {
             Kernel::AttnScores => "scores",
             Kernel::AttnSoftmax => "softmax",
             Kernel::AttnApply => "apply",
+            Kernel::AttnFused => "fused",
             Kernel::Upsample => "upsample_nearest2x",
             Kernel::Concat => "concat_channels",
             Kernel::DdpmStep(Noise::Philox) => "philox_noise",
@@ -274,6 +282,7 @@ impl Kernel {
             Kernel::AttnScores => const { &[uniform(), read(1, "q"), read(2, "k"), write(3, "scores")] },
             Kernel::AttnSoftmax => const { &[uniform(), write(3, "scores")] },
             Kernel::AttnApply => const { &[uniform(), read(1, "probs"), read(2, "v"), write(3, "out")] },
+            Kernel::AttnFused => const { &[uniform(), read(1, "q"), read(2, "k"), write(3, "out"), read(4, "v")] },
             Kernel::Upsample => const { &[uniform(), read(1, "x"), write(3, "out")] },
             Kernel::Concat => const { &[uniform(), read(1, "a"), read(2, "b"), write(3, "out")] },
             Kernel::DdpmStep(Noise::Philox) => const { &[uniform(), read(1, "eps"), write(3, "x"), write(4, "x0")] },
@@ -293,7 +302,7 @@ impl Kernel {
             Kernel::GroupNorm { .. } => "GroupNorm",
             Kernel::Linear { .. } => "Linear",
             Kernel::TimeEmbed => "TimeEmbed",
-            Kernel::AttnScores | Kernel::AttnSoftmax | Kernel::AttnApply => "Attention",
+            Kernel::AttnScores | Kernel::AttnSoftmax | Kernel::AttnApply | Kernel::AttnFused => "Attention",
             Kernel::Upsample | Kernel::Concat => "Resample",
             Kernel::DdpmStep(_) | Kernel::DrawNoise => "Update",
             Kernel::PackFrame => "Frames",

@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::graph::{Graph, Storage, TensorId};
-use crate::gpu::kernel::{ConvKernels, KernelChoice};
-use crate::gpu::kernels::attention::{attention, AttentionIo};
+use crate::gpu::kernel::{KernelFamily, KernelChoice};
+use crate::gpu::kernels::attention::{attention, AttentionImpl, AttentionIo};
 use crate::gpu::kernels::conv2d::{conv2d, ConvIo, ConvSpec, Extra};
 use crate::gpu::kernels::embed::time_embedding;
 use crate::gpu::kernels::group_norm::{group_norm, GroupNormIo};
@@ -45,9 +45,9 @@ pub struct Unet {
 /// The outcome of timing each convolution family on a whole pass.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tuning {
-    pub chosen: ConvKernels,
-    /// Milliseconds per pass of each candidate, in [`ConvKernels::ALL`]'s order.
-    pub ms: Vec<(ConvKernels, f64)>,
+    pub chosen: KernelFamily,
+    /// Milliseconds per pass of each candidate, in [`KernelFamily::ALL`]'s order.
+    pub ms: Vec<(KernelFamily, f64)>,
 }
 
 /// A compiled ε_θ pass for a fixed batch: write `x` and `t`, run, read `eps`.
@@ -75,7 +75,7 @@ impl Unet {
         };
         let mut g = Graph::new();
         let (x, t, eps) = io_tensors(&mut g, &unet.config, 1);
-        Builder { ctx, cfg: &unet.config, uploaded: &mut unet.weights, source: Some(&model.weights), g: &mut g, kernels: ConvKernels::Blocked }.forward(x, t, eps)?;
+        Builder { ctx, cfg: &unet.config, uploaded: &mut unet.weights, source: Some(&model.weights), g: &mut g, kernels: KernelFamily::Blocked }.forward(x, t, eps)?;
         unet.parameter_count = unet.weights.values().map(Tensor::len).sum();
         unet.flops_per_image = g.flops();
         let own = |d: &&crate::gpu::graph::TensorDesc| !matches!(d.storage, Storage::Bound(_));
@@ -128,14 +128,14 @@ impl Unet {
     /// Records the pass into `g`: reads x [N, C, H, W] and t [N] (timesteps as f32), writes eps
     /// [N, C_out, H, W]. The caller chooses those three tensors' storage (kept, bound, or an activation that a
     /// later op of the same graph consumes).
-    pub fn record(&self, ctx: &GpuContext, g: &mut Graph, x: TensorId, t: TensorId, eps: TensorId, kernels: ConvKernels) -> Result<()> {
+    pub fn record(&self, ctx: &GpuContext, g: &mut Graph, x: TensorId, t: TensorId, eps: TensorId, kernels: KernelFamily) -> Result<()> {
         self.check_batch(ctx, g.shape(x)[0])?;
         let mut weights = self.weights.clone();
         Builder { ctx, cfg: &self.config, uploaded: &mut weights, source: None, g, kernels }.forward(x, t, eps)
     }
 
     /// The pass for a batch of `n` as a graph, with x, t and eps kept (returned in that order).
-    pub fn graph(&self, ctx: &GpuContext, n: usize, kernels: ConvKernels) -> Result<(Graph, [TensorId; 3])> {
+    pub fn graph(&self, ctx: &GpuContext, n: usize, kernels: KernelFamily) -> Result<(Graph, [TensorId; 3])> {
         let mut g = Graph::new();
         let (x, t, eps) = io_tensors(&mut g, &self.config, n);
         self.record(ctx, &mut g, x, t, eps, kernels)?;
@@ -143,7 +143,7 @@ impl Unet {
     }
 
     /// The pass for a batch of `n`, compiled, with x, t and eps kept.
-    pub fn plan(&self, ctx: &GpuContext, n: usize, kernels: ConvKernels) -> Result<UnetPlan> {
+    pub fn plan(&self, ctx: &GpuContext, n: usize, kernels: KernelFamily) -> Result<UnetPlan> {
         let (g, [x, t, eps]) = self.graph(ctx, n, kernels)?;
         Ok(UnetPlan { plan: Plan::compile(ctx, &g)?, x, t, eps })
     }
@@ -151,7 +151,7 @@ impl Unet {
     /// The convolution kernels for a batch of `n`: a fixed family as asked, or, for `Auto`, the family whose
     /// whole pass ran fastest on this adapter (each timed after a warm-up run; measured once per batch size
     /// and kept). burn's autotune habit: measure on the actual device, don't assume.
-    pub async fn kernels(&self, ctx: &GpuContext, n: usize, choice: KernelChoice) -> Result<ConvKernels> {
+    pub async fn kernels(&self, ctx: &GpuContext, n: usize, choice: KernelChoice) -> Result<KernelFamily> {
         match choice {
             KernelChoice::Fixed(k) => Ok(k),
             KernelChoice::Auto => Ok(self.tune(ctx, n).await?.chosen),
@@ -164,7 +164,7 @@ impl Unet {
             return Ok(t.clone());
         }
         let mut ms = Vec::new();
-        for family in ConvKernels::ALL {
+        for family in KernelFamily::ALL {
             let p = self.plan(ctx, n, family)?;
             p.plan.run(ctx);
             ctx.finish().await?;
@@ -176,14 +176,14 @@ impl Unet {
             ctx.finish().await?;
             ms.push((family, start.elapsed().as_secs_f64() * 1e3 / REPS as f64));
         }
-        let chosen = ms.iter().min_by(|a, b| a.1.total_cmp(&b.1)).map(|m| m.0).unwrap_or(ConvKernels::Blocked);
+        let chosen = ms.iter().min_by(|a, b| a.1.total_cmp(&b.1)).map(|m| m.0).unwrap_or(KernelFamily::Blocked);
         let tuning = Tuning { chosen, ms };
         self.tuned.borrow_mut().insert(n, tuning.clone());
         Ok(tuning)
     }
 
     /// ε_θ(x, t) for a batch (x: N·C·H·W values, one timestep per image), read back to the host.
-    pub async fn eps(&self, ctx: &GpuContext, x: &[f32], t: &[usize], kernels: ConvKernels) -> Result<Vec<f32>> {
+    pub async fn eps(&self, ctx: &GpuContext, x: &[f32], t: &[usize], kernels: KernelFamily) -> Result<Vec<f32>> {
         let (c, h, w) = self.image_shape();
         let n = t.len();
         if n == 0 || x.len() != n * c * h * w {
@@ -212,7 +212,7 @@ struct Builder<'a> {
     uploaded: &'a mut HashMap<String, Tensor>,
     source: Option<&'a Weights>,
     g: &'a mut Graph,
-    kernels: ConvKernels,
+    kernels: KernelFamily,
 }
 
 impl Builder<'_> {
@@ -295,7 +295,11 @@ impl Builder<'_> {
         let k = self.conv(&format!("{prefix}.to_k"), g, c, ConvSpec::POINT, Extra::None)?;
         let v = self.conv(&format!("{prefix}.to_v"), g, c, ConvSpec::POINT, Extra::None)?;
         let a = self.activation(&format!("{prefix}.heads"), &shape);
-        attention(self.g, AttentionIo { q, k, v, out: a }, heads);
+        let how = match self.kernels {
+            KernelFamily::Blocked | KernelFamily::Tiled => AttentionImpl::ThreePass,
+            KernelFamily::Fused => AttentionImpl::Fused,
+        };
+        attention(self.g, AttentionIo { q, k, v, out: a }, heads, how);
         self.conv(&format!("{prefix}.to_out.0"), a, c, ConvSpec::POINT, Extra::Residual(x))
     }
 

@@ -304,7 +304,7 @@ impl Ui {
         let cancel = Rc::new(Cell::new(false));
         self.cancel.set_value(cancel.clone());
         let choice = self.kernel_choice;
-        let placeholder = SamplerOptions { n, seed, steps, variance, clip, kernels: ddpm_web::gpu::kernel::ConvKernels::Blocked };
+        let placeholder = SamplerOptions { n, seed, steps, variance, clip, kernels: ddpm_web::gpu::kernel::KernelFamily::Blocked };
         self.run.set(Some(Run { opts: placeholder, batch, timesteps, done: 0, elapsed_ms: 0.0, finished: false, cancelled: false }));
         self.phase.set(Phase::Running);
         spawn_local(async move {

@@ -13,7 +13,7 @@ pub struct Settings {
     pub model: String,
     /// `?bench`: benchmark the loaded model (batch `n`, `steps` timed steps) instead of waiting for Generate.
     pub bench: bool,
-    /// `?kernels=auto|blocked|tiled`: the convolution kernels (default: the faster, measured on this adapter).
+    /// `?kernels=auto|blocked|tiled|fused`: the kernel family (default: the fastest, measured on this adapter).
     pub kernels: KernelChoice,
 }
 

@@ -44,7 +44,7 @@ try {
   check(await page.getByTestId('parameters').textContent().then((t) => t.includes('M')), 'the parameter count is shown');
   check(await page.getByRole('alert').count() === 0, 'no alert after a good load');
   const kernels = await page.getByTestId('kernels').textContent();
-  check(/^(blocked|tiled), the faster here at 4 images \(blocked \d+ ms, tiled \d+ ms per pass\)$/.test(kernels), `the info panel says which kernels were measured faster (${kernels})`);
+  check(/^(blocked|tiled|fused), the faster here at 4 images \(blocked \d+ ms, tiled \d+ ms, fused \d+ ms per pass\)$/.test(kernels), `the info panel says which kernels were measured faster (${kernels})`);
 
   await generate.click();
   await until(async () => (await page.getByTestId('progress-text').textContent()).includes('done'), 'the run to finish', 180_000);
@@ -119,12 +119,12 @@ try {
   // button does the same again.
   const bench = await browser.newPage({ viewport: { width: 1200, height: 900 } });
   bench.on('pageerror', (e) => pageErrors.push(String(e)));
-  await bench.goto(`${BASE}/?model=models/tiny/&bench&n=2&steps=3&kernels=tiled`);
+  await bench.goto(`${BASE}/?model=models/tiny/&bench&n=2&steps=3&kernels=fused`);
   const result = bench.locator('#bench-result');
   await until(() => result.count().then((n) => n === 1), 'the ?bench result', 120_000);
   const r = JSON.parse(await result.textContent());
   check(r.batch === 2 && r.steps === 3 && r.ms_per_step > 0 && typeof r.adapter === 'string', `?bench writes its figures (${r.ms_per_step.toFixed(0)} ms per step at batch 2)`);
-  check(r.kernels === 'tiled' && (await bench.getByTestId('kernels').textContent()).startsWith('tiled'), '?kernels=tiled runs the tiled convolutions, and the info panel says so');
+  check(r.kernels === 'fused' && (await bench.getByTestId('kernels').textContent()).startsWith('fused'), '?kernels=fused runs the tiled convolutions and fused attention, and the info panel says so');
   check(Math.abs(r.images_per_s - 2000 / r.ms_per_step) < 1e-6 * r.images_per_s && r.gflop_per_pass > 0, 'the figures agree with each other');
   const families = r.gpu_ms_per_family;
   check(families === null || (families.ConvTiled > 0 && families.Attention > 0), `GPU time per kernel family where the adapter has timestamps (${JSON.stringify(families)})`);

@@ -25,9 +25,21 @@ pub struct AttentionIo {
     pub out: TensorId,
 }
 
-/// Records softmax(QKᵀ/√dh)·V per head, with dh = C / heads, in three ops through an activation of scores
-/// [N, heads, L, L] that lives only between them.
-pub fn attention(g: &mut Graph, io: AttentionIo, heads: usize) {
+/// Widest head the fused kernel takes (`DMAX` in attention.wgsl: its tiles fill 16 KiB of workgroup memory).
+pub const FUSED_MAX_HEAD: usize = 64;
+
+/// How softmax(QKᵀ/√dh)·V is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttentionImpl {
+    /// Scores, softmax and the weighted sum as three ops through an L×L scores activation; any head width.
+    ThreePass,
+    /// One op, no scores in memory; heads up to [`FUSED_MAX_HEAD`] wide.
+    Fused,
+}
+
+/// Records softmax(QKᵀ/√dh)·V per head, with dh = C / heads. `Fused` falls back to three passes for heads
+/// wider than [`FUSED_MAX_HEAD`].
+pub fn attention(g: &mut Graph, io: AttentionIo, heads: usize, how: AttentionImpl) {
     let shape = g.shape(io.q).to_vec();
     let (n, c) = (shape[0], shape[1]);
     let l: usize = shape[2..].iter().product();
@@ -35,8 +47,13 @@ pub fn attention(g: &mut Graph, io: AttentionIo, heads: usize) {
     assert_eq!(c % heads, 0);
     let p = Params { n: n as u32, c: c as u32, l: l as u32, heads: heads as u32, dh: dh as u32, scale: 1.0 / (dh as f32).sqrt(), _pad: [0; 2] };
     let nh = (n * heads) as u32;
-    let scores = g.activation("attention scores", &[n, heads, l, l]);
     let product_flops = 2 * (n * heads * l * l * dh) as u64;
+    if how == AttentionImpl::Fused && dh <= FUSED_MAX_HEAD {
+        let args = [("q", io.q), ("k", io.k), ("v", io.v), ("out", io.out)];
+        g.record(Kernel::AttnFused, &p, &args, [l.div_ceil(16) as u32, nh, 1], 2 * product_flops);
+        return;
+    }
+    let scores = g.activation("attention scores", &[n, heads, l, l]);
     g.record(Kernel::AttnScores, &p, &[("q", io.q), ("k", io.k), ("scores", scores)], [l.div_ceil(4).div_ceil(64) as u32, l.div_ceil(4) as u32, nh], product_flops);
     g.record(Kernel::AttnSoftmax, &p, &[("scores", scores)], [l as u32, nh, 1], 0);
     g.record(Kernel::AttnApply, &p, &[("probs", scores), ("v", io.v), ("out", io.out)], [l.div_ceil(4).div_ceil(64) as u32, dh.div_ceil(4) as u32, nh], product_flops);
@@ -71,18 +88,24 @@ mod tests {
 
     #[test]
     fn one_and_many_heads_odd_token_counts() {
-        // Token counts and head sizes around the 4x4 blocks: 49, 64, 15, 1, 6; head dims 48, 16, 8, 3, 5.
-        for &(n, c, h, w, heads) in &[(2usize, 48usize, 7usize, 7usize, 1usize), (1, 64, 8, 8, 4), (3, 16, 5, 3, 2), (2, 6, 1, 1, 2), (1, 10, 2, 3, 2)] {
+        // Token counts around the 4x4 blocks and the fused kernel's tiles of 16 (49, 64, 15, 1, 6, 196, 17);
+        // head dims 48, 16, 8, 3, 5, 64 (the fused kernel's widest) and 80 (three passes only).
+        for &(n, c, h, w, heads) in &[(2usize, 48usize, 7usize, 7usize, 1usize), (1, 64, 8, 8, 4), (3, 16, 5, 3, 2), (2, 6, 1, 1, 2), (1, 10, 2, 3, 2), (2, 64, 14, 14, 1), (1, 80, 17, 1, 1)] {
             let l = h * w;
             let scale_up = |s: u64| -> Vec<f32> { values(n * c * l, s).iter().map(|x| 3.0 * x).collect() };
             let (qv, kv, vv) = (scale_up(21), scale_up(22), values(n * c * l, 23));
-            let mut g = Graph::new();
-            let q = upload(&mut g, "q", &[n, c, h, w], &qv);
-            let k = upload(&mut g, "k", &[n, c, h, w], &kv);
-            let v = upload(&mut g, "v", &[n, c, h, w], &vv);
-            let out = nan_filled(&mut g, "out", &[n, c, h, w]);
-            attention(&mut g, AttentionIo { q, k, v, out }, heads);
-            assert_close(&run_and_read(&g, out), &reference(&qv, &kv, &vv, n, c, l, heads), 1e-5, &format!("attention n{n} c{c} l{l} heads{heads}"));
+            let want = reference(&qv, &kv, &vv, n, c, l, heads);
+            for how in [AttentionImpl::ThreePass, AttentionImpl::Fused] {
+                let mut g = Graph::new();
+                let q = upload(&mut g, "q", &[n, c, h, w], &qv);
+                let k = upload(&mut g, "k", &[n, c, h, w], &kv);
+                let v = upload(&mut g, "v", &[n, c, h, w], &vv);
+                let out = nan_filled(&mut g, "out", &[n, c, h, w]);
+                attention(&mut g, AttentionIo { q, k, v, out }, heads, how);
+                let fused = g.ops().iter().any(|op| op.kernel == Kernel::AttnFused);
+                assert_eq!(fused, how == AttentionImpl::Fused && c / heads <= FUSED_MAX_HEAD, "which kernel ran");
+                assert_close(&run_and_read(&g, out), &want, 1e-5, &format!("{how:?} attention n{n} c{c} l{l} heads{heads}"));
+            }
         }
     }
 }

@@ -2,7 +2,7 @@
 //! general algorithm and two register-blocked ones for the common shapes.
 
 use crate::gpu::graph::{Graph, TensorId};
-use crate::gpu::kernel::{ConvAlgo, ConvKernels, Epilogue, Kernel};
+use crate::gpu::kernel::{ConvAlgo, KernelFamily, Epilogue, Kernel};
 
 /// Uniform of `conv2d.wgsl` (48 bytes).
 #[repr(C)]
@@ -51,10 +51,10 @@ impl ConvSpec {
     }
 
     /// The algorithm `family` uses for this geometry.
-    pub fn algo(&self, family: ConvKernels) -> ConvAlgo {
+    pub fn algo(&self, family: KernelFamily) -> ConvAlgo {
         match family {
-            ConvKernels::Blocked => [ConvAlgo::Blocked3x3, ConvAlgo::Blocked1x1].into_iter().find(|&a| self.supported_by(a)).unwrap_or(ConvAlgo::General),
-            ConvKernels::Tiled => ConvAlgo::Tiled,
+            KernelFamily::Blocked => [ConvAlgo::Blocked3x3, ConvAlgo::Blocked1x1].into_iter().find(|&a| self.supported_by(a)).unwrap_or(ConvAlgo::General),
+            KernelFamily::Tiled | KernelFamily::Fused => ConvAlgo::Tiled,
         }
     }
 }
