@@ -7,7 +7,7 @@
 //! machine and adapter, side by side.
 use std::time::Instant;
 
-use ddpm_web::gpu::kernel::{ConvKernels, Kernel};
+use ddpm_web::gpu::kernel::{KernelFamily, Kernel};
 use ddpm_web::gpu::plan::{encode, Dispatch};
 use ddpm_web::{GpuContext, Model, Unet};
 
@@ -33,7 +33,7 @@ fn main() {
     let model = Model::load_dir(std::path::Path::new(&dir)).expect("model folder");
     let ctx = pollster::block_on(GpuContext::new()).expect("adapter");
     let unet = Unet::new(&ctx, &model).expect("weights");
-    let kernels = ConvKernels::ALL.into_iter().find(|k| args.get(2).is_some_and(|a| a == k.name())).unwrap_or(ConvKernels::Blocked);
+    let kernels = KernelFamily::ALL.into_iter().find(|k| args.get(2).is_some_and(|a| a == k.name())).unwrap_or(KernelFamily::Blocked);
     let p = unet.plan(&ctx, n, kernels).expect("plan");
     let reps = 3;
     let all: Vec<&Dispatch> = p.plan.dispatches().iter().collect();

@@ -5,7 +5,7 @@
 //! golden output with diffusers), so the 143 MB file is rebuilt here instead of committed.
 #![cfg(not(target_arch = "wasm32"))]
 
-use ddpm_web::gpu::kernel::ConvKernels;
+use ddpm_web::gpu::kernel::KernelFamily;
 use ddpm_web::{GpuContext, Model, Unet};
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cifar_layout");
@@ -63,7 +63,7 @@ fn original_cifar10_layout_loads_and_matches_diffusers() {
     let x: Vec<f32> = (0..3 * 32 * 32).map(|i| ((i as f64) * 0.3).sin() as f32).collect();
     let want = read_npy(&format!("{DIR}/eps_t500.npy"));
     // Both convolution families: the tiled one here meets K = 256·9 and 512-wide inputs.
-    for kernels in ConvKernels::ALL {
+    for kernels in KernelFamily::ALL {
         let eps = pollster::block_on(unet.eps(&ctx, &x, &[500], kernels)).unwrap();
         let err = eps.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, |m, e| if e.is_nan() { f32::NAN } else { m.max(e) });
         println!("CIFAR-10 layout ({}): max |eps - diffusers| = {err:.2e} (eps std ~2)", kernels.name());

@@ -2,7 +2,7 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 use ddpm_web::diffusion::sampler::single_step;
-use ddpm_web::gpu::kernel::ConvKernels;
+use ddpm_web::gpu::kernel::KernelFamily;
 use ddpm_web::gpu::kernels::step::reference_gaussian;
 use ddpm_web::{Error, GpuContext, Model, Sampler, SamplerOptions, Unet, Variance};
 
@@ -17,7 +17,7 @@ fn setup() -> (GpuContext, Model, Unet) {
 }
 
 fn opts(n: usize, seed: u64, steps: usize) -> SamplerOptions {
-    SamplerOptions { n, seed, steps, variance: Variance::Small, clip: true, kernels: ConvKernels::Blocked }
+    SamplerOptions { n, seed, steps, variance: Variance::Small, clip: true, kernels: KernelFamily::Blocked }
 }
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -42,7 +42,7 @@ fn the_loop_is_philox_noise_then_single_steps() {
         pollster::block_on(s.step(&ctx)).unwrap();
         let got = pollster::block_on(s.read_x(&ctx)).unwrap();
         let z: Vec<f32> = (0..x.len() as u32).map(|i| reference_gaussian(seed, t as u32, i)).collect();
-        let (next, _) = pollster::block_on(single_step(&ctx, &unet, &schedule, &x, t, &z, Variance::Small, true, ConvKernels::Blocked)).unwrap();
+        let (next, _) = pollster::block_on(single_step(&ctx, &unet, &schedule, &x, t, &z, Variance::Small, true, KernelFamily::Blocked)).unwrap();
         let err = max_diff(&got, &next);
         assert!(err < 1e-4, "step at t={t}: sampler differs from single_step by {err}");
         x = next;
