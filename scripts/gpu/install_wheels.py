@@ -3,9 +3,10 @@
     python3 scripts/gpu/install_wheels.py WHEEL_DIR TARGET      # then PYTHONPATH=TARGET (run.sh does both)
 
 Each wheel whose distribution the machine lacks is unpacked into TARGET (diffusers and huggingface_hub
-always, at the versions this project tests); then `import diffusers` is tried in a child with TARGET first
-on the path. If that fails (a package there too old, say), every carried wheel is unpacked and it is tried
-again. Wheels are zip files: unpacking one is what pip's install --target does, less the scripts.
+always, at the versions this project tests); then diffusers and accelerate are imported in a child with
+TARGET first on the path. If that fails, the machine's own huggingface_hub is tried instead of ours (its
+accelerate may want it), then every carried wheel. Wheels are zip files: unpacking one is what pip's
+install --target does, less the scripts.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import zipfile
 from pathlib import Path
 
 ALWAYS = {"diffusers", "huggingface-hub"}
-CHECK = "import diffusers; from diffusers import UNet2DModel, DDPMScheduler; from diffusers.training_utils import EMAModel"
+CHECK = ("import diffusers, accelerate; from diffusers import UNet2DModel, DDPMScheduler; "
+         "from diffusers.training_utils import EMAModel; from accelerate import Accelerator")
 
 
 def dist_name(wheel: Path) -> str:
@@ -53,23 +55,29 @@ def works(target: Path) -> tuple[bool, str]:
 
 def main() -> None:
     wheel_dir, target = Path(sys.argv[1]), Path(sys.argv[2])
-    target.mkdir(parents=True, exist_ok=True)
     wheels = sorted(wheel_dir.glob("*.whl"))
     if not wheels:
         sys.exit(f"install_wheels: no wheels in {wheel_dir}")
-    need = [w for w in wheels if dist_name(w) in ALWAYS or not have(dist_name(w))]
-    for w in need:
-        unpack(w, target)
-    ok, err = works(target)
-    print(f"install_wheels: unpacked {len(need)} of {len(wheels)} wheels into {target} "
-          f"({', '.join(dist_name(w) for w in need)}); import diffusers: {'ok' if ok else 'failed'}", flush=True)
-    if not ok:
-        for w in wheels:
+    missing = [w for w in wheels if not have(dist_name(w))]
+    tries = [
+        ("missing ones, with our diffusers and huggingface_hub", [w for w in wheels if dist_name(w) in ALWAYS or w in missing]),
+        ("missing ones, with our diffusers and the machine's huggingface_hub",
+         [w for w in wheels if dist_name(w) == "diffusers" or w in missing]),
+        ("all of them", wheels),
+    ]
+    err = ""
+    for what, chosen in tries:
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        for w in chosen:
             unpack(w, target)
         ok, err = works(target)
-        print(f"install_wheels: all {len(wheels)} wheels unpacked; import diffusers: {'ok' if ok else 'failed'}")
-    if not ok:
-        sys.exit(f"install_wheels: diffusers does not import with the carried wheels:\n{err}")
+        print(f"install_wheels: {len(chosen)} of {len(wheels)} wheels ({what}: "
+              f"{', '.join(dist_name(w) for w in chosen)}) into {target}; import diffusers, accelerate: "
+              f"{'ok' if ok else 'failed'}", flush=True)
+        if ok:
+            return
+    sys.exit(f"install_wheels: diffusers or accelerate does not import with the carried wheels:\n{err}")
 
 
 if __name__ == "__main__":

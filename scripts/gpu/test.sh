@@ -72,7 +72,7 @@ checks = {
 for what, ok in checks.items():
     print(f"gpu kit: {'ok  ' if ok else 'FAIL'} {what}")
 failed = sum(not ok for ok in checks.values())
-print(f"gpu kit: {len(checks) - failed} passed, {failed} failed")
+print(f"gpu-kit: {len(checks) - failed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
 PY
 after=$(git status --porcelain)
