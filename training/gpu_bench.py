@@ -106,24 +106,34 @@ def parse_bench(stdout: str) -> dict:
 
 
 def engine(ddpm: str, model: Path, batches: list[int], precisions: list[str], steps: int, allow_cpu: bool,
-           timeout: float, out: Path | None = None) -> dict:
+           timeout: float, out: Path | None = None, families: list[str] = (), info_batch: int = 16) -> dict:
     base_env = dict(os.environ)
     result: dict = {"ddpm": ddpm, "model": str(model), "rows": [], "refused": [], "env": {}}
-    info = run_ddpm(ddpm, ["info", "--model", str(model)], base_env, timeout)
-    result["info"] = info.get("stdout", info.get("error"))
 
-    def bench(batch: int, precision: str | None, env: dict) -> dict:
+    def info(env: dict) -> str:
+        # `ddpm info --batch B` also times the kernel families at batch B; older builds take no --batch.
+        r = run_ddpm(ddpm, ["info", "--model", str(model), "--batch", str(info_batch)], env, timeout)
+        if "--batch" in str(r.get("error", "")):
+            r = run_ddpm(ddpm, ["info", "--model", str(model)], env, timeout)
+        return r.get("stdout", r.get("error"))
+
+    result["info"] = info(base_env)
+
+    def bench(batch: int, precision: str | None, env: dict, kernels: str | None = None) -> dict:
         argv = ["bench", "--model", str(model), "--batch", str(batch), "--steps", str(steps)]
         if precision:
             argv += ["--precision", precision]
+        if kernels:
+            argv += ["--kernels", kernels]
+        asked = {"precision_asked": precision, "kernels_asked": kernels}
         r = run_ddpm(ddpm, argv, env, timeout)
         if "error" in r:
-            return {"batch": batch, "precision_asked": precision, "error": r["error"]}
+            return {"batch": batch, **asked, "error": r["error"]}
         try:
             row = parse_bench(r["stdout"])
         except ValueError as e:
-            return {"batch": batch, "precision_asked": precision, "error": f"{e}: {r['stdout'][-300:]!r}"}
-        return {"precision_asked": precision, **row, "seconds": r["seconds"]}
+            return {"batch": batch, **asked, "error": f"{e}: {r['stdout'][-300:]!r}"}
+        return {**asked, **row, "seconds": r["seconds"]}
 
     # Find an environment whose adapter is not the CPU: as it is, then each NVIDIA ICD in turn.
     env, first = base_env, bench(batches[0], precisions[0], base_env)
@@ -146,8 +156,7 @@ def engine(ddpm: str, model: Path, batches: list[int], precisions: list[str], st
     result["adapter_search"] = tried
     if env is not base_env:
         result["env"]["VK_DRIVER_FILES"] = env["VK_DRIVER_FILES"]
-        info = run_ddpm(ddpm, ["info", "--model", str(model)], env, timeout)
-        result["info"] = info.get("stdout", info.get("error"))
+        result["info"] = info(env)
 
     def keep(row: dict) -> None:
         if row.get("device_type") == "Cpu" and not allow_cpu:
@@ -166,6 +175,14 @@ def engine(ddpm: str, model: Path, batches: list[int], precisions: list[str], st
             if (batch, precision) == (batches[0], precisions[0]):
                 continue
             keep(bench(batch, precision, env))
+    # Each kernel family by name at batch 64 (the rows above use `auto`, the fastest, as the page does).
+    family_batch = 64 if 64 in batches else batches[-1]
+    for fam in families:
+        row = bench(family_batch, None, env, kernels=fam)
+        if "--kernels" in str(row.get("error", "")):
+            result["kernels_flag"] = "not supported by this ddpm"
+            break
+        keep(row)
     return result
 
 
@@ -424,6 +441,9 @@ def main() -> None:
     e.add_argument("--precisions", default="f32,f16")
     e.add_argument("--allow-cpu", action="store_true", help="the dry run: report a CPU adapter (lavapipe)")
     e.add_argument("--timeout", type=float, default=90, help="seconds per ddpm command")
+    e.add_argument("--families", default="blocked,tiled,fused", help="kernel families benchmarked by name at "
+                   "batch 64 besides auto ('' for none)")
+    e.add_argument("--info-batch", type=int, default=16, help="batch at which `ddpm info` times the families")
     t = sub.add_parser("torch")
     t.add_argument("--precisions", default="f32,f32_strict,bf16,fp16")
     t.add_argument("--compile-seconds", type=float, default=0, help="cap on all torch.compile rows; 0: none")
@@ -454,7 +474,8 @@ def main() -> None:
     t0 = time.time()
     if args.part == "engine":
         res = engine(args.ddpm, args.model, ints(args.batches), args.precisions.split(","), args.steps,
-                     args.allow_cpu, args.timeout, args.out)
+                     args.allow_cpu, args.timeout, args.out, [f for f in args.families.split(",") if f],
+                     args.info_batch)
     elif args.part == "torch":
         res = torch_part(args)
     else:

@@ -43,10 +43,11 @@ Vulkan, ms per sampler step (one U-Net pass + the Algorithm 2 update). PyTorch: 
 from the same folder, the same step, timed around `torch.cuda.synchronize()`; eager f32 is torch's default
 (TF32 convolutions), "strict" turns TF32 off (the engine's arithmetic). Ratio = engine ÷ PyTorch eager at
 the same precision (f32 vs default f32, f16 vs fp16): the target is ≤ 1.0 at batch 64. % of peak: the
-engine's GFLOP/s over the GPU's f32 (non-tensor-core) datasheet peak.
+engine's GFLOP/s over the GPU's f32 (non-tensor-core) datasheet peak. Kernels: the family `--kernels auto`
+picked, as the page does, then each family by name at batch 64.
 
 {ENGINE_BEGIN}
-| run | GPU | batch | engine precision | engine ms/step | engine % of f32 peak | PyTorch eager f32 / strict / bf16 / fp16 ms | best torch.compile ms | ratio to eager |
+| run | GPU | batch | engine precision, kernels | engine ms/step | engine % of f32 peak | PyTorch eager f32 / strict / bf16 / fp16 ms | best torch.compile ms | ratio to eager |
 |---|---|---:|---|---:|---:|---|---:|---:|
 {NO_ROWS}
 {ENGINE_END}
@@ -119,9 +120,11 @@ def engine_rows(name: str, bench: dict, dry: bool) -> list[str]:
         pct = f"{100 * r['gflops_per_s'] / (1000 * peak):.2f}%" if peak and r.get("gflops_per_s") else "–"
         torch_cells = " / ".join(fmt(eager.get((b, p))) for p in ("f32", "f32_strict", "bf16", "fp16"))
         adapter = r.get("adapter", "?")
-        rows.append(f"| {label} | {adapter} | {b} | {prec} | {r['ms_per_step']:.2f} | {pct} | {torch_cells} | "
+        kernels = r.get("kernels", "?") + ("" if r.get("kernels_asked") else " (auto)")
+        rows.append(f"| {label} | {adapter} | {b} | {prec}, {kernels} | {r['ms_per_step']:.2f} | {pct} | {torch_cells} | "
                     f"{fmt(compiled.get(b))} | {fmt(r['ms_per_step'] / same) if same else '–'} |")
-    for r in eng.get("refused", []) + [r for r in eng.get("rows", []) if "error" in r][:1]:
+    failed = [] if rows else [r for r in eng.get("rows", []) if "error" in r][:1]
+    for r in eng.get("refused", []) + failed:
         why = r.get("why") or r.get("error")
         rows.append(f"| {label} | {r.get('adapter', '?')} | {r.get('batch', '?')} | – | – | – | – | – | not measured: "
                     f"{str(why)[:80]} |")

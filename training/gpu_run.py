@@ -117,8 +117,10 @@ class Run:
         eng = self.work / "engine.json"
         engine_s = 0.3 * budget
         cmd = [sys.executable, HERE / "gpu_bench.py", "engine", "--ddpm", a.ddpm, "--model", a.model, "--out", eng]
-        cmd += (["--batches", "1", "--steps", "2", "--precisions", "f32,f16", "--allow-cpu", "--timeout", "120"] if dry
-                else ["--batches", "1,16,64,256", "--steps", "30", "--timeout", f"{max(20.0, min(60.0, engine_s / 3)):.0f}"])
+        cmd += (["--batches", "1", "--steps", "2", "--precisions", "f32,f16", "--allow-cpu", "--timeout", "120",
+                 "--families", "", "--info-batch", "1"] if dry
+                else ["--batches", "1,16,64,256", "--steps", "30", "--timeout", f"{max(20.0, min(60.0, engine_s / 3)):.0f}",
+                      "--info-batch", "64"])
         self.call("engine", cmd, timeout=300 if dry else engine_s)
         bench["engine"] = read_json(eng) or {"error": "ddpm bench wrote nothing (see log.txt)"}
         eng = bench["engine"]

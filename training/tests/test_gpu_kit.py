@@ -113,7 +113,7 @@ class BenchmarksTableTest(unittest.TestCase):
                                     {"batch": 64, "precision": "fp16", "ms_per_step": 3.0}],
                            "compile_rows": [{"batch": 64, "ms_per_step": 1.5}, {"batch": 64, "ms_per_step": 1.0}]}}
         rows = gpu_import.engine_rows("gpu-x", bench, dry=False)
-        self.assertIn("| 2.00 | 29.85% | 4.00 / – / – / 3.00 | 1.00 | 0.50 |", rows[0])
+        self.assertIn("| 64 | f32, ? (auto) | 2.00 | 29.85% | 4.00 / – / – / 3.00 | 1.00 | 0.50 |", rows[0])
         self.assertIn("not measured: a CPU adapter is not the GPU", rows[1])
 
 
