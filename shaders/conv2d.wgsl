@@ -11,8 +11,9 @@
 //   x        [N, IC, IH, IW]
 //   w        [OC, IC, KH, KW]   (PyTorch's Conv2d weight; [OC, IC] for a 1x1 or linear projection)
 //   bias     [OC]
-//   chan_add [N, OC]            _chan_add: added to every pixel of channel (n, oc) (the ResNet block's
-//                               projected time embedding, fused here to save a pass over the activations)
+//   chan_add [N, add_stride]    _chan_add: element n*add_stride + add_offset + oc is added to every pixel of
+//                               channel (n, oc) (the ResNet block's columns of the time embedding projected
+//                               for every block at once, fused here to save a pass over the activations)
 //   residual [N, OC, OH, OW]    _residual: added elementwise (ResNet shortcut, attention residual)
 //   out      [N, OC, OH, OW]
 // Padding may be asymmetric: (pad_y, pad_x) zeros before, and as many after as OH/OW imply (diffusers'
@@ -27,6 +28,7 @@ struct Params {
     n: u32, ic: u32, ih: u32, iw: u32,
     oc: u32, oh: u32, ow: u32, kh: u32,
     kw: u32, stride: u32, pad_y: u32, pad_x: u32,
+    add_stride: u32, add_offset: u32, _p0: u32, _p1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -75,7 +77,7 @@ fn finish_chan_add(b: Block, acc: array<vec4<f32>, 8>) {
         for (var i = 0u; i < PX; i++) {
             let o = out_index(b, j, i);
             if (o >= 0) {
-                out[o] = acc[j][i] + bias[b.oc0 + j] + chan_add[b.n * p.oc + b.oc0 + j];
+                out[o] = acc[j][i] + bias[b.oc0 + j] + chan_add[b.n * p.add_stride + p.add_offset + b.oc0 + j];
             }
         }
     }
@@ -400,7 +402,7 @@ fn tiled_chan_add(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_
         for (var i = 0u; i < TPT; i++) {
             let at = tiled_index(lid, wid, j, i);
             if (at.z >= 0) {
-                out[at.z] = acc[j][i] + bias[at.y] + chan_add[u32(at.x) * p.oc + u32(at.y)];
+                out[at.z] = acc[j][i] + bias[at.y] + chan_add[u32(at.x) * p.add_stride + p.add_offset + u32(at.y)];
             }
         }
     }

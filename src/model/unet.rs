@@ -75,7 +75,7 @@ impl Unet {
         };
         let mut g = Graph::new();
         let (x, t, eps) = io_tensors(&mut g, &unet.config, 1);
-        Builder { ctx, cfg: &unet.config, uploaded: &mut unet.weights, source: Some(&model.weights), g: &mut g, kernels: KernelFamily::Blocked }.forward(x, t, eps)?;
+        Builder { ctx, cfg: &unet.config, uploaded: &mut unet.weights, source: Some(&model.weights), g: &mut g, kernels: KernelFamily::Blocked, temb_proj: None }.forward(x, t, eps)?;
         unet.parameter_count = unet.weights.values().map(Tensor::len).sum();
         unet.flops_per_image = g.flops();
         let own = |d: &&crate::gpu::graph::TensorDesc| !matches!(d.storage, Storage::Bound(_));
@@ -131,7 +131,7 @@ impl Unet {
     pub fn record(&self, ctx: &GpuContext, g: &mut Graph, x: TensorId, t: TensorId, eps: TensorId, kernels: KernelFamily) -> Result<()> {
         self.check_batch(ctx, g.shape(x)[0])?;
         let mut weights = self.weights.clone();
-        Builder { ctx, cfg: &self.config, uploaded: &mut weights, source: None, g, kernels }.forward(x, t, eps)
+        Builder { ctx, cfg: &self.config, uploaded: &mut weights, source: None, g, kernels, temb_proj: None }.forward(x, t, eps)
     }
 
     /// The pass for a batch of `n` as a graph, with x, t and eps kept (returned in that order).
@@ -213,6 +213,9 @@ struct Builder<'a> {
     source: Option<&'a Weights>,
     g: &'a mut Graph,
     kernels: KernelFamily,
+    /// Every ResNet's projected time embedding, computed by one linear: [N, Σ widths], and where each
+    /// ResNet's columns start.
+    temb_proj: Option<(TensorId, HashMap<String, usize>)>,
 }
 
 impl Builder<'_> {
@@ -231,6 +234,62 @@ impl Builder<'_> {
         let id = self.g.bound(&key, &t);
         self.uploaded.insert(key, t);
         Ok(id)
+    }
+
+    /// Weights `prefix.name` of several layers stacked along their first dimension into one tensor (uploaded
+    /// once under `key`), each part checked against its own shape.
+    fn stacked(&mut self, key: &str, parts: &[(String, Vec<usize>)]) -> Result<TensorId> {
+        let rows: usize = parts.iter().map(|(_, s)| s[0]).sum();
+        let shape: Vec<usize> = std::iter::once(rows).chain(parts[0].1[1..].iter().copied()).collect();
+        if let Some(t) = self.uploaded.get(key) {
+            return Ok(self.g.bound(key, t));
+        }
+        let source = self.source.ok_or_else(|| Error::MissingTensor(key.to_string()))?;
+        let mut data = Vec::with_capacity(shape.iter().product());
+        for (name, part) in parts {
+            data.extend_from_slice(source.get(name, part)?);
+        }
+        let t = Tensor::upload(self.ctx, key, &shape, &data);
+        let id = self.g.bound(key, &t);
+        self.uploaded.insert(key.to_string(), t);
+        Ok(id)
+    }
+
+    /// Every ResNet block of the walk, in order, with its output width.
+    fn resnet_blocks(&self) -> Vec<(String, usize)> {
+        let cfg = self.cfg;
+        let chans = &cfg.block_out_channels;
+        let levels = chans.len();
+        let mut blocks: Vec<(String, usize)> = Vec::new();
+        for (i, &c) in chans.iter().enumerate() {
+            blocks.extend((0..cfg.layers_per_block).map(|j| (format!("down_blocks.{i}.resnets.{j}"), c)));
+        }
+        blocks.extend((0..2).map(|j| (format!("mid_block.resnets.{j}"), chans[levels - 1])));
+        for i in 0..levels {
+            blocks.extend((0..=cfg.layers_per_block).map(|j| (format!("up_blocks.{i}.resnets.{j}"), chans[levels - 1 - i])));
+        }
+        blocks
+    }
+
+    /// Every ResNet's time_emb_proj(silu(temb)) in one linear: their weights stacked, one dispatch instead
+    /// of one per block. Each block's conv1 then reads its own columns.
+    fn project_time_embedding(&mut self, temb: TensorId) -> Result<()> {
+        let [n, ted] = self.g.shape(temb)[..] else { unreachable!("temb is [N, D]") };
+        let blocks = self.resnet_blocks();
+        let mut offsets = HashMap::new();
+        let mut total = 0;
+        for (prefix, c) in &blocks {
+            offsets.insert(prefix.clone(), total);
+            total += c;
+        }
+        let weights: Vec<(String, Vec<usize>)> = blocks.iter().map(|(p, c)| (format!("{p}.time_emb_proj.weight"), vec![*c, ted])).collect();
+        let biases: Vec<(String, Vec<usize>)> = blocks.iter().map(|(p, c)| (format!("{p}.time_emb_proj.bias"), vec![*c])).collect();
+        let w = self.stacked("time_emb_proj (every ResNet).weight", &weights)?;
+        let b = self.stacked("time_emb_proj (every ResNet).bias", &biases)?;
+        let out = self.activation("time_emb_proj (every ResNet)", &[n, total]);
+        linear(self.g, LinearIo { x: temb, w, b, out }, true, false);
+        self.temb_proj = Some((out, offsets));
+        Ok(())
     }
 
     fn activation(&mut self, label: &str, shape: &[usize]) -> TensorId {
@@ -274,11 +333,12 @@ impl Builder<'_> {
 
     /// diffusers' `ResnetBlock2D` (time_embedding_norm "default", output_scale_factor 1):
     /// x + conv2(silu(norm2(conv1(silu(norm1(x))) + proj(silu(temb))))), with a 1x1 shortcut when widths differ.
-    fn resnet(&mut self, prefix: &str, x: TensorId, cout: usize, temb: TensorId) -> Result<TensorId> {
+    fn resnet(&mut self, prefix: &str, x: TensorId, cout: usize) -> Result<TensorId> {
         let cin = self.g.shape(x)[1];
         let h = self.norm(&format!("{prefix}.norm1"), x, true)?;
-        let tproj = self.linear(&format!("{prefix}.time_emb_proj"), temb, cout, true, false)?;
-        let h = self.conv(&format!("{prefix}.conv1"), h, cout, ConvSpec::SAME3, Extra::ChannelAdd(tproj))?;
+        let (tproj, offsets) = self.temb_proj.as_ref().expect("projected before the first ResNet");
+        let add = Extra::ChannelAdd { t: *tproj, offset: offsets[prefix] };
+        let h = self.conv(&format!("{prefix}.conv1"), h, cout, ConvSpec::SAME3, add)?;
         let h = self.norm(&format!("{prefix}.norm2"), h, true)?;
         let shortcut = if cin != cout { self.conv(&format!("{prefix}.conv_shortcut"), x, cout, ConvSpec::POINT, Extra::None)? } else { x };
         self.conv(&format!("{prefix}.conv2"), h, cout, ConvSpec::SAME3, Extra::Residual(shortcut))
@@ -326,13 +386,14 @@ impl Builder<'_> {
         time_embedding(self.g, t, tdim, cfg.flip_sin_to_cos, cfg.freq_shift, emb);
         let hid = self.linear("time_embedding.linear_1", emb, ted, false, true)?;
         let temb = self.linear("time_embedding.linear_2", hid, ted, false, false)?;
+        self.project_time_embedding(temb)?;
 
         let mut hcur = self.conv("conv_in", x, chans[0], ConvSpec::SAME3, Extra::None)?;
         let mut skips: Vec<TensorId> = vec![hcur];
         for (i, kind) in cfg.down_block_types.iter().enumerate() {
             let cout = chans[i];
             for j in 0..cfg.layers_per_block {
-                hcur = self.resnet(&format!("down_blocks.{i}.resnets.{j}"), hcur, cout, temb)?;
+                hcur = self.resnet(&format!("down_blocks.{i}.resnets.{j}"), hcur, cout)?;
                 if kind.has_attention() {
                     hcur = self.attention(&format!("down_blocks.{i}.attentions.{j}"), hcur)?;
                 }
@@ -346,9 +407,9 @@ impl Builder<'_> {
         }
 
         let c_mid = chans[levels - 1];
-        hcur = self.resnet("mid_block.resnets.0", hcur, c_mid, temb)?;
+        hcur = self.resnet("mid_block.resnets.0", hcur, c_mid)?;
         hcur = self.attention("mid_block.attentions.0", hcur)?;
-        hcur = self.resnet("mid_block.resnets.1", hcur, c_mid, temb)?;
+        hcur = self.resnet("mid_block.resnets.1", hcur, c_mid)?;
 
         for (i, kind) in cfg.up_block_types.iter().enumerate() {
             let cout = chans[levels - 1 - i];
@@ -360,7 +421,7 @@ impl Builder<'_> {
                 }
                 let cat = self.activation(&format!("up_blocks.{i}.cat.{j}"), &[n, ca + self.g.shape(skip)[1], sh, sw]);
                 concat_channels(self.g, hcur, skip, cat);
-                hcur = self.resnet(&format!("up_blocks.{i}.resnets.{j}"), cat, cout, temb)?;
+                hcur = self.resnet(&format!("up_blocks.{i}.resnets.{j}"), cat, cout)?;
                 if kind.has_attention() {
                     hcur = self.attention(&format!("up_blocks.{i}.attentions.{j}"), hcur)?;
                 }

@@ -20,8 +20,12 @@ pub struct Params {
     pub stride: u32,
     pub pad_y: u32,
     pub pad_x: u32,
+    /// Channel add: values of image n start at `n·add_stride + add_offset` (one projection for every ResNet).
+    pub add_stride: u32,
+    pub add_offset: u32,
+    pub _pad: [u32; 2],
 }
-const _: () = assert!(std::mem::size_of::<Params>() == 48);
+const _: () = assert!(std::mem::size_of::<Params>() == 64);
 
 /// Geometry of one convolution: kernel `k`×`k`, `stride`, zeros `pad_before` above/left and `pad_after`
 /// below/right (diffusers' `downsample_padding = 0` is `pad_before = 0, pad_after = 1`).
@@ -63,8 +67,8 @@ impl ConvSpec {
 #[derive(Clone, Copy, Debug)]
 pub enum Extra {
     None,
-    /// [N, OC]: one value per image and output channel.
-    ChannelAdd(TensorId),
+    /// Columns offset .. offset + OC of t [N, W]: one value per image and output channel.
+    ChannelAdd { t: TensorId, offset: usize },
     /// The output's shape.
     Residual(TensorId),
 }
@@ -87,7 +91,7 @@ pub fn conv2d(g: &mut Graph, io: ConvIo, spec: ConvSpec, algo: ConvAlgo) {
     let (oh, ow) = (spec.out_size(ih), spec.out_size(iw));
     assert_eq!(g.shape(io.w), [oc, ic, spec.k, spec.k], "conv2d weight");
     assert_eq!(g.shape(io.out), [n, oc, oh, ow], "conv2d output");
-    let params = Params {
+    let mut params = Params {
         n: n as u32,
         ic: ic as u32,
         ih: ih as u32,
@@ -100,6 +104,9 @@ pub fn conv2d(g: &mut Graph, io: ConvIo, spec: ConvSpec, algo: ConvAlgo) {
         stride: spec.stride as u32,
         pad_y: spec.pad_before as u32,
         pad_x: spec.pad_before as u32,
+        add_stride: 0,
+        add_offset: 0,
+        _pad: [0; 2],
     };
     let groups = match algo {
         ConvAlgo::Blocked3x3 => [(oh * ow.div_ceil(4)).div_ceil(64) as u32, oc.div_ceil(8) as u32, n as u32],
@@ -111,8 +118,10 @@ pub fn conv2d(g: &mut Graph, io: ConvIo, spec: ConvSpec, algo: ConvAlgo) {
     let mut args = vec![("x", io.x), ("w", io.w), ("bias", io.bias), ("out", io.out)];
     let epilogue = match io.extra {
         Extra::None => Epilogue::Bias,
-        Extra::ChannelAdd(t) => {
-            assert_eq!(g.shape(t), [n, oc], "conv2d channel add");
+        Extra::ChannelAdd { t, offset } => {
+            let [tn, width] = g.shape(t)[..] else { panic!("conv2d channel add: t must be [N, W]") };
+            assert!(tn == n && offset + oc <= width, "conv2d channel add: {:?} has no columns {offset}..{}", g.shape(t), offset + oc);
+            (params.add_stride, params.add_offset) = (width as u32, offset as u32);
             args.push(("chan_add", t));
             Epilogue::ChannelAdd
         }
@@ -186,7 +195,10 @@ mod tests {
         let xv = values(n * ic * h * w, 1);
         let wv = values(oc * ic * spec.k * spec.k, 2);
         let bv = values(oc, 3);
-        let av = values(n * oc, 4);
+        // The channel add reads columns 2 .. 2 + OC of a wider [N, OC + 5] tensor, as the U-Net's stacked
+        // time-embedding projection is read.
+        let av_wide = values(n * (oc + 5), 4);
+        let av: Vec<f32> = (0..n).flat_map(|b| av_wide[b * (oc + 5) + 2..b * (oc + 5) + 2 + oc].to_vec()).collect();
         let rv = values(n * oc * oh * ow, 5);
         for algo in ConvAlgo::ALL.into_iter().filter(|&a| spec.supported_by(a)) {
             for epilogue in Epilogue::ALL {
@@ -197,7 +209,7 @@ mod tests {
                 let out = nan_filled(&mut g, "out", &[n, oc, oh, ow]);
                 let (extra, add, res) = match epilogue {
                     Epilogue::Bias => (Extra::None, None, None),
-                    Epilogue::ChannelAdd => (Extra::ChannelAdd(upload(&mut g, "a", &[n, oc], &av)), Some(&av[..]), None),
+                    Epilogue::ChannelAdd => (Extra::ChannelAdd { t: upload(&mut g, "a", &[n, oc + 5], &av_wide), offset: 2 }, Some(&av[..]), None),
                     Epilogue::Residual => (Extra::Residual(upload(&mut g, "r", &[n, oc, oh, ow], &rv)), None, Some(&rv[..])),
                 };
                 conv2d(&mut g, ConvIo { x, w: wt, bias: b, extra, out }, spec, algo);
