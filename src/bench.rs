@@ -33,6 +33,10 @@ pub struct BenchReport {
     /// FLOPs of one ε_θ pass over the whole batch (2 per multiply-add, from the model's shapes), in G.
     pub gflop_per_pass: f64,
     pub gflops_per_s: f64,
+    /// From the start of a run (plans compiled, x_T drawn) to its first frame on the host, ms.
+    pub first_frame_ms: f64,
+    /// GPU memory the run holds (`Sampler::gpu_bytes`), bytes.
+    pub gpu_bytes: u64,
     pub precision: String,
     /// The kernel family the convolutions ran with.
     pub kernels: String,
@@ -54,8 +58,10 @@ pub async fn bench(ctx: &GpuContext, unet: &Unet, schedule: &Schedule, n: usize,
     let total = (WARMUP_STEPS + steps).min(schedule.len());
     let steps = total - WARMUP_STEPS.min(total - 1);
     let opts = SamplerOptions { n, seed: 0, steps: total, variance: Variance::Small, clip: false, kernels };
+    let begun = Instant::now();
     let mut sampler = Sampler::new(ctx, unet, schedule, opts)?;
     sampler.first_frame(ctx).await?;
+    let first_frame_ms = begun.elapsed().as_secs_f64() * 1e3;
     for _ in 0..total - steps {
         sampler.step(ctx).await?;
     }
@@ -77,6 +83,8 @@ pub async fn bench(ctx: &GpuContext, unet: &Unet, schedule: &Schedule, n: usize,
         images_per_s: (n * steps) as f64 / secs,
         gflop_per_pass,
         gflops_per_s: gflop_per_pass * steps as f64 / secs,
+        first_frame_ms,
+        gpu_bytes: sampler.gpu_bytes(),
         precision: "f32".into(),
         kernels: kernels.name().into(),
         kernel_ms,

@@ -79,6 +79,7 @@ fn bench_prints_only_json_with_consistent_figures() {
     assert!(ms > 0.0 && (ips - 3.0 * 1e3 / ms).abs() < 1e-6 * ips, "{v}");
     let gflop = v["gflop_per_pass"].as_f64().unwrap();
     assert!((v["gflops_per_s"].as_f64().unwrap() - gflop * 1e3 / ms).abs() < 1e-6 * gflop * 1e3 / ms, "{v}");
+    assert!(v["first_frame_ms"].as_f64().unwrap() > 0.0 && v["gpu_bytes"].as_u64().unwrap() > 0, "{v}");
     // lavapipe has timestamp queries: every family of the pass gets GPU time.
     let families = v["gpu_ms_per_family"].as_object().unwrap_or_else(|| panic!("no per-family times: {v}"));
     for f in ["Conv3x3", "Attention", "GroupNorm"] {

@@ -136,6 +136,14 @@ impl Sampler {
         self.batch
     }
 
+    /// Bytes of GPU memory this run holds: its plans' buffers (activation pool, params) and the run's own
+    /// (x_t, t, x̂_0, the frame and its two staging copies). Fixed when the sampler is made: steps allocate
+    /// nothing.
+    pub fn gpu_bytes(&self) -> u64 {
+        let own = self.x.bytes() + self.t.bytes() + 4 * self.batch.len() as u64 + 3 * self.frame.size();
+        own + self.step_plan.owned_buffers().1 + self.draw_plan.owned_buffers().1
+    }
+
     /// The run's network timesteps (diffusers' indices), T−1 first.
     pub fn timesteps(&self) -> &[usize] {
         &self.timesteps

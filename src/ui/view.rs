@@ -168,9 +168,10 @@ fn BenchResult() -> impl IntoView {
         {move || ui.bench_result.get().map(|json| {
             let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
             let summary = format!(
-                "Benchmark: {:.1} ms per step at {} images ({:.1} images/s, {:.2} GFLOP/s) on {}",
+                "Benchmark: {:.1} ms per step at {} images ({:.1} images/s, {:.2} GFLOP/s, {} kernels) on {}; first frame after {:.0} ms",
                 v["ms_per_step"].as_f64().unwrap_or(0.0), v["batch"], v["images_per_s"].as_f64().unwrap_or(0.0),
-                v["gflops_per_s"].as_f64().unwrap_or(0.0), v["adapter"].as_str().unwrap_or("?")
+                v["gflops_per_s"].as_f64().unwrap_or(0.0), v["kernels"].as_str().unwrap_or("?"), v["adapter"].as_str().unwrap_or("?"),
+                v["first_frame_ms"].as_f64().unwrap_or(0.0)
             );
             view! {
                 <section class="bench" aria-label="Benchmark result">

@@ -126,6 +126,7 @@ try {
   check(r.batch === 2 && r.steps === 3 && r.ms_per_step > 0 && typeof r.adapter === 'string', `?bench writes its figures (${r.ms_per_step.toFixed(0)} ms per step at batch 2)`);
   check(r.kernels === 'fused' && (await bench.getByTestId('kernels').textContent()).startsWith('fused'), '?kernels=fused runs the tiled convolutions and fused attention, and the info panel says so');
   check(Math.abs(r.images_per_s - 2000 / r.ms_per_step) < 1e-6 * r.images_per_s && r.gflop_per_pass > 0, 'the figures agree with each other');
+  check(r.first_frame_ms > 0 && r.gpu_bytes > 0, `the first frame came ${r.first_frame_ms.toFixed(0)} ms after the run began; the run holds ${r.gpu_bytes} bytes of GPU memory`);
   const families = r.gpu_ms_per_family;
   check(families === null || (families.ConvTiled > 0 && families.Attention > 0), `GPU time per kernel family where the adapter has timestamps (${JSON.stringify(families)})`);
   await bench.screenshot({ path: `${OUT}/bench.png`, fullPage: true });
