@@ -75,7 +75,7 @@ mkdir -p "$kit/fashion-mnist"
 cp "$data"/{train,t10k}-labels-idx1-ubyte.gz "$kit/fashion-mnist/"
 # The images as xz: 4.2 MiB less than Debian's gzip files, room for a run's state (run.sh unpacks them).
 for f in train t10k; do
-  zcat "$data/$f-images-idx3-ubyte.gz" | xz -9 -T2 -c > "$kit/fashion-mnist/$f-images-idx3-ubyte.xz"
+  zcat "$data/$f-images-idx3-ubyte.gz" | xz -6 -T2 -c > "$kit/fashion-mnist/$f-images-idx3-ubyte.xz"
 done
 
 # Size so far: the kit plus what the run tool copies besides it (tracked and untracked-but-not-ignored files).
