@@ -79,3 +79,37 @@ pub(crate) mod testing {
         read(plan.tensor(id))
     }
 }
+
+/// Every params struct against its WGSL twin: naga lays out each shader's `Params` as WGSL's uniform rules
+/// say, and the size must equal the Rust struct's (the const assertions in each module pin the same numbers
+/// at compile time; this checks those numbers are the shader's).
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod layout_tests {
+    use std::mem::size_of;
+
+    use wgpu::naga;
+
+    use crate::gpu::kernel::SOURCES;
+
+    #[test]
+    fn params_structs_match_their_wgsl_twins() {
+        let rust = [
+            ("conv2d.wgsl", size_of::<super::conv2d::Params>()),
+            ("group_norm.wgsl", size_of::<super::group_norm::Params>()),
+            ("linear.wgsl", size_of::<super::linear::Params>()),
+            ("embed.wgsl", size_of::<super::embed::Params>()),
+            ("attention.wgsl", size_of::<super::attention::Params>()),
+            ("resample.wgsl", size_of::<super::resample::Params>()),
+            ("ddpm_step.wgsl", size_of::<super::step::Params>()),
+            ("frames.wgsl", size_of::<super::frames::Params>()),
+        ];
+        for src in SOURCES {
+            let (_, size) = rust.iter().find(|(f, _)| *f == src.file).unwrap_or_else(|| panic!("{} has no Rust twin listed here", src.file));
+            let module = naga::front::wgsl::parse_str(src.code).unwrap_or_else(|e| panic!("{}: {e}", src.file));
+            let mut layouter = naga::proc::Layouter::default();
+            layouter.update(module.to_ctx()).unwrap();
+            let (params, _) = module.types.iter().find(|(_, t)| t.name.as_deref() == Some("Params")).unwrap_or_else(|| panic!("{}: no struct Params", src.file));
+            assert_eq!(layouter[params].size as usize, *size, "{}: WGSL Params vs Rust", src.file);
+        }
+    }
+}
