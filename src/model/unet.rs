@@ -46,9 +46,15 @@ pub struct Unet {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tuning {
     pub chosen: KernelFamily,
-    /// Milliseconds per pass of each candidate, in [`KernelFamily::ALL`]'s order.
+    /// Milliseconds per pass of each candidate timed, in [`KernelFamily::ALL`]'s order.
     pub ms: Vec<(KernelFamily, f64)>,
+    /// The blocked kernels' first pass took over [`SLOW_PASS_MS`]: the others were not tried.
+    pub others_skipped: bool,
 }
+
+/// A first pass with the blocked kernels slower than this marks an adapter where trying the other
+/// families (each several passes) would hold up the page for seconds: they are not timed there.
+pub const SLOW_PASS_MS: f64 = 2000.0;
 
 /// A compiled ε_θ pass for a fixed batch: write `x` and `t`, run, read `eps`.
 pub struct UnetPlan {
@@ -166,8 +172,17 @@ impl Unet {
         let mut ms = Vec::new();
         for family in KernelFamily::ALL {
             let p = self.plan(ctx, n, family)?;
+            let warm = web_time::Instant::now();
             p.plan.run(ctx);
             ctx.finish().await?;
+            let warm_ms = warm.elapsed().as_secs_f64() * 1e3;
+            if family == KernelFamily::Blocked && warm_ms > SLOW_PASS_MS {
+                // An adapter this slow is a CPU one, where the other families were measured 3x slower
+                // (BENCHMARKS.md) and each would cost seconds more at load: keep blocked, and say so.
+                let tuning = Tuning { chosen: family, ms: vec![(family, warm_ms)], others_skipped: true };
+                self.tuned.borrow_mut().insert(n, tuning.clone());
+                return Ok(tuning);
+            }
             let start = web_time::Instant::now();
             const REPS: usize = 2;
             for _ in 0..REPS {
@@ -177,7 +192,7 @@ impl Unet {
             ms.push((family, start.elapsed().as_secs_f64() * 1e3 / REPS as f64));
         }
         let chosen = ms.iter().min_by(|a, b| a.1.total_cmp(&b.1)).map(|m| m.0).unwrap_or(KernelFamily::Blocked);
-        let tuning = Tuning { chosen, ms };
+        let tuning = Tuning { chosen, ms, others_skipped: false };
         self.tuned.borrow_mut().insert(n, tuning.clone());
         Ok(tuning)
     }
