@@ -48,12 +48,13 @@ pub struct Tuning {
     pub chosen: KernelFamily,
     /// Milliseconds per pass of each candidate timed, in [`KernelFamily::ALL`]'s order.
     pub ms: Vec<(KernelFamily, f64)>,
-    /// The blocked kernels' first pass took over [`SLOW_PASS_MS`]: the others were not tried.
+    /// A blocked pass would take over [`SLOW_PASS_MS`] (projected from one image; `ms` holds the
+    /// projection): the others were not tried.
     pub others_skipped: bool,
 }
 
-/// A first pass with the blocked kernels slower than this marks an adapter where trying the other
-/// families (each several passes) would hold up the page for seconds: they are not timed there.
+/// A blocked pass projected slower than this (one image's time x the batch) marks an adapter where timing
+/// the other families (several passes each) would hold up the page for seconds: they are not timed there.
 pub const SLOW_PASS_MS: f64 = 2000.0;
 
 /// A compiled ε_θ pass for a fixed batch: write `x` and `t`, run, read `eps`.
@@ -169,20 +170,24 @@ impl Unet {
         if let Some(t) = self.tuned.borrow().get(&n) {
             return Ok(t.clone());
         }
+        // A probe: one blocked pass on one image, scaled to the batch. An adapter where a whole pass would
+        // take over SLOW_PASS_MS is a CPU one, where the other families were measured 3x slower
+        // (BENCHMARKS.md) and timing them would hold the page up for tens of seconds: keep blocked, say so.
+        let probe = self.plan(ctx, 1, KernelFamily::Blocked)?;
+        let start = web_time::Instant::now();
+        probe.plan.run(ctx);
+        ctx.finish().await?;
+        let projected = start.elapsed().as_secs_f64() * 1e3 * n as f64;
+        if projected > SLOW_PASS_MS {
+            let tuning = Tuning { chosen: KernelFamily::Blocked, ms: vec![(KernelFamily::Blocked, projected)], others_skipped: true };
+            self.tuned.borrow_mut().insert(n, tuning.clone());
+            return Ok(tuning);
+        }
         let mut ms = Vec::new();
         for family in KernelFamily::ALL {
             let p = self.plan(ctx, n, family)?;
-            let warm = web_time::Instant::now();
             p.plan.run(ctx);
             ctx.finish().await?;
-            let warm_ms = warm.elapsed().as_secs_f64() * 1e3;
-            if family == KernelFamily::Blocked && warm_ms > SLOW_PASS_MS {
-                // An adapter this slow is a CPU one, where the other families were measured 3x slower
-                // (BENCHMARKS.md) and each would cost seconds more at load: keep blocked, and say so.
-                let tuning = Tuning { chosen: family, ms: vec![(family, warm_ms)], others_skipped: true };
-                self.tuned.borrow_mut().insert(n, tuning.clone());
-                return Ok(tuning);
-            }
             let start = web_time::Instant::now();
             const REPS: usize = 2;
             for _ in 0..REPS {

@@ -44,9 +44,9 @@ pub fn describe_kernels(choice: KernelChoice, n: usize, tuning: Option<&Tuning>)
     match (choice, tuning) {
         (KernelChoice::Fixed(k), _) => format!("{} (chosen in the URL)", k.name()),
         (KernelChoice::Auto, Some(t)) if t.others_skipped => format!(
-            "{}: a pass at {n} images took {:.0} ms here, too slow an adapter to also time the GPU kernels (?kernels=tiled forces them)",
+            "{} (about {:.1} s per pass at {n} images here: too slow to also time the GPU kernels)",
             t.chosen.name(),
-            t.ms.first().map_or(0.0, |m| m.1)
+            t.ms.first().map_or(0.0, |m| m.1) / 1e3
         ),
         (KernelChoice::Auto, Some(t)) => {
             let times: Vec<String> = t.ms.iter().map(|(k, ms)| format!("{} {ms:.0} ms", k.name())).collect();
