@@ -100,6 +100,10 @@ fn Controls() -> impl IntoView {
     let running = move || ui.phase.get() == Phase::Running;
     let max_n = move || ui.info.get().map_or(64, |i| i.max_batch);
     let total = move || ui.info.get().map_or(1000, |i| i.steps);
+    let steps_shown = move || match ui.steps.get() {
+        0 => total(),
+        s => s,
+    };
     view! {
         <form class="controls" on:submit=move |ev| { ev.prevent_default(); ui.generate(); }>
             <label>"Images"
@@ -114,9 +118,10 @@ fn Controls() -> impl IntoView {
                 </span>
             </label>
             <label>"Steps"
-                <input type="number" min="1" max=move || total().to_string() prop:value=move || ui.steps.get().to_string()
+                // 0 until a model loads means "the model's T": shown as the full chain, not as 0.
+                <input type="number" min="1" max=move || total().to_string() prop:value=move || steps_shown().to_string()
                     on:change=move |ev| { let v = event_target_value(&ev).parse().unwrap_or(1usize); ui.steps.set(v.clamp(1, total())); } />
-                <small>{move || if ui.steps.get() == total() { "the paper's full chain".to_string() } else { format!("respaced: every {}th timestep", total() / ui.steps.get().max(1)) }}</small>
+                <small>{move || if steps_shown() == total() { "the paper's full chain".to_string() } else { format!("respaced: every {}th timestep", total() / steps_shown().max(1)) }}</small>
             </label>
             <label>"Variance σ²"
                 <select prop:value=move || if ui.variance.get() == Variance::Small { "small" } else { "large" }

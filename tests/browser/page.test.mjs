@@ -107,7 +107,8 @@ try {
   await modelUrl.fill('models/does-not-exist/');
   await page.getByRole('button', { name: 'Load' }).click();
   await until(async () => /404/.test(await page.getByRole('alert').textContent()), 'an alert for a missing model (404)');
-  check(true, 'a missing model folder is reported with the server\'s answer');
+  const missing = await page.getByRole('alert').textContent();
+  check(/does-not-exist/.test(missing) && /404/.test(missing), `a missing model folder is reported with its address and the server's answer ("${missing.slice(0, 100)}")`);
 
   // The good model again, and a second run.
   await modelUrl.fill('models/tiny/');
@@ -115,7 +116,7 @@ try {
   await until(async () => (await page.getByRole('alert').count()) === 0 && (await generate.isEnabled()), 'the tiny model to load again');
   await generate.click();
   await until(async () => (await page.getByTestId('progress-text').textContent()).includes('done'), 'a second run after the errors', 180_000);
-  check(true, 'a good model loads and runs after the failures');
+  check((await page.getByTestId('progress-text').textContent()).startsWith('step 10 of 10'), 'a good model loads and runs all its steps after the failures');
   check(page.url().includes('n=4') && page.url().includes('steps=10'), `the URL holds the run's settings (${page.url()})`);
 
   // ?bench: after loading, the page times sampler steps and writes JSON into #bench-result; the Benchmark
@@ -138,6 +139,14 @@ try {
   await until(() => result.count().then((n) => n === 0), 'the Benchmark button to start a new benchmark', 10_000);
   await until(() => result.count().then((n) => n === 1), 'the Benchmark button\'s result', 120_000);
   check(JSON.parse(await result.textContent()).batch === 2, 'the Benchmark button times the chosen number of images');
+
+  // With no model loaded (its folder is missing), the Steps field shows its default, not 0.
+  const empty = await browser.newPage();
+  await empty.goto(`${BASE}/?model=models/does-not-exist/`);
+  await until(() => empty.getByRole('alert').count().then((n) => n > 0), 'the alert for a missing default model');
+  const stepsValue = await empty.getByRole('spinbutton', { name: /^Steps/ }).inputValue();
+  check(stepsValue === '1000' && (await empty.getByText("the paper's full chain").count()) === 1, `Steps shows the full chain before any model loads (${stepsValue})`);
+  await empty.close();
   check(pageErrors.length === 0, `no uncaught errors in the page (${pageErrors.join('; ')})`);
 } finally {
   await browser.close();
