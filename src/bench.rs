@@ -49,11 +49,8 @@ pub struct BenchReport {
 
 /// Runs `WARMUP_STEPS` then `steps` sampler steps at batch `n` and reports the timed ones.
 pub async fn bench(ctx: &GpuContext, unet: &Unet, schedule: &Schedule, n: usize, steps: usize, choice: KernelChoice) -> Result<BenchReport> {
-    let kernels = unet.kernels(ctx, n, choice).await?;
-    let kernel_ms = match choice {
-        KernelChoice::Auto => Some(unet.tune(ctx, n).await?.ms.into_iter().map(|(k, ms)| (k.name().to_string(), ms)).collect()),
-        KernelChoice::Fixed(_) => None,
-    };
+    let (kernels, tuning) = unet.choose(ctx, n, choice).await?;
+    let kernel_ms = tuning.map(|t| t.ms.into_iter().map(|(k, ms)| (k.name().to_string(), ms)).collect());
     let steps = steps.max(1);
     let total = (WARMUP_STEPS + steps).min(schedule.len());
     let steps = total - WARMUP_STEPS.min(total - 1);

@@ -159,9 +159,17 @@ impl Unet {
     /// whole pass ran fastest on this adapter (each timed after a warm-up run; measured once per batch size
     /// and kept). burn's autotune habit: measure on the actual device, don't assume.
     pub async fn kernels(&self, ctx: &GpuContext, n: usize, choice: KernelChoice) -> Result<KernelFamily> {
+        Ok(self.choose(ctx, n, choice).await?.0)
+    }
+
+    /// As [`Unet::kernels`], with the timings behind an `Auto` choice (None for a fixed family).
+    pub async fn choose(&self, ctx: &GpuContext, n: usize, choice: KernelChoice) -> Result<(KernelFamily, Option<Tuning>)> {
         match choice {
-            KernelChoice::Fixed(k) => Ok(k),
-            KernelChoice::Auto => Ok(self.tune(ctx, n).await?.chosen),
+            KernelChoice::Fixed(k) => Ok((k, None)),
+            KernelChoice::Auto => {
+                let t = self.tune(ctx, n).await?;
+                Ok((t.chosen, Some(t)))
+            }
         }
     }
 

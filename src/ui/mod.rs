@@ -272,10 +272,7 @@ impl Ui {
         }
         // Time the kernel families now, for the batch the page will run, so the first Generate starts at once.
         let n = self.n.get_untracked().min(max_batch);
-        let tuning = match self.kernel_choice {
-            KernelChoice::Auto => Some(unet.tune(&gpu, n).await.map_err(|e| (e.to_string(), matches!(e, Error::DeviceLost(_))))?),
-            KernelChoice::Fixed(_) => None,
-        };
+        let (_, tuning) = unet.choose(&gpu, n, self.kernel_choice).await.map_err(|e| (e.to_string(), matches!(e, Error::DeviceLost(_))))?;
         self.kernels_used.set(Some(describe_kernels(self.kernel_choice, n, tuning.as_ref())));
         self.engine.set_value(Some(Engine { unet: Rc::new(unet), schedule }));
         self.info.set(Some(info));
@@ -350,11 +347,7 @@ impl Ui {
 
     /// Chooses the kernels for this batch (timing them if not yet done) and builds the sampler.
     async fn start_run(&self, gpu: &GpuContext, engine: &Engine, opts: SamplerOptions, choice: KernelChoice) -> Result<Sampler, Error> {
-        let kernels = engine.unet.kernels(gpu, opts.n, choice).await?;
-        let tuning = match choice {
-            KernelChoice::Auto => Some(engine.unet.tune(gpu, opts.n).await?),
-            KernelChoice::Fixed(_) => None,
-        };
+        let (kernels, tuning) = engine.unet.choose(gpu, opts.n, choice).await?;
         self.kernels_used.set(Some(describe_kernels(choice, opts.n, tuning.as_ref())));
         let opts = SamplerOptions { kernels, ..opts };
         self.run.update(|r| {
