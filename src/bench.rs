@@ -8,7 +8,9 @@
 use serde::Serialize;
 use web_time::Instant;
 
-use crate::diffusion::sampler::{Sampler, SamplerOptions};
+use crate::diffusion::sampler::{Init, Sampler, SamplerOptions};
+use crate::diffusion::samplers::Method;
+use crate::diffusion::schedule::SchedulerConfig;
 use crate::diffusion::schedule::{Schedule, Variance};
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
@@ -54,10 +56,12 @@ pub async fn bench(ctx: &GpuContext, unet: &Unet, schedule: &Schedule, n: usize,
     let steps = steps.max(1);
     let total = (WARMUP_STEPS + steps).min(schedule.len());
     let steps = total - WARMUP_STEPS.min(total - 1);
-    let opts = SamplerOptions { n, seed: 0, steps: total, variance: Variance::Small, clip: false, kernels };
+    let method = Method::Ddpm { variance: Variance::Small, clip: false };
+    let opts = SamplerOptions { n, seed: 0, steps: total, method, kernels, start_t: None };
     let begun = Instant::now();
-    let mut sampler = Sampler::new(ctx, unet, schedule, opts)?;
-    sampler.first_frame(ctx).await?;
+    // DDPM reads nothing from the scheduler config beyond the schedule itself.
+    let mut sampler = Sampler::new(ctx, unet, schedule, &SchedulerConfig::default(), opts)?;
+    sampler.first_frame(ctx, Init::Philox).await?;
     let first_frame_ms = begun.elapsed().as_secs_f64() * 1e3;
     for _ in 0..total - steps {
         sampler.step(ctx).await?;

@@ -47,6 +47,12 @@ pub enum Error {
     #[error("A batch of {requested} images needs {needed_mib} MiB in one GPU buffer, more than this adapter allows ({limit_mib} MiB); at most {max} images fit.")]
     BatchTooLarge { requested: usize, max: usize, needed_mib: u64, limit_mib: u64 },
 
+    #[error("The model's scheduler_config.json has {field} = {value}, which the {sampler} sampler does not support ({hint}).")]
+    UnsupportedScheduler { sampler: &'static str, field: &'static str, value: String, hint: String },
+
+    #[error("{setting} = {value} is not usable: {hint}.")]
+    SamplerSetting { setting: &'static str, value: String, hint: String },
+
     #[error("Timestep {t} is outside the schedule (0..{steps}).")]
     Timestep { t: usize, steps: usize },
 

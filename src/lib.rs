@@ -12,7 +12,8 @@ pub mod gpu;
 pub mod image;
 pub mod model;
 
-pub use diffusion::sampler::{Frame, Sampler, SamplerOptions};
+pub use diffusion::sampler::{Frame, Init, Sampler, SamplerOptions};
+pub use diffusion::samplers::{Method, SamplerKind};
 pub use diffusion::schedule::{Schedule, SchedulerConfig, StepCoeffs, Variance};
 pub use error::{Error, Result};
 pub use gpu::context::GpuContext;

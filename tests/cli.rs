@@ -45,7 +45,7 @@ fn sample_writes_a_grid_and_a_trajectory() {
         "--trajectory", traj.to_str().unwrap(), "--every", "2",
     ]);
     assert!(ok, "{err}");
-    assert!(out.contains("4 images, 4 steps"), "{out}");
+    assert!(out.contains("4 images, 4 passes (ddpm)"), "{out}");
     // 2x2 grid of 28x28 images with 2-pixel gaps.
     assert_eq!(png_size(&grid), (2 * 30 + 2, 2 * 30 + 2));
     let mut names: Vec<String> = std::fs::read_dir(&traj).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();

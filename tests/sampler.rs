@@ -1,10 +1,10 @@
 //! The Algorithm 2 loop on the GPU: noise, wiring, determinism, frame labels, batch limits.
 #![cfg(not(target_arch = "wasm32"))]
 
-use ddpm_web::diffusion::sampler::single_step;
+use ddpm_web::diffusion::sampler::single_pass;
 use ddpm_web::gpu::kernel::KernelFamily;
-use ddpm_web::gpu::kernels::step::reference_gaussian;
-use ddpm_web::{Error, GpuContext, Model, Sampler, SamplerOptions, Unet, Variance};
+use ddpm_web::gpu::kernels::update::reference_gaussian;
+use ddpm_web::{Error, GpuContext, Init, Method, Model, Sampler, SamplerOptions, Unet, Variance};
 
 const TINY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/models/tiny");
 
@@ -16,8 +16,14 @@ fn setup() -> (GpuContext, Model, Unet) {
     (ctx, model, unet)
 }
 
+const DDPM: Method = Method::Ddpm { variance: Variance::Small, clip: true };
+
+fn sampler(ctx: &GpuContext, model: &Model, unet: &Unet, opts: SamplerOptions) -> Result<Sampler, Error> {
+    Sampler::new(ctx, unet, &model.schedule(), &model.scheduler, opts)
+}
+
 fn opts(n: usize, seed: u64, steps: usize) -> SamplerOptions {
-    SamplerOptions { n, seed, steps, variance: Variance::Small, clip: true, kernels: KernelFamily::Blocked }
+    SamplerOptions { n, seed, steps, method: DDPM, kernels: KernelFamily::Blocked, start_t: None }
 }
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -29,9 +35,9 @@ fn the_loop_is_philox_noise_then_single_steps() {
     let (ctx, model, unet) = setup();
     let schedule = model.schedule();
     let seed = 42;
-    let mut s = Sampler::new(&ctx, &unet, &schedule, opts(3, seed, 1000)).unwrap();
+    let mut s = sampler(&ctx, &model, &unet, opts(3, seed, 1000)).unwrap();
     s.set_prefetch(false);
-    pollster::block_on(s.first_frame(&ctx)).unwrap();
+    pollster::block_on(s.first_frame(&ctx, Init::Philox)).unwrap();
     let x_t = pollster::block_on(s.read_x(&ctx)).unwrap();
     let want: Vec<f32> = (0..x_t.len() as u32).map(|i| reference_gaussian(seed, u32::MAX, i)).collect();
     assert!(max_diff(&x_t, &want) < 1e-4, "x_T is Philox noise keyed (seed, u32::MAX)");
@@ -42,7 +48,8 @@ fn the_loop_is_philox_noise_then_single_steps() {
         pollster::block_on(s.step(&ctx)).unwrap();
         let got = pollster::block_on(s.read_x(&ctx)).unwrap();
         let z: Vec<f32> = (0..x.len() as u32).map(|i| reference_gaussian(seed, t as u32, i)).collect();
-        let (next, _) = pollster::block_on(single_step(&ctx, &unet, &schedule, &x, t, &z, Variance::Small, true, KernelFamily::Blocked)).unwrap();
+        let pass = DDPM.single_pass(&schedule, &model.scheduler, t, t as isize - 1).unwrap();
+        let (next, _) = pollster::block_on(single_pass(&ctx, &unet, &x, &pass, &z, KernelFamily::Blocked)).unwrap();
         let err = max_diff(&got, &next);
         assert!(err < 1e-4, "step at t={t}: sampler differs from single_step by {err}");
         x = next;
@@ -52,11 +59,11 @@ fn the_loop_is_philox_noise_then_single_steps() {
 #[test]
 fn same_seed_same_images_and_frames_count_down_to_zero() {
     let (ctx, model, unet) = setup();
-    let schedule = model.schedule();
     let run = |seed: u64| {
-        let mut s = Sampler::new(&ctx, &unet, &schedule, opts(2, seed, 10)).unwrap();
-        assert_eq!(s.timesteps(), &[900, 800, 700, 600, 500, 400, 300, 200, 100, 0]);
-        let mut frames = vec![pollster::block_on(s.first_frame(&ctx)).unwrap()];
+        let mut s = sampler(&ctx, &model, &unet, opts(2, seed, 10)).unwrap();
+        let ts: Vec<f32> = s.passes().iter().map(|p| p.t_model).collect();
+        assert_eq!(ts, [900.0, 800.0, 700.0, 600.0, 500.0, 400.0, 300.0, 200.0, 100.0, 0.0]);
+        let mut frames = vec![pollster::block_on(s.first_frame(&ctx, Init::Philox)).unwrap()];
         while !s.is_done() {
             frames.push(pollster::block_on(s.step(&ctx)).unwrap());
         }
@@ -69,7 +76,7 @@ fn same_seed_same_images_and_frames_count_down_to_zero() {
     let ts: Vec<usize> = a.iter().map(|f| f.t).collect();
     assert_eq!(ts, vec![1000, 801, 701, 601, 501, 401, 301, 201, 101, 1, 0]);
     assert_eq!(a[0].t_model, None);
-    assert_eq!(a[10].t_model, Some(0));
+    assert_eq!(a[10].t_model, Some(0.0));
     for (fa, fb) in a.iter().zip(&b) {
         assert_eq!(fa.x, fb.x, "same seed, same frame {}", fa.index);
         assert_eq!(fa.x0, fb.x0);
@@ -85,19 +92,19 @@ fn same_seed_same_images_and_frames_count_down_to_zero() {
 fn a_batch_too_large_for_the_adapter_is_an_error() {
     let (ctx, model, unet) = setup();
     let max = unet.max_batch(&ctx);
-    match Sampler::new(&ctx, &unet, &model.schedule(), opts(max + 1, 0, 10)) {
+    match sampler(&ctx, &model, &unet, opts(max + 1, 0, 10)) {
         Err(e @ Error::BatchTooLarge { .. }) => assert!(e.to_string().contains("at most"), "{e}"),
         Err(e) => panic!("wrong error: {e}"),
         Ok(_) => panic!("a batch of {} was accepted, max is {max}", max + 1),
     }
-    assert!(Sampler::new(&ctx, &unet, &model.schedule(), opts(2, 0, 1001)).is_err(), "more steps than T");
+    assert!(sampler(&ctx, &model, &unet, opts(2, 0, 1001)).is_err(), "more steps than T");
 }
 
 #[test]
 fn a_lost_device_is_an_error_not_a_panic() {
     let (ctx, model, unet) = setup();
-    let mut s = Sampler::new(&ctx, &unet, &model.schedule(), opts(2, 1, 10)).unwrap();
-    pollster::block_on(s.first_frame(&ctx)).unwrap();
+    let mut s = sampler(&ctx, &model, &unet, opts(2, 1, 10)).unwrap();
+    pollster::block_on(s.first_frame(&ctx, Init::Philox)).unwrap();
     ctx.device.destroy();
     match pollster::block_on(s.step(&ctx)) {
         Err(e @ Error::DeviceLost(_)) => assert!(e.to_string().contains("lost"), "{e}"),

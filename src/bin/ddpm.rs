@@ -25,10 +25,11 @@ mod cli {
 
     use anyhow::{bail, Context, Result};
     use clap::{Args, Parser, Subcommand};
-    use ddpm_web::diffusion::sampler::single_step;
+    use ddpm_web::diffusion::sampler::single_pass;
+    use ddpm_web::diffusion::samplers::{Predictor, Program, DEFAULT_SNR};
     use ddpm_web::image::{default_cols, grid_rgba, Batch};
     use ddpm_web::gpu::kernel::KernelChoice;
-    use ddpm_web::{GpuContext, Model, Sampler, SamplerOptions, Unet, Variance};
+    use ddpm_web::{GpuContext, Init, Method, Model, Sampler, SamplerKind, SamplerOptions, Unet, Variance};
     use npyz::WriterBuilder;
 
     #[derive(Parser)]
@@ -44,6 +45,54 @@ mod cli {
         /// GPUs), `fused` (tiled, plus one-kernel attention), or `auto` (time each on this adapter, keep the fastest).
         #[arg(long, default_value = "blocked")]
         kernels: KernelChoice,
+    }
+
+    /// Which sampler and its settings (each applies only to the samplers it names).
+    #[derive(Args)]
+    struct SamplerArgs {
+        /// ddpm (Algorithm 2), ddim, euler or heun (the probability-flow ODE), sde (the reverse-time SDE,
+        /// Euler–Maruyama), langevin (annealed Langevin dynamics) or pc (predictor–corrector).
+        #[arg(long, default_value = "ddpm")]
+        sampler: SamplerKind,
+        /// ddpm: small: σ² = β̃_t; large: σ² = β_t.
+        #[arg(long, default_value = "small")]
+        variance: Variance,
+        /// ddpm: clip x̂_0 to [−1, 1] and use the posterior mean (the official code) instead of the paper's update.
+        #[arg(long)]
+        clip: bool,
+        /// ddim: η from 0 (deterministic) to 1 (DDPM's variance).
+        #[arg(long, default_value_t = 0.0)]
+        eta: f64,
+        /// langevin: steps per noise level; pc: corrector steps after each predictor step.
+        #[arg(long)]
+        langevin_steps: Option<usize>,
+        /// langevin, pc: the signal-to-noise ratio that sets the Langevin step size (Song et al. 2021).
+        #[arg(long, default_value_t = DEFAULT_SNR)]
+        snr: f64,
+        /// pc: the predictor, `sde` or `ddpm`.
+        #[arg(long, default_value = "sde")]
+        predictor: String,
+    }
+
+    impl SamplerArgs {
+        fn method(&self) -> Result<Method> {
+            Ok(match self.sampler {
+                SamplerKind::Ddpm => Method::Ddpm { variance: self.variance, clip: self.clip },
+                SamplerKind::Ddim => Method::Ddim { eta: self.eta },
+                SamplerKind::Euler => Method::Euler,
+                SamplerKind::Heun => Method::Heun,
+                SamplerKind::Sde => Method::Sde,
+                SamplerKind::Langevin => Method::Langevin { steps_per_level: self.langevin_steps.unwrap_or(2), snr: self.snr },
+                SamplerKind::Pc => {
+                    let predictor = match self.predictor.as_str() {
+                        "sde" => Predictor::Sde,
+                        "ddpm" => Predictor::Ddpm,
+                        p => bail!("predictor must be `sde` or `ddpm`, not `{p}`"),
+                    };
+                    Method::Pc { predictor, corrector_steps: self.langevin_steps.unwrap_or(1), snr: self.snr }
+                }
+            })
+        }
     }
 
     #[derive(Args)]
@@ -70,7 +119,8 @@ mod cli {
             #[command(flatten)]
             kernels: KernelArg,
         },
-        /// One Algorithm 2 update x_t → x_{t−1} with the given noise z.
+        /// One update x_t → x_prev with the given noise z: ε_θ(x, t), then the sampler's update (ddpm, ddim,
+        /// sde: from t to prev; langevin: one Langevin step at level t).
         Step {
             #[command(flatten)]
             model: ModelArg,
@@ -78,15 +128,14 @@ mod cli {
             x: PathBuf,
             #[arg(long)]
             t: usize,
-            /// Noise, .npy f32 of x's shape (unused at t = 0).
+            /// The timestep stepped to (default t − 1; −1 is the clean image). DDIM with K steps: t − T/K.
+            #[arg(long, allow_hyphen_values = true)]
+            prev: Option<isize>,
+            /// Noise, .npy f32 of x's shape (unused where the step adds none).
             #[arg(long)]
             z: PathBuf,
-            /// small: σ² = β̃_t; large: σ² = β_t.
-            #[arg(long, default_value = "small")]
-            variance: Variance,
-            /// Clip x̂_0 to [−1, 1] and use the posterior mean (the official code) instead of the paper's update.
-            #[arg(long)]
-            clip: bool,
+            #[command(flatten)]
+            sampler: SamplerArgs,
             #[arg(long)]
             out: PathBuf,
             /// Also write x̂_0.
@@ -95,7 +144,7 @@ mod cli {
             #[command(flatten)]
             kernels: KernelArg,
         },
-        /// A whole run from noise, saved as a PNG grid.
+        /// A whole run from noise (or from a noised image), saved as a PNG grid and/or .npy.
         Sample {
             #[command(flatten)]
             model: ModelArg,
@@ -103,20 +152,52 @@ mod cli {
             n: usize,
             #[arg(long, default_value_t = 0)]
             seed: u64,
-            /// Updates: T (the paper) or fewer through a respaced schedule.
+            /// Noise levels: T (the paper) or fewer through a respaced schedule (`set_timesteps(K)`; Heun makes
+            /// 2K−1 passes, langevin and pc add their Langevin steps). Default: T for ddpm, sde, langevin and
+            /// pc, 50 for ddim, euler and heun.
             #[arg(long)]
             steps: Option<usize>,
-            #[arg(long, default_value = "small")]
-            variance: Variance,
+            #[command(flatten)]
+            sampler: SamplerArgs,
+            /// x_T's standard normal draw z, .npy f32 [N, C, H, W] (N is read from it); the run starts as
+            /// diffusers' pipelines do, from z times the scheduler's init_noise_sigma.
             #[arg(long)]
-            clip: bool,
+            init: Option<PathBuf>,
+            /// SDEdit: start from these images, .npy f32 [N, C, H, W] in the model's range, noised to `--start-t`
+            /// (with `--init` as the noise when given).
+            #[arg(long, requires = "start_t")]
+            from: Option<PathBuf>,
+            /// The timestep the `--from` images are noised to (the first step of the run at or below it).
+            #[arg(long, requires = "from")]
+            start_t: Option<usize>,
+            /// The final batch as a PNG grid.
             #[arg(long)]
-            out: PathBuf,
-            /// Also save x_t and x̂_0 grids every `--every` steps into this folder.
+            out: Option<PathBuf>,
+            /// The final batch, .npy f32 [N, C, H, W], in the model's range.
+            #[arg(long)]
+            out_npy: Option<PathBuf>,
+            /// Also save x_t and x̂_0 grids every `--every` passes into this folder.
             #[arg(long)]
             trajectory: Option<PathBuf>,
             #[arg(long, default_value_t = 100)]
             every: usize,
+            #[command(flatten)]
+            kernels: KernelArg,
+        },
+        /// DDIM inversion: the deterministic DDIM chain run from images to noise (the latents that
+        /// `sample --sampler ddim --init` turns back into them).
+        Invert {
+            #[command(flatten)]
+            model: ModelArg,
+            /// Images, .npy f32 [N, C, H, W] in the model's range.
+            #[arg(long)]
+            x: PathBuf,
+            /// The DDIM run's number of steps.
+            #[arg(long, default_value_t = 50)]
+            steps: usize,
+            /// The latents x_T, .npy f32 [N, C, H, W].
+            #[arg(long)]
+            out: PathBuf,
             #[command(flatten)]
             kernels: KernelArg,
         },
@@ -156,7 +237,7 @@ mod cli {
                 let eps = pollster::block_on(unet.eps(&ctx, &xv, &vec![t; shape[0]], kernels))?;
                 write_npy(&out, &[shape[0], unet.config.out_channels, shape[2], shape[3]], &eps)
             }
-            Command::Step { model, x, t, z, variance, clip, out, x0_out, kernels } => {
+            Command::Step { model, x, t, prev, z, sampler, out, x0_out, kernels } => {
                 let (model, unet) = load(&ctx, &model.model)?;
                 let (shape, xv) = read_npy(&x)?;
                 check_input(&unet, &shape)?;
@@ -165,47 +246,57 @@ mod cli {
                 if zshape != shape {
                     bail!("z has shape {zshape:?} but x has {shape:?}");
                 }
+                let pass = sampler.method()?.single_pass(&model.schedule(), &model.scheduler, t, prev.unwrap_or(t as isize - 1))?;
                 let kernels = pollster::block_on(unet.kernels(&ctx, shape[0], kernels.kernels))?;
-                let (next, x0) = pollster::block_on(single_step(&ctx, &unet, &model.schedule(), &xv, t, &zv, variance, clip, kernels))?;
+                let (next, x0) = pollster::block_on(single_pass(&ctx, &unet, &xv, &pass, &zv, kernels))?;
                 write_npy(&out, &shape, &next)?;
                 if let Some(p) = x0_out {
                     write_npy(&p, &shape, &x0)?;
                 }
                 Ok(())
             }
-            Command::Sample { model, n, seed, steps, variance, clip, out, trajectory, every, kernels } => {
+            Command::Sample { model, n, seed, steps, sampler, init, from, start_t, out, out_npy, trajectory, every, kernels } => {
+                if out.is_none() && out_npy.is_none() {
+                    bail!("say where the images go: --out PNG and/or --out-npy NPY");
+                }
                 let (model, unet) = load(&ctx, &model.model)?;
                 let schedule = model.schedule();
-                let steps = steps.unwrap_or(schedule.len());
-                unet.check_batch(&ctx, n)?;
+                let method = sampler.method()?;
+                let steps = steps.unwrap_or(match sampler.sampler {
+                    SamplerKind::Ddim | SamplerKind::Euler | SamplerKind::Heun => 50.min(schedule.len()),
+                    _ => schedule.len(),
+                });
+                let z = init.as_deref().map(read_npy).transpose()?;
+                let x0 = from.as_deref().map(read_npy).transpose()?;
+                for (shape, _) in z.iter().chain(&x0) {
+                    check_input(&unet, shape)?;
+                }
+                if let (Some((zs, _)), Some((xs, _))) = (&z, &x0) {
+                    if zs != xs {
+                        bail!("--init has shape {zs:?} but --from has {xs:?}");
+                    }
+                }
+                let n = z.as_ref().or(x0.as_ref()).map_or(n, |(shape, _)| shape[0]);
                 let kernels = pollster::block_on(unet.kernels(&ctx, n, kernels.kernels))?;
-                let mut sampler = Sampler::new(&ctx, &unet, &schedule, SamplerOptions { n, seed, steps, variance, clip, kernels })?;
-                let batch = sampler.batch();
-                if let Some(dir) = &trajectory {
-                    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-                }
-                let bar = indicatif::ProgressBar::new(steps as u64);
-                bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} steps  {per_sec}  eta {eta}  t={msg}").unwrap());
-                let start = Instant::now();
-                let mut frame = pollster::block_on(sampler.first_frame(&ctx))?;
-                save_trajectory(trajectory.as_deref(), &frame, batch, every, steps)?;
-                while !sampler.is_done() {
-                    frame = pollster::block_on(sampler.step(&ctx))?;
-                    bar.set_message(frame.t.to_string());
-                    bar.inc(1);
-                    save_trajectory(trajectory.as_deref(), &frame, batch, every, steps)?;
-                }
-                bar.finish();
-                let secs = start.elapsed().as_secs_f64();
-                save_grid(&out, &frame.x, batch)?;
-                println!(
-                    "{n} images, {steps} steps in {secs:.1} s ({:.2} steps/s, {:.2} GFLOP/s) on {} -> {}",
-                    steps as f64 / secs,
-                    unet.flops_per_image() as f64 * n as f64 * steps as f64 / secs / 1e9,
-                    ctx.adapter_name(),
-                    out.display()
-                );
-                Ok(())
+                let opts = SamplerOptions { n, seed, steps, method, kernels, start_t };
+                let mut sampler = Sampler::new(&ctx, &unet, &schedule, &model.scheduler, opts)?;
+                let init = match (&x0, &z) {
+                    (Some((_, x0)), z) => Init::Image { x0, z: z.as_ref().map(|z| &z.1[..]) },
+                    (None, Some((_, z))) => Init::Noise(z),
+                    (None, None) => Init::Philox,
+                };
+                run_sampler(&ctx, &unet, &mut sampler, init, out.as_deref(), out_npy.as_deref(), trajectory.as_deref(), every)
+            }
+            Command::Invert { model, x, steps, out, kernels } => {
+                let (model, unet) = load(&ctx, &model.model)?;
+                let (shape, xv) = read_npy(&x)?;
+                check_input(&unet, &shape)?;
+                let program = Program::ddim_inversion(&model.schedule(), &model.scheduler, steps)?;
+                let kernels = pollster::block_on(unet.kernels(&ctx, shape[0], kernels.kernels))?;
+                let opts = SamplerOptions { n: shape[0], seed: 0, steps, method: Method::Ddim { eta: 0.0 }, kernels, start_t: None };
+                let mut sampler = Sampler::with_program(&ctx, &unet, program, opts)?;
+                // The chain starts at the clean images themselves.
+                run_sampler(&ctx, &unet, &mut sampler, Init::Exact(&xv), None, Some(&out), None, 1)
             }
             Command::Bench { model, batch, steps, kernels } => {
                 let (model, unet) = load(&ctx, &model.model)?;
@@ -234,6 +325,57 @@ mod cli {
                 Ok(())
             }
         }
+    }
+
+    /// Runs a sampler to the end with a progress bar, saving the trajectory and the final batch.
+    #[allow(clippy::too_many_arguments)]
+    fn run_sampler(
+        ctx: &GpuContext,
+        unet: &Unet,
+        sampler: &mut Sampler,
+        init: Init,
+        out: Option<&Path>,
+        out_npy: Option<&Path>,
+        trajectory: Option<&Path>,
+        every: usize,
+    ) -> Result<()> {
+        let batch = sampler.batch();
+        let passes = sampler.passes().len();
+        if let Some(dir) = trajectory {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let bar = indicatif::ProgressBar::new(passes as u64);
+        bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} passes  {per_sec}  eta {eta}  t={msg}").unwrap());
+        let start = Instant::now();
+        let mut frame = pollster::block_on(sampler.first_frame(ctx, init))?;
+        save_trajectory(trajectory, &frame, batch, every, passes)?;
+        while !sampler.is_done() {
+            frame = pollster::block_on(sampler.step(ctx))?;
+            bar.set_message(frame.t.to_string());
+            bar.inc(1);
+            save_trajectory(trajectory, &frame, batch, every, passes)?;
+        }
+        bar.finish();
+        let secs = start.elapsed().as_secs_f64();
+        if let Some(out) = out {
+            save_grid(out, &frame.x, batch)?;
+        }
+        if let Some(path) = out_npy {
+            // Prefetch ran nothing past the last pass: x on the GPU is the final batch.
+            let x = pollster::block_on(sampler.read_x(ctx))?;
+            write_npy(path, &[batch.n, batch.c, batch.h, batch.w], &x)?;
+        }
+        let outs: Vec<String> = out.iter().chain(out_npy.iter()).map(|p| p.display().to_string()).collect();
+        println!(
+            "{} images, {passes} passes ({}) in {secs:.1} s ({:.2} passes/s, {:.2} GFLOP/s) on {} -> {}",
+            batch.n,
+            sampler.options().method.kind().name(),
+            passes as f64 / secs,
+            unet.flops_per_image() as f64 * batch.n as f64 * passes as f64 / secs / 1e9,
+            ctx.adapter_name(),
+            outs.join(", ")
+        );
+        Ok(())
     }
 
     fn load(ctx: &GpuContext, dir: &Path) -> Result<(Model, Unet)> {

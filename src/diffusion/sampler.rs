@@ -1,79 +1,124 @@
-//! Algorithm 2 on the GPU: x_T ~ N(0, I); for each kept timestep, ε_θ then the update, x_t never leaving the
-//! GPU. After every step the kernel in `frames.wgsl` packs x_t and x̂_0 into bytes, which are copied to a
-//! staging buffer and read back while the GPU already runs the next step (two staging buffers in turn), so
-//! the page's Timestep slider has every step without the read-back stalling the GPU.
+//! A sampler's run on the GPU: x_T, then for each pass of its [`Program`] ε_θ and the update, x_t never
+//! leaving the GPU. After every pass the kernel in `frames.wgsl` packs x_t and x̂_0 into bytes, which are
+//! copied to a staging buffer and read back while the GPU already runs the next pass (two staging buffers in
+//! turn), so the page's Timestep slider has every step without the read-back stalling the GPU.
+//!
+//! The GPU work is a few plans over buffers the run owns: the network (x, t → ε), one plan per kind of update
+//! the program uses (affine, Heun's two stages, Langevin), the frame packing, and the start (x_T drawn, or an
+//! image noised). Each pass writes the timestep and its update's coefficients into uniform buffers, then
+//! encodes network, update and packing in one command buffer.
 
-use crate::diffusion::schedule::{Schedule, StepCoeffs, Variance};
+use crate::diffusion::samplers::{Method, Pass, Program, Update, INIT_KEY};
+use crate::diffusion::schedule::{Schedule, SchedulerConfig, StepCoeffs};
 use crate::error::{Error, Result};
 use crate::gpu::context::{map_read, GpuContext};
 use crate::gpu::graph::Graph;
 use crate::gpu::kernel::KernelFamily;
 use crate::gpu::kernels::frames::{pack, words};
-use crate::gpu::kernels::step::{ddpm_step, draw_noise, params_buffer, NoiseSource, Params, StepIo};
+use crate::gpu::kernels::langevin::{self, langevin};
+use crate::gpu::kernels::update::{self, add_noise, affine, heun_correct, heun_predict, params_buffer, uniform_buffer, HeunState, NoiseSource, StepIo};
 use crate::gpu::plan::Plan;
 use crate::gpu::tensor::Tensor;
 use crate::image::Batch;
 use crate::model::unet::Unet;
 
-/// Philox step key of the draw of x_T (the steps use their timestep index).
-const INITIAL_KEY: u32 = u32::MAX;
+/// Philox step key of the noise an image is noised with before SDEdit (x_T's is [`INIT_KEY`]).
+const IMAGE_NOISE_KEY: u32 = u32::MAX - 1;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SamplerOptions {
     /// Images in the batch.
     pub n: usize,
     pub seed: u64,
-    /// Updates in the run: T for the paper's chain, fewer for a respaced one.
+    /// Noise levels visited: T for the paper's chain, fewer for a respaced one (`set_timesteps(K)`).
     pub steps: usize,
-    pub variance: Variance,
-    /// Clip x̂_0 to [−1, 1] and use the posterior mean (the official code) instead of the paper's update.
-    pub clip: bool,
+    pub method: Method,
     /// The convolution kernels of the pass (resolve `KernelChoice::Auto` with `Unet::kernels` first).
     pub kernels: KernelFamily,
+    /// Start from an image noised to this timestep (SDEdit) instead of from pure noise; see [`Init::Image`].
+    pub start_t: Option<usize>,
+}
+
+/// What x_T is.
+#[derive(Debug, Clone, Copy)]
+pub enum Init<'a> {
+    /// Philox noise from the seed (times the program's `init_scale`).
+    Philox,
+    /// A given standard normal draw z of the batch's shape (times `init_scale`): diffusers' pipelines with
+    /// these latents give the same images.
+    Noise(&'a [f32]),
+    /// Images x_0 in the model's range, noised to the run's start level: √ᾱ x_0 + √(1−ᾱ) z, z given or drawn.
+    Image { x0: &'a [f32], z: Option<&'a [f32]> },
+    /// These values exactly (a program that starts from clean images, as DDIM inversion).
+    Exact(&'a [f32]),
 }
 
 /// The batch at one point of the chain, in bytes (model range [−1, 1] ↦ 0..255, NCHW).
 #[derive(Debug, Clone)]
 pub struct Frame {
-    /// 0 for x_T, k after k updates.
+    /// 0 for x_T, k after k passes.
     pub index: usize,
-    /// The paper's t of `x`: T for x_T down to 0 for the final images.
+    /// The paper's t of `x` (rounded where the level is fractional): T for x_T down to 0 for the final images.
     pub t: usize,
-    /// The network timestep (diffusers' index) whose update produced this frame; None for x_T.
-    pub t_model: Option<usize>,
+    /// The network timestep of the pass that produced this frame; None for x_T.
+    pub t_model: Option<f32>,
     pub x: Vec<u8>,
-    /// x̂_0 predicted at that update; mid-grey for x_T.
+    /// x̂_0 predicted at that pass; mid-grey for x_T.
     pub x0: Vec<u8>,
+}
+
+/// The paper's t of a noise level (diffusers' index + 1; the clean image is 0).
+pub fn paper_t(level: f64) -> usize {
+    (level + 1.0).round().max(0.0) as usize
+}
+
+/// The update plans a program needs, each compiled once over the run's buffers.
+struct UpdatePlans {
+    affine: Option<Plan>,
+    heun_predict: Option<Plan>,
+    heun_correct: Option<Plan>,
+    langevin: Option<Plan>,
 }
 
 pub struct Sampler {
     opts: SamplerOptions,
     batch: Batch,
-    schedule: Schedule,
-    timesteps: Vec<usize>,
-    /// x_t [N, C, H, W] and the timesteps [N], owned here and bound into both plans.
+    program: Program,
+    /// x_t [N, C, H, W], the timesteps [N], x̂_0, ε: owned here and bound into every plan.
     x: Tensor,
     t: Tensor,
-    /// One step: ε_θ, the update, the packing of x_t and x̂_0 into `frame`. Reads `step_params`.
-    step_plan: Plan,
-    /// x_T ~ N(0, I) and its packing.
-    draw_plan: Plan,
-    step_params: wgpu::Buffer,
+    own_bytes: u64,
+    unet_plan: Plan,
+    updates: UpdatePlans,
+    pack_plan: Plan,
+    update_params: wgpu::Buffer,
+    langevin_params: wgpu::Buffer,
     frame: wgpu::Buffer,
     staging: [wgpu::Buffer; 2],
-    /// Updates submitted to the GPU, and frames handed out (frame 0 is x_T).
+    /// Passes submitted to the GPU, and frames handed out (frame 0 is x_T).
     submitted: usize,
     returned: usize,
-    /// Submit update k+1 before reading frame k (default); off, x_t on the GPU is exactly the last frame's.
+    /// Submit pass k+1 before reading frame k (default); off, x_t on the GPU is exactly the last frame's.
     prefetch: bool,
 }
 
 impl Sampler {
-    pub fn new(ctx: &GpuContext, unet: &Unet, schedule: &Schedule, opts: SamplerOptions) -> Result<Self> {
+    pub fn new(ctx: &GpuContext, unet: &Unet, schedule: &Schedule, scheduler: &SchedulerConfig, opts: SamplerOptions) -> Result<Self> {
         if opts.n == 0 {
             return Err(Error::InputShape { expected: "at least one image".into(), found: vec![0] });
         }
-        let timesteps = schedule.timesteps(opts.steps)?;
+        let mut program = opts.method.program(schedule, scheduler, opts.steps)?;
+        if let Some(t) = opts.start_t {
+            if t >= schedule.len() {
+                return Err(Error::Timestep { t, steps: schedule.len() });
+            }
+            program = program.from_level(schedule, t as f64)?;
+        }
+        Self::with_program(ctx, unet, program, opts)
+    }
+
+    /// A run of any program (DDIM inversion's, say) over `opts.n` images.
+    pub fn with_program(ctx: &GpuContext, unet: &Unet, program: Program, opts: SamplerOptions) -> Result<Self> {
         let (c, h, w) = unet.image_shape();
         if unet.config.out_channels != c {
             return Err(Error::UnsupportedConfig {
@@ -82,28 +127,49 @@ impl Sampler {
                 hint: format!("sampling needs ε with as many channels as the image ({c})"),
             });
         }
+        unet.check_batch(ctx, opts.n)?;
         let batch = Batch { n: opts.n, c, h, w };
         let len = batch.len();
-        let x = Tensor::zeros(ctx, "x_t", &[opts.n, c, h, w]);
+        let shape = [opts.n, c, h, w];
+        let x = Tensor::zeros(ctx, "x_t", &shape);
         let t = Tensor::zeros(ctx, "t", &[opts.n]);
-        let x0 = Tensor::zeros(ctx, "x0_pred", &[len]);
+        let eps = Tensor::zeros(ctx, "eps", &shape);
+        let x0 = Tensor::zeros(ctx, "x0_pred", &shape);
         let frame = Tensor::zeros(ctx, "frame", &[2 * words(len)]);
-        let step_params = params_buffer(ctx);
+        let update_params = params_buffer(ctx);
+        let langevin_params = uniform_buffer(ctx, "langevin params", std::mem::size_of::<langevin::Params>());
 
         let mut g = Graph::new();
-        let (xg, tg, x0g, frame_g) = (g.bound("x_t", &x), g.bound("t", &t), g.bound("x0_pred", &x0), g.bound("frame", &frame));
-        let eps = g.activation("eps", &[opts.n, c, h, w]);
-        unet.record(ctx, &mut g, xg, tg, eps, opts.kernels)?;
-        ddpm_step(&mut g, &step_params, StepIo { eps, x: xg, x0: x0g }, NoiseSource::Philox);
+        let (xg, tg, eg) = (g.bound("x_t", &x), g.bound("t", &t), g.bound("eps", &eps));
+        unet.record(ctx, &mut g, xg, tg, eg, opts.kernels)?;
+        let unet_plan = Plan::compile(ctx, &g)?;
+
+        let uses = |f: fn(&Update) -> bool| program.passes.iter().any(|p| f(&p.update));
+        let heun = uses(|u| matches!(u, Update::HeunPredict(_) | Update::HeunCorrect(_)));
+        let state = heun.then(|| (Tensor::zeros(ctx, "heun saved", &shape), Tensor::zeros(ctx, "heun deriv", &shape)));
+        let plan_of = |record: &dyn Fn(&mut Graph, StepIo, Option<HeunState>)| -> Result<Plan> {
+            let mut g = Graph::new();
+            let io = StepIo { eps: g.bound("eps", &eps), x: g.bound("x_t", &x), x0: g.bound("x0_pred", &x0) };
+            let st = state.as_ref().map(|(s, d)| HeunState { saved: g.bound("heun saved", s), deriv: g.bound("heun deriv", d) });
+            record(&mut g, io, st);
+            Plan::compile(ctx, &g)
+        };
+        let updates = UpdatePlans {
+            affine: uses(|u| matches!(u, Update::Affine(_)))
+                .then(|| plan_of(&|g, io, _| affine(g, &update_params, io, NoiseSource::Philox)))
+                .transpose()?,
+            heun_predict: heun.then(|| plan_of(&|g, io, st| heun_predict(g, &update_params, io, st.unwrap()))).transpose()?,
+            heun_correct: heun.then(|| plan_of(&|g, io, st| heun_correct(g, &update_params, io, st.unwrap()))).transpose()?,
+            langevin: uses(|u| matches!(u, Update::Langevin(_)))
+                .then(|| plan_of(&|g, io, _| langevin(g, &langevin_params, io, NoiseSource::Philox, opts.n)))
+                .transpose()?,
+        };
+
+        let mut g = Graph::new();
+        let (xg, x0g, frame_g) = (g.bound("x_t", &x), g.bound("x0_pred", &x0), g.bound("frame", &frame));
         pack(&mut g, xg, frame_g, 0);
         pack(&mut g, x0g, frame_g, words(len));
-        let step_plan = Plan::compile(ctx, &g)?;
-
-        let mut g = Graph::new();
-        let (xg, frame_g) = (g.bound("x_t", &x), g.bound("frame", &frame));
-        draw_noise(&mut g, &step_params, xg);
-        pack(&mut g, xg, frame_g, 0);
-        let draw_plan = Plan::compile(ctx, &g)?;
+        let pack_plan = Plan::compile(ctx, &g)?;
 
         let frame_bytes = frame.bytes();
         let staging = [0, 1].map(|_| {
@@ -114,16 +180,20 @@ impl Sampler {
                 mapped_at_creation: false,
             })
         });
+        let state_bytes = state.as_ref().map_or(0, |(s, d)| s.bytes() + d.bytes());
+        let own_bytes = x.bytes() + t.bytes() + eps.bytes() + x0.bytes() + state_bytes + 3 * frame_bytes;
         Ok(Self {
             opts,
             batch,
-            schedule: schedule.clone(),
-            timesteps,
+            program,
             x,
             t,
-            step_plan,
-            draw_plan,
-            step_params,
+            own_bytes,
+            unet_plan,
+            updates,
+            pack_plan,
+            update_params,
+            langevin_params,
             frame: frame.buffer,
             staging,
             submitted: 0,
@@ -136,53 +206,99 @@ impl Sampler {
         self.batch
     }
 
+    pub fn options(&self) -> SamplerOptions {
+        self.opts
+    }
+
     /// Bytes of GPU memory this run holds: its plans' buffers (activation pool, params) and the run's own
-    /// (x_t, t, x̂_0, the frame and its two staging copies). Fixed when the sampler is made: steps allocate
-    /// nothing.
+    /// (x_t, t, ε, x̂_0, Heun's state, the frame and its two staging copies). Fixed when the sampler is made:
+    /// steps allocate nothing.
     pub fn gpu_bytes(&self) -> u64 {
-        let own = self.x.bytes() + self.t.bytes() + 4 * self.batch.len() as u64 + 3 * self.frame.size();
-        own + self.step_plan.owned_buffers().1 + self.draw_plan.owned_buffers().1
+        let u = &self.updates;
+        let plans = [Some(&self.unet_plan), Some(&self.pack_plan), u.affine.as_ref(), u.heun_predict.as_ref(), u.heun_correct.as_ref(), u.langevin.as_ref()];
+        self.own_bytes + plans.iter().flatten().map(|p| p.owned_buffers().1).sum::<u64>()
     }
 
-    /// The run's network timesteps (diffusers' indices), T−1 first.
-    pub fn timesteps(&self) -> &[usize] {
-        &self.timesteps
+    pub fn program(&self) -> &Program {
+        &self.program
     }
 
-    /// Updates whose frames have been handed out.
+    /// The run's passes (network evaluations), first first.
+    pub fn passes(&self) -> &[Pass] {
+        &self.program.passes
+    }
+
+    /// Passes whose frames have been handed out.
     pub fn steps_done(&self) -> usize {
         self.returned.saturating_sub(1)
     }
 
     pub fn is_done(&self) -> bool {
-        self.returned == self.timesteps.len() + 1
+        self.returned == self.program.passes.len() + 1
     }
 
-    /// The coefficients of update `k` (0-based) of this run.
-    pub fn coeffs(&self, k: usize) -> Result<StepCoeffs> {
-        let t = self.timesteps[k];
-        let prev = self.timesteps.get(k + 1).map_or(-1, |&p| p as isize);
-        self.schedule.step_coeffs(t, prev, self.opts.variance, self.opts.clip)
-    }
-
-    /// The paper's t of x after `k` updates (T for x_T).
-    fn paper_t(&self, k: usize) -> usize {
+    /// The paper's t of x after `k` passes (T for x_T).
+    fn frame_t(&self, k: usize) -> usize {
         if k == 0 {
-            self.schedule.len()
+            paper_t(self.program.start_level)
         } else {
-            self.timesteps.get(k).map_or(0, |&p| p + 1)
+            paper_t(self.program.passes[k - 1].level_after)
         }
     }
 
-    /// Draws x_T ~ N(0, I) on the GPU and returns it as frame 0. Must be the first call.
-    pub async fn first_frame(&mut self, ctx: &GpuContext) -> Result<Frame> {
-        assert_eq!(self.submitted + self.returned, 0, "first_frame starts the run");
-        // Only the seed and key are read; the coefficients are those of a draw (σ = 1).
-        let draw = StepCoeffs { x0_x: 0.0, x0_eps: 0.0, mean_x0: 0.0, mean_xt: 0.0, paper_x: 0.0, paper_eps: 0.0, sigma: 1.0, clip: 0 };
-        let params = Params::new(draw, self.opts.seed, INITIAL_KEY, self.batch.len());
-        ctx.queue.write_buffer(&self.step_params, 0, bytemuck::bytes_of(&params));
+    /// Puts x_T on the GPU (drawn, given, or an image noised) and returns it as frame 0. Must be the first call.
+    pub async fn first_frame(&mut self, ctx: &GpuContext, init: Init<'_>) -> Result<Frame> {
+        if self.submitted + self.returned != 0 {
+            return Err(Error::Gpu("internal: first_frame starts the run".into()));
+        }
+        let len = self.batch.len();
+        let check = |v: &[f32], what: &str| {
+            if v.len() == len {
+                Ok(())
+            } else {
+                Err(Error::InputShape { expected: format!("{what} of {len} values ({} images)", self.batch.n), found: vec![v.len()] })
+            }
+        };
+        let image_start = self.opts.start_t.is_some();
+        if let Init::Exact(x) = init {
+            check(x, "x")?;
+            self.x.write(ctx, x);
+            let mut enc = ctx.device.create_command_encoder(&Default::default());
+            self.pack_plan.encode(ctx, &mut enc);
+            self.copy_frame(&mut enc, 0);
+            ctx.queue.submit([enc.finish()]);
+            let mut f = self.read_frame(ctx, 0).await?;
+            f.x0.fill(128);
+            return Ok(f);
+        }
+        let (coeffs, z) = match init {
+            Init::Philox if !image_start => (StepCoeffs::noise(0.0, self.program.init_scale), None),
+            Init::Noise(z) if !image_start => (StepCoeffs::noise(0.0, self.program.init_scale), Some(z)),
+            Init::Image { x0, z } if image_start => {
+                check(x0, "x_0")?;
+                self.x.write(ctx, x0);
+                let ab = self.program.start_alpha_bar;
+                (StepCoeffs::noise(ab.sqrt(), (1.0 - ab).sqrt()), z)
+            }
+            _ => return Err(Error::Gpu("internal: an image start needs start_t, and start_t an image".into())),
+        };
+        let key = if image_start { IMAGE_NOISE_KEY } else { INIT_KEY };
+        let params = update::Params::new(coeffs, self.opts.seed, key, len);
+        ctx.queue.write_buffer(&self.update_params, 0, bytemuck::bytes_of(&params));
+        let mut g = Graph::new();
+        let xg = g.bound("x_t", &self.x);
+        let noise = match z {
+            Some(z) => {
+                check(z, "z")?;
+                NoiseSource::Given(g.bound("z", &Tensor::upload(ctx, "z", &[len], z)))
+            }
+            None => NoiseSource::Philox,
+        };
+        add_noise(&mut g, &self.update_params, xg, noise);
+        let start = Plan::compile(ctx, &g)?;
         let mut enc = ctx.device.create_command_encoder(&Default::default());
-        self.draw_plan.encode(ctx, &mut enc);
+        start.encode(ctx, &mut enc);
+        self.pack_plan.encode(ctx, &mut enc);
         self.copy_frame(&mut enc, 0);
         ctx.queue.submit([enc.finish()]);
         let mut f = self.read_frame(ctx, 0).await?;
@@ -190,19 +306,19 @@ impl Sampler {
         Ok(f)
     }
 
-    /// Runs update k (submitting update k+1 too, so the GPU keeps busy while frame k is read back) and
-    /// returns the frame after it.
+    /// Runs pass k (submitting pass k+1 too, so the GPU keeps busy while frame k is read back) and returns
+    /// the frame after it.
     pub async fn step(&mut self, ctx: &GpuContext) -> Result<Frame> {
         if self.returned == 0 {
             return Err(Error::Gpu("internal: call first_frame before step".into()));
         }
         if self.is_done() {
-            return Err(Error::Timestep { t: self.returned, steps: self.timesteps.len() });
+            return Err(Error::Timestep { t: self.returned, steps: self.program.passes.len() });
         }
         ctx.check()?;
         let k = self.returned - 1;
         let ahead = if self.prefetch { 2 } else { 1 };
-        while self.submitted < (k + ahead).min(self.timesteps.len()) {
+        while self.submitted < (k + ahead).min(self.program.passes.len()) {
             self.submit(ctx, self.submitted)?;
         }
         self.read_frame(ctx, k + 1).await
@@ -219,14 +335,32 @@ impl Sampler {
     }
 
     fn submit(&mut self, ctx: &GpuContext, k: usize) -> Result<()> {
-        let t = self.timesteps[k];
-        let coeffs = self.coeffs(k)?;
-        // Both writes land before this submit's commands run and after the previous submit's (queue order).
-        self.t.write(ctx, &vec![t as f32; self.batch.n]);
-        let params = Params::new(coeffs, self.opts.seed, t as u32, self.batch.len());
-        ctx.queue.write_buffer(&self.step_params, 0, bytemuck::bytes_of(&params));
+        let pass = self.program.passes[k];
+        let len = self.batch.len();
+        // These writes land before this submit's commands run and after the previous submit's (queue order).
+        self.t.write(ctx, &vec![pass.t_model; self.batch.n]);
+        let (c, h, w) = (self.batch.c, self.batch.h, self.batch.w);
+        let plan = match pass.update {
+            Update::Affine(c) | Update::HeunPredict(c) | Update::HeunCorrect(c) => {
+                let params = update::Params::new(c, self.opts.seed, pass.key, len);
+                ctx.queue.write_buffer(&self.update_params, 0, bytemuck::bytes_of(&params));
+                match pass.update {
+                    Update::Affine(_) => &self.updates.affine,
+                    Update::HeunPredict(_) => &self.updates.heun_predict,
+                    _ => &self.updates.heun_correct,
+                }
+            }
+            Update::Langevin(lc) => {
+                let params = langevin::Params::new(lc, self.opts.seed, pass.key, self.batch.n, c * h * w);
+                ctx.queue.write_buffer(&self.langevin_params, 0, bytemuck::bytes_of(&params));
+                &self.updates.langevin
+            }
+        };
+        let plan = plan.as_ref().ok_or_else(|| Error::Gpu("internal: no plan for this update".into()))?;
         let mut enc = ctx.device.create_command_encoder(&Default::default());
-        self.step_plan.encode(ctx, &mut enc);
+        self.unet_plan.encode(ctx, &mut enc);
+        plan.encode(ctx, &mut enc);
+        self.pack_plan.encode(ctx, &mut enc);
         self.copy_frame(&mut enc, k + 1);
         ctx.queue.submit([enc.finish()]);
         self.submitted += 1;
@@ -247,24 +381,14 @@ impl Sampler {
         };
         staging.unmap();
         self.returned = index + 1;
-        Ok(Frame { index, t: self.paper_t(index), t_model: index.checked_sub(1).map(|k| self.timesteps[k]), x, x0 })
+        let t_model = index.checked_sub(1).map(|k| self.program.passes[k].t_model);
+        Ok(Frame { index, t: self.frame_t(index), t_model, x, x0 })
     }
 }
 
-/// One update from x at network timestep `t` with the given noise z (the `ddpm step` command and the golden
-/// tests): returns (x_{t−1}, x̂_0) as f32. The previous timestep is t − 1 (the full chain).
-#[allow(clippy::too_many_arguments)]
-pub async fn single_step(
-    ctx: &GpuContext,
-    unet: &Unet,
-    schedule: &Schedule,
-    x: &[f32],
-    t: usize,
-    z: &[f32],
-    variance: Variance,
-    clip: bool,
-    kernels: KernelFamily,
-) -> Result<(Vec<f32>, Vec<f32>)> {
+/// One pass with the given noise z (the `ddpm step` command and the golden tests): ε_θ(x, pass.t_model) then
+/// its update. Returns (x', x̂_0) as f32. Heun's stages need the run's state and are not single steps.
+pub async fn single_pass(ctx: &GpuContext, unet: &Unet, x: &[f32], pass: &Pass, z: &[f32], kernels: KernelFamily) -> Result<(Vec<f32>, Vec<f32>)> {
     let (c, h, w) = unet.image_shape();
     let per = c * h * w;
     if x.is_empty() || x.len() % per != 0 || z.len() != x.len() {
@@ -278,19 +402,34 @@ pub async fn single_step(
             hint: format!("a step needs ε with as many channels as the image ({c})"),
         });
     }
-    let coeffs = schedule.step_coeffs(t, t as isize - 1, variance, clip)?;
-    let params = params_buffer(ctx);
-    ctx.queue.write_buffer(&params, 0, bytemuck::bytes_of(&Params::new(coeffs, 0, t as u32, x.len())));
     let mut g = Graph::new();
     let xg = g.bound("x_t", &Tensor::upload(ctx, "x_t", &[n, c, h, w], x));
-    let tg = g.bound("t", &Tensor::upload(ctx, "t", &[n], &vec![t as f32; n]));
+    let tg = g.bound("t", &Tensor::upload(ctx, "t", &[n], &vec![pass.t_model; n]));
     let zg = g.bound("z", &Tensor::upload(ctx, "z", &[x.len()], z));
     let x0 = g.kept("x0_pred", &[n, c, h, w]);
     let eps = g.activation("eps", &[n, unet.config.out_channels, h, w]);
     unet.record(ctx, &mut g, xg, tg, eps, kernels)?;
-    ddpm_step(&mut g, &params, StepIo { eps, x: xg, x0 }, NoiseSource::Given(zg));
+    let io = StepIo { eps, x: xg, x0 };
+    let params = match pass.update {
+        Update::Affine(coeffs) => {
+            let buf = params_buffer(ctx);
+            ctx.queue.write_buffer(&buf, 0, bytemuck::bytes_of(&update::Params::new(coeffs, 0, pass.key, x.len())));
+            affine(&mut g, &buf, io, NoiseSource::Given(zg));
+            buf
+        }
+        Update::Langevin(lc) => {
+            let buf = uniform_buffer(ctx, "langevin params", std::mem::size_of::<langevin::Params>());
+            ctx.queue.write_buffer(&buf, 0, bytemuck::bytes_of(&langevin::Params::new(lc, 0, pass.key, n, per)));
+            langevin(&mut g, &buf, io, NoiseSource::Given(zg), n);
+            buf
+        }
+        Update::HeunPredict(_) | Update::HeunCorrect(_) => {
+            return Err(Error::SamplerSetting { setting: "sampler", value: "heun".into(), hint: "Heun's stages are not single steps; run `sample`".into() })
+        }
+    };
     let plan = Plan::compile(ctx, &g)?;
     plan.run(ctx);
+    drop(params);
     ctx.check()?;
     Ok((plan.tensor(xg).read(ctx).await?, plan.tensor(x0).read(ctx).await?))
 }

@@ -37,6 +37,69 @@ pub struct SchedulerConfig {
     pub beta_end: f64,
     #[serde(default)]
     pub beta_schedule: BetaSchedule,
+    /// How `set_timesteps(K)` spaces K of the T timesteps; absent, each scheduler class's default.
+    #[serde(default)]
+    pub timestep_spacing: Option<TimestepSpacing>,
+    #[serde(default)]
+    pub steps_offset: usize,
+    /// Clip x̂_0 to ±clip_sample_range; absent, each class's default (DDPM, DDIM: on; Heun: off).
+    #[serde(default)]
+    pub clip_sample: Option<bool>,
+    #[serde(default = "one")]
+    pub clip_sample_range: f64,
+    #[serde(default)]
+    pub prediction_type: PredictionType,
+    #[serde(default)]
+    pub thresholding: bool,
+    /// DDIM: ᾱ before the first step is 1 (default) or ᾱ_0.
+    #[serde(default)]
+    pub set_alpha_to_one: Option<bool>,
+    #[serde(default)]
+    pub use_karras_sigmas: bool,
+    #[serde(default)]
+    pub interpolation_type: InterpolationType,
+    #[serde(default)]
+    pub final_sigmas_type: FinalSigmas,
+}
+
+/// diffusers' `timestep_spacing` (Lin et al. 2023, table 2).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TimestepSpacing {
+    /// Every (T/K)-th index from 0, plus `steps_offset`.
+    Leading,
+    /// K evenly spaced values from 0 to T−1 (fractional for Euler and Heun).
+    Linspace,
+    /// Every (T/K)-th index counted down from T−1.
+    Trailing,
+}
+
+/// What the network predicts: ddpm-web's samplers take ε.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PredictionType {
+    #[default]
+    Epsilon,
+    Sample,
+    VPrediction,
+}
+
+/// How Euler and Heun interpolate σ between the schedule's timesteps.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum InterpolationType {
+    #[default]
+    Linear,
+    LogLinear,
+}
+
+/// The σ Euler ends at.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum FinalSigmas {
+    #[default]
+    Zero,
+    SigmaMin,
 }
 
 /// `beta_schedule`: the β_t curves diffusers' `DDPMScheduler` offers without trained betas.
@@ -55,10 +118,26 @@ pub enum BetaSchedule {
 fn thousand() -> usize { 1000 }
 fn beta_start() -> f64 { 1e-4 }
 fn beta_end() -> f64 { 0.02 }
+fn one() -> f64 { 1.0 }
 
 impl Default for SchedulerConfig {
     fn default() -> Self {
-        Self { num_train_timesteps: 1000, beta_start: 1e-4, beta_end: 0.02, beta_schedule: BetaSchedule::Linear }
+        Self {
+            num_train_timesteps: 1000,
+            beta_start: 1e-4,
+            beta_end: 0.02,
+            beta_schedule: BetaSchedule::Linear,
+            timestep_spacing: None,
+            steps_offset: 0,
+            clip_sample: None,
+            clip_sample_range: 1.0,
+            prediction_type: PredictionType::Epsilon,
+            thresholding: false,
+            set_alpha_to_one: None,
+            use_karras_sigmas: false,
+            interpolation_type: InterpolationType::Linear,
+            final_sigmas_type: FinalSigmas::Zero,
+        }
     }
 }
 
@@ -75,24 +154,55 @@ pub struct Schedule {
     pub alphas_cumprod: Vec<f64>,
 }
 
-/// What the update kernel needs for one step from timestep `t` to `prev` (uniform layout of
-/// `shaders/ddpm_step.wgsl`; keep the two in the same order).
+/// One update as an affine map, the uniform of `shaders/update.wgsl` (keep the two in the same order). Every
+/// sampler is one of these per step; `samplers.rs` computes them in f64 from the schedule:
+///   x̂_0 = clamp(x0_x · x_t − x0_eps · ε, −clip, clip)
+///   x'  = to_x0 · x̂_0 + to_x · x_t + to_eps · ε + to_z · z  [+ to_saved · saved + to_deriv · deriv]
+/// and Heun's first stage also keeps deriv = deriv_x · x_t + deriv_x0 · x̂_0.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct StepCoeffs {
-    /// x̂_0 = x0_x · x_t − x0_eps · ε  (= (x_t − √(1−ᾱ_t) ε) / √ᾱ_t, paper eq. 15 rearranged)
+    /// x̂_0 = (x_t − √(1−ᾱ_t) ε) / √ᾱ_t (paper eq. 15 rearranged) for the VP samplers.
     pub x0_x: f32,
     pub x0_eps: f32,
-    /// Posterior mean μ̃_t(x̂_0, x_t) = mean_x0 · x̂_0 + mean_xt · x_t (paper eq. 7), used with clipping.
-    pub mean_x0: f32,
-    pub mean_xt: f32,
-    /// Algorithm 2's mean (x_t − β_t/√(1−ᾱ_t) ε) / √α_t = paper_x · x_t − paper_eps · ε, used without clipping.
-    pub paper_x: f32,
-    pub paper_eps: f32,
-    /// σ_t; 0 at the last step (Algorithm 2: z = 0 when t = 1).
-    pub sigma: f32,
-    /// 1: clip x̂_0 to [−1, 1] and use the posterior mean (the official code); 0: the paper's update.
-    pub clip: u32,
+    /// |x̂_0| bound: 1 for the official code's clipping, `NO_CLIP` otherwise.
+    pub clip: f32,
+    pub to_x0: f32,
+    pub to_x: f32,
+    pub to_eps: f32,
+    /// σ of the added noise; 0 where a step adds none (the kernel then draws none).
+    pub to_z: f32,
+    pub to_saved: f32,
+    pub to_deriv: f32,
+    pub deriv_x: f32,
+    pub deriv_x0: f32,
+    pub _pad: f32,
+}
+
+/// The `clip` of a sampler that does not clip x̂_0 (finite, so the WGSL clamp stays well defined).
+pub const NO_CLIP: f32 = f32::MAX;
+
+impl StepCoeffs {
+    /// All zero, x̂_0 unclipped: the start every sampler's coefficients are built from.
+    pub const ZERO: StepCoeffs = StepCoeffs {
+        x0_x: 0.0, x0_eps: 0.0, clip: NO_CLIP, to_x0: 0.0, to_x: 0.0, to_eps: 0.0, to_z: 0.0,
+        to_saved: 0.0, to_deriv: 0.0, deriv_x: 0.0, deriv_x0: 0.0, _pad: 0.0,
+    };
+
+    /// x ← keep · x + sigma · z (x_T is keep = 0; noising an image to level t is √ᾱ_t, √(1−ᾱ_t)).
+    pub fn noise(keep: f64, sigma: f64) -> StepCoeffs {
+        StepCoeffs { to_x: keep as f32, to_z: sigma as f32, ..Self::ZERO }
+    }
+
+    /// x̂_0 of the VP process at ᾱ (paper eq. 15 rearranged), clipped to ±`clip` when given.
+    pub fn with_x0(self, alpha_bar: f64, clip: Option<f64>) -> StepCoeffs {
+        StepCoeffs {
+            x0_x: (1.0 / alpha_bar.sqrt()) as f32,
+            x0_eps: ((1.0 - alpha_bar).sqrt() / alpha_bar.sqrt()) as f32,
+            clip: clip.map_or(NO_CLIP, |c| c as f32),
+            ..self
+        }
+    }
 }
 
 impl Schedule {
@@ -172,15 +282,22 @@ impl Schedule {
             Variance::Small => ((1.0 - ab_prev) / (1.0 - ab_t) * beta).max(1e-20),
             Variance::Large => beta,
         };
-        Ok(StepCoeffs {
-            x0_x: (1.0 / ab_t.sqrt()) as f32,
-            x0_eps: ((1.0 - ab_t).sqrt() / ab_t.sqrt()) as f32,
-            mean_x0: (ab_prev.sqrt() * beta / (1.0 - ab_t)) as f32,
-            mean_xt: (alpha.sqrt() * (1.0 - ab_prev) / (1.0 - ab_t)) as f32,
-            paper_x: (1.0 / alpha.sqrt()) as f32,
-            paper_eps: (beta / (1.0 - ab_t).sqrt() / alpha.sqrt()) as f32,
-            sigma: if t == 0 { 0.0 } else { sigma2.sqrt() as f32 },
-            clip: clip as u32,
+        let sigma = if t == 0 { 0.0 } else { sigma2.sqrt() };
+        let base = StepCoeffs { to_z: sigma as f32, ..StepCoeffs::ZERO };
+        Ok(if clip {
+            // The official code: the posterior mean μ̃_t(clip(x̂_0), x_t) (paper eq. 7).
+            StepCoeffs {
+                to_x0: (ab_prev.sqrt() * beta / (1.0 - ab_t)) as f32,
+                to_x: (alpha.sqrt() * (1.0 - ab_prev) / (1.0 - ab_t)) as f32,
+                ..base.with_x0(ab_t, Some(1.0))
+            }
+        } else {
+            // Algorithm 2's line 4: (x_t − β_t/√(1−ᾱ_t) ε) / √α_t; x̂_0 is only shown.
+            StepCoeffs {
+                to_x: (1.0 / alpha.sqrt()) as f32,
+                to_eps: -(beta / (1.0 - ab_t).sqrt() / alpha.sqrt()) as f32,
+                ..base.with_x0(ab_t, None)
+            }
         })
     }
 
@@ -191,16 +308,12 @@ impl Schedule {
     }
 }
 
-/// The CPU reference of the update, applied element by element (tests compare the kernel with this).
-pub fn reference_update(c: &StepCoeffs, x: f32, eps: f32, z: f32) -> (f32, f32) {
-    let mut x0 = c.x0_x * x - c.x0_eps * eps;
-    let mean = if c.clip != 0 {
-        x0 = x0.clamp(-1.0, 1.0);
-        c.mean_x0 * x0 + c.mean_xt * x
-    } else {
-        c.paper_x * x - c.paper_eps * eps
-    };
-    (mean + c.sigma * z, x0)
+/// The CPU reference of `update.wgsl`, one element: returns (x', x̂_0, deriv) where deriv is what
+/// `heun_predict` keeps. `saved` and `deriv_in` are Heun's kept state (0 for the other entry points).
+pub fn reference_update(c: &StepCoeffs, x: f32, eps: f32, z: f32, saved: f32, deriv_in: f32) -> (f32, f32, f32) {
+    let x0 = (c.x0_x * x - c.x0_eps * eps).clamp(-c.clip, c.clip);
+    let next = c.to_x0 * x0 + c.to_x * x + c.to_eps * eps + c.to_z * z + c.to_saved * saved + c.to_deriv * deriv_in;
+    (next, x0, c.deriv_x * x + c.deriv_x0 * x0)
 }
 
 #[cfg(test)]
@@ -217,7 +330,7 @@ mod tests {
         // diffusers' test_scheduling_ddpm.py: variance at 487 is 0.00979 and at 999 is 0.02.
         let small = |t: usize| {
             let c = s.step_coeffs(t, t as isize - 1, Variance::Small, true).unwrap();
-            (c.sigma as f64).powi(2)
+            (c.to_z as f64).powi(2)
         };
         assert!((small(487) - 0.00979).abs() < 1e-5, "{}", small(487));
         assert!((small(999) - 0.02).abs() < 1e-5, "{}", small(999));
@@ -230,9 +343,10 @@ mod tests {
         for &t in &[1usize, 10, 500, 999] {
             let c = s.step_coeffs(t, t as isize - 1, Variance::Large, false).unwrap();
             let (x, eps) = (0.3f32, -0.7f32);
-            let x0 = c.x0_x * x - c.x0_eps * eps;
-            let posterior = c.mean_x0 * x0 + c.mean_xt * x;
-            let (paper_mean, _) = reference_update(&c, x, eps, 0.0);
+            let clipped = s.step_coeffs(t, t as isize - 1, Variance::Large, true).unwrap();
+            let x0 = clipped.x0_x * x - clipped.x0_eps * eps; // unclipped: the identity holds for any x̂_0
+            let posterior = clipped.to_x0 * x0 + clipped.to_x * x;
+            let (paper_mean, _, _) = reference_update(&c, x, eps, 0.0, 0.0, 0.0);
             assert!((posterior - paper_mean).abs() < 1e-4 * (1.0 + paper_mean.abs()), "t={t}");
         }
     }
@@ -240,7 +354,7 @@ mod tests {
     #[test]
     fn last_step_adds_no_noise_and_respacing_matches_diffusers() {
         let s = paper();
-        assert_eq!(s.step_coeffs(0, -1, Variance::Large, true).unwrap().sigma, 0.0);
+        assert_eq!(s.step_coeffs(0, -1, Variance::Large, true).unwrap().to_z, 0.0);
         let ts = s.timesteps(10).unwrap();
         assert_eq!(ts, vec![900, 800, 700, 600, 500, 400, 300, 200, 100, 0]);
         assert_eq!(s.timesteps(1000).unwrap()[0], 999);

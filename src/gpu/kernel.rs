@@ -140,9 +140,16 @@ pub enum Kernel {
     AttnFused,
     Upsample,
     Concat,
-    DdpmStep(Noise),
-    /// x ~ N(0, I) from Philox (x_T), with the update's params and generator.
-    DrawNoise,
+    /// A sampler's update as one affine map of (x̂_0, x_t, ε, z) (`update.wgsl`).
+    Affine(Noise),
+    /// Heun's first stage: the affine update that also keeps x_t and the derivative.
+    HeunPredict,
+    /// Heun's second stage: the affine update plus the kept state.
+    HeunCorrect,
+    /// x ← a·x + b·z without the network: x_T, or an image noised to level t.
+    AddNoise(Noise),
+    /// A Langevin corrector step, the step size from per-image norms (`langevin.wgsl`).
+    Langevin(Noise),
     PackFrame,
 }
 
@@ -157,6 +164,10 @@ macro_rules! shader {
     ($file:literal) => {
         Source { file: $file, code: include_str!(concat!("../../shaders/", $file)) }
     };
+    // The Philox generator is shared by the kernels that draw noise; WGSL has no includes.
+    ($file:literal, with_philox) => {
+        Source { file: $file, code: concat!(include_str!("../../shaders/philox.wgsl"), include_str!(concat!("../../shaders/", $file))) }
+    };
 }
 
 const CONV: Source = shader!("conv2d.wgsl");
@@ -165,11 +176,12 @@ const LINEAR: Source = shader!("linear.wgsl");
 const EMBED: Source = shader!("embed.wgsl");
 const ATTENTION: Source = shader!("attention.wgsl");
 const RESAMPLE: Source = shader!("resample.wgsl");
-const STEP: Source = shader!("ddpm_step.wgsl");
+const UPDATE: Source = shader!("update.wgsl", with_philox);
+const LANGEVIN: Source = shader!("langevin.wgsl", with_philox);
 const FRAMES: Source = shader!("frames.wgsl");
 
 /// Every WGSL module, each compiled once per device.
-pub const SOURCES: [Source; 8] = [CONV, GROUP_NORM, LINEAR, EMBED, ATTENTION, RESAMPLE, STEP, FRAMES];
+pub const SOURCES: [Source; 9] = [CONV, GROUP_NORM, LINEAR, EMBED, ATTENTION, RESAMPLE, UPDATE, LANGEVIN, FRAMES];
 
 const CONV_BIAS: &[Binding] = &[uniform(), read(1, "x"), read(2, "w"), read(3, "bias"), write(6, "out")];
 const CONV_ADD: &[Binding] = &[uniform(), read(1, "x"), read(2, "w"), read(3, "bias"), read(4, "chan_add"), write(6, "out")];
@@ -177,7 +189,7 @@ const CONV_RES: &[Binding] = &[uniform(), read(1, "x"), read(2, "w"), read(3, "b
 
 impl Kernel {
     /// Every kernel, in the order pipelines are compiled.
-    pub const ALL: [Kernel; 29] = [
+    pub const ALL: [Kernel; 34] = [
         Kernel::Conv(ConvAlgo::General, Epilogue::Bias),
         Kernel::Conv(ConvAlgo::General, Epilogue::ChannelAdd),
         Kernel::Conv(ConvAlgo::General, Epilogue::Residual),
@@ -203,9 +215,14 @@ impl Kernel {
         Kernel::AttnFused,
         Kernel::Upsample,
         Kernel::Concat,
-        Kernel::DdpmStep(Noise::Philox),
-        Kernel::DdpmStep(Noise::Given),
-        Kernel::DrawNoise,
+        Kernel::Affine(Noise::Philox),
+        Kernel::Affine(Noise::Given),
+        Kernel::HeunPredict,
+        Kernel::HeunCorrect,
+        Kernel::AddNoise(Noise::Philox),
+        Kernel::AddNoise(Noise::Given),
+        Kernel::Langevin(Noise::Philox),
+        Kernel::Langevin(Noise::Given),
         Kernel::PackFrame,
     ];
 
@@ -222,7 +239,8 @@ impl Kernel {
             Kernel::TimeEmbed => EMBED,
             Kernel::AttnScores | Kernel::AttnSoftmax | Kernel::AttnApply | Kernel::AttnFused => ATTENTION,
             Kernel::Upsample | Kernel::Concat => RESAMPLE,
-            Kernel::DdpmStep(_) | Kernel::DrawNoise => STEP,
+            Kernel::Affine(_) | Kernel::HeunPredict | Kernel::HeunCorrect | Kernel::AddNoise(_) => UPDATE,
+            Kernel::Langevin(_) => LANGEVIN,
             Kernel::PackFrame => FRAMES,
         }
     }
@@ -251,9 +269,14 @@ impl Kernel {
             Kernel::AttnFused => "fused",
             Kernel::Upsample => "upsample_nearest2x",
             Kernel::Concat => "concat_channels",
-            Kernel::DdpmStep(Noise::Philox) => "philox_noise",
-            Kernel::DdpmStep(Noise::Given) => "given_noise",
-            Kernel::DrawNoise => "draw_noise",
+            Kernel::Affine(Noise::Philox) => "affine_philox",
+            Kernel::Affine(Noise::Given) => "affine_given",
+            Kernel::HeunPredict => "heun_predict",
+            Kernel::HeunCorrect => "heun_correct",
+            Kernel::AddNoise(Noise::Philox) => "add_noise_philox",
+            Kernel::AddNoise(Noise::Given) => "add_noise_given",
+            Kernel::Langevin(Noise::Philox) => "langevin_philox",
+            Kernel::Langevin(Noise::Given) => "langevin_given",
         }
     }
 
@@ -285,9 +308,15 @@ impl Kernel {
             Kernel::AttnFused => const { &[uniform(), read(1, "q"), read(2, "k"), write(3, "out"), read(4, "v")] },
             Kernel::Upsample => const { &[uniform(), read(1, "x"), write(3, "out")] },
             Kernel::Concat => const { &[uniform(), read(1, "a"), read(2, "b"), write(3, "out")] },
-            Kernel::DdpmStep(Noise::Philox) => const { &[uniform(), read(1, "eps"), write(3, "x"), write(4, "x0")] },
-            Kernel::DdpmStep(Noise::Given) => const { &[uniform(), read(1, "eps"), read(2, "z"), write(3, "x"), write(4, "x0")] },
-            Kernel::DrawNoise => const { &[uniform(), write(3, "x")] },
+            Kernel::Affine(Noise::Philox) | Kernel::Langevin(Noise::Philox) => const { &[uniform(), read(1, "eps"), write(3, "x"), write(4, "x0")] },
+            Kernel::Affine(Noise::Given) | Kernel::Langevin(Noise::Given) => {
+                const { &[uniform(), read(1, "eps"), read(2, "z"), write(3, "x"), write(4, "x0")] }
+            }
+            Kernel::HeunPredict | Kernel::HeunCorrect => {
+                const { &[uniform(), read(1, "eps"), write(3, "x"), write(4, "x0"), write(5, "saved"), write(6, "deriv")] }
+            }
+            Kernel::AddNoise(Noise::Philox) => const { &[uniform(), write(3, "x")] },
+            Kernel::AddNoise(Noise::Given) => const { &[uniform(), read(2, "z"), write(3, "x")] },
             Kernel::PackFrame => const { &[uniform(), read(1, "src"), write(2, "out")] },
         }
     }
@@ -304,7 +333,7 @@ impl Kernel {
             Kernel::TimeEmbed => "TimeEmbed",
             Kernel::AttnScores | Kernel::AttnSoftmax | Kernel::AttnApply | Kernel::AttnFused => "Attention",
             Kernel::Upsample | Kernel::Concat => "Resample",
-            Kernel::DdpmStep(_) | Kernel::DrawNoise => "Update",
+            Kernel::Affine(_) | Kernel::HeunPredict | Kernel::HeunCorrect | Kernel::AddNoise(_) | Kernel::Langevin(_) => "Update",
             Kernel::PackFrame => "Frames",
         }
     }

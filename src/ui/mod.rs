@@ -16,7 +16,8 @@ use leptos::task::spawn_local;
 use ddpm_web::gpu::kernel::KernelChoice;
 use ddpm_web::image::Batch;
 use ddpm_web::model::unet::Tuning;
-use ddpm_web::{Error, Frame, GpuContext, Model, Sampler, SamplerOptions, Schedule, Unet, Variance};
+use ddpm_web::diffusion::samplers::{Pass, Predictor};
+use ddpm_web::{Error, Frame, GpuContext, Init, Method, Model, Sampler, SamplerKind, SamplerOptions, Schedule, SchedulerConfig, Unet, Variance};
 
 pub use view::App;
 
@@ -65,13 +66,14 @@ pub enum Phase {
     Running,
 }
 
-/// The run being shown: its options, timesteps and progress.
+/// The run being shown: its options, passes and progress.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Run {
     pub opts: SamplerOptions,
     pub batch: Batch,
-    pub timesteps: Vec<usize>,
-    /// Updates done so far.
+    /// The network passes of the run (its sampler's program), first first.
+    pub passes: Vec<Pass>,
+    /// Passes done so far.
     pub done: usize,
     pub elapsed_ms: f64,
     pub finished: bool,
@@ -101,6 +103,7 @@ impl Frames {
 struct Engine {
     unet: Rc<Unet>,
     schedule: Schedule,
+    scheduler: SchedulerConfig,
 }
 
 #[derive(Clone, Copy)]
@@ -110,6 +113,12 @@ pub struct Ui {
     pub steps: RwSignal<usize>,
     pub variance: RwSignal<Variance>,
     pub clip: RwSignal<bool>,
+    pub sampler: RwSignal<SamplerKind>,
+    /// DDIM's η.
+    pub eta: RwSignal<f64>,
+    /// Langevin steps per level (langevin) or corrector steps (pc), and their step size's target SNR.
+    pub langevin_steps: RwSignal<usize>,
+    pub snr: RwSignal<f64>,
     pub model_url: RwSignal<String>,
 
     pub phase: RwSignal<Phase>,
@@ -148,6 +157,10 @@ impl Ui {
             steps: RwSignal::new(s.steps.unwrap_or(0)),
             variance: RwSignal::new(s.variance),
             clip: RwSignal::new(s.clip),
+            sampler: RwSignal::new(s.sampler),
+            eta: RwSignal::new(s.eta),
+            langevin_steps: RwSignal::new(s.langevin_steps),
+            snr: RwSignal::new(s.snr),
             model_url: RwSignal::new(s.model),
             phase: RwSignal::new(Phase::Idle),
             download: RwSignal::new((0, None)),
@@ -178,9 +191,27 @@ impl Ui {
             steps: Some(self.steps.get_untracked()),
             variance: self.variance.get_untracked(),
             clip: self.clip.get_untracked(),
+            sampler: self.sampler.get_untracked(),
+            eta: self.eta.get_untracked(),
+            langevin_steps: self.langevin_steps.get_untracked(),
+            snr: self.snr.get_untracked(),
             model: self.model_url.get_untracked(),
             bench: false,
             kernels: self.kernel_choice,
+        }
+    }
+
+    /// The chosen sampler with its settings.
+    pub fn method(&self) -> Method {
+        let (k, snr) = (self.langevin_steps.get_untracked(), self.snr.get_untracked());
+        match self.sampler.get_untracked() {
+            SamplerKind::Ddpm => Method::Ddpm { variance: self.variance.get_untracked(), clip: self.clip.get_untracked() },
+            SamplerKind::Ddim => Method::Ddim { eta: self.eta.get_untracked() },
+            SamplerKind::Euler => Method::Euler,
+            SamplerKind::Heun => Method::Heun,
+            SamplerKind::Sde => Method::Sde,
+            SamplerKind::Langevin => Method::Langevin { steps_per_level: k, snr },
+            SamplerKind::Pc => Method::Pc { predictor: Predictor::Sde, corrector_steps: k, snr },
         }
     }
 
@@ -274,7 +305,7 @@ impl Ui {
         let n = self.n.get_untracked().min(max_batch);
         let (_, tuning) = unet.choose(&gpu, n, self.kernel_choice).await.map_err(|e| (e.to_string(), matches!(e, Error::DeviceLost(_))))?;
         self.kernels_used.set(Some(describe_kernels(self.kernel_choice, n, tuning.as_ref())));
-        self.engine.set_value(Some(Engine { unet: Rc::new(unet), schedule }));
+        self.engine.set_value(Some(Engine { unet: Rc::new(unet), schedule, scheduler: model.scheduler.clone() }));
         self.info.set(Some(info));
         Ok(())
     }
@@ -292,13 +323,18 @@ impl Ui {
         self.n.set(n);
         let steps = self.steps.get_untracked().clamp(1, engine.schedule.len());
         self.steps.set(steps);
-        let (seed, variance, clip) = (self.seed.get_untracked(), self.variance.get_untracked(), self.clip.get_untracked());
-        let Ok(timesteps) = engine.schedule.timesteps(steps) else { return };
+        let seed = self.seed.get_untracked();
+        let method = self.method();
+        // The program is cheap to make here; a bad setting is a message, not a run.
+        let passes = match method.program(&engine.schedule, &engine.scheduler, steps) {
+            Ok(p) => p.passes,
+            Err(e) => return self.error.set(Some(e.to_string())),
+        };
         url::write_location(&self.settings(), steps);
         let (c, h, w) = engine.unet.image_shape();
         let batch = Batch { n, c, h, w };
         let per_frame = 2 * batch.len();
-        let stride = ((per_frame * (steps + 1)).div_ceil(FRAME_BUDGET)).max(1);
+        let stride = ((per_frame * (passes.len() + 1)).div_ceil(FRAME_BUDGET)).max(1);
         self.frames.set_value(Frames { list: Vec::new(), stride });
         self.frame_count.set(0);
         self.shown.set(0);
@@ -306,14 +342,14 @@ impl Ui {
         let cancel = Rc::new(Cell::new(false));
         self.cancel.set_value(cancel.clone());
         let choice = self.kernel_choice;
-        let placeholder = SamplerOptions { n, seed, steps, variance, clip, kernels: ddpm_web::gpu::kernel::KernelFamily::Blocked };
-        self.run.set(Some(Run { opts: placeholder, batch, timesteps, done: 0, elapsed_ms: 0.0, finished: false, cancelled: false }));
+        let placeholder = SamplerOptions { n, seed, steps, method, kernels: ddpm_web::gpu::kernel::KernelFamily::Blocked, start_t: None };
+        self.run.set(Some(Run { opts: placeholder, batch, passes, done: 0, elapsed_ms: 0.0, finished: false, cancelled: false }));
         self.phase.set(Phase::Running);
         spawn_local(async move {
             let start = loader::now_ms();
             let result: Result<(), Error> = async {
                 let mut sampler = self.start_run(&gpu, &engine, placeholder, choice).await?;
-                let f = sampler.first_frame(&gpu).await?;
+                let f = sampler.first_frame(&gpu, Init::Philox).await?;
                 self.add_frame(f, 0, start);
                 while !sampler.is_done() && !cancel.get() {
                     loader::next_tick().await;
@@ -355,7 +391,7 @@ impl Ui {
                 r.opts = opts;
             }
         });
-        Sampler::new(gpu, &engine.unet, &engine.schedule, opts)
+        Sampler::new(gpu, &engine.unet, &engine.schedule, &engine.scheduler, opts)
     }
 
     fn add_frame(&self, f: Frame, done: usize, start: f64) {
@@ -405,13 +441,9 @@ impl Ui {
         self.cancel.with_value(|c| c.set(true));
     }
 
-    /// The network timestep whose update produced frame `index`, and that update's coefficients.
-    pub fn update_of(&self, frame_t_model: Option<usize>) -> Option<(usize, ddpm_web::StepCoeffs)> {
-        let t = frame_t_model?;
+    /// The pass (network timestep and update) that produced frame `index`; None for x_T.
+    pub fn pass_of(&self, index: usize) -> Option<Pass> {
         let run = self.run.get_untracked()?;
-        let k = run.timesteps.iter().position(|&x| x == t)?;
-        let prev = run.timesteps.get(k + 1).map_or(-1, |&p| p as isize);
-        let c = self.engine.with_value(|e| e.as_ref().map(|e| e.schedule.step_coeffs(t, prev, run.opts.variance, run.opts.clip)))?.ok()?;
-        Some((t, c))
+        run.passes.get(index.checked_sub(1)?).copied()
     }
 }

@@ -1,7 +1,8 @@
-//! Page settings ↔ URL query (`?n=4&seed=7&steps=50&variance=small&clip=1&model=...`), so a run is a link.
+//! Page settings ↔ URL query (`?n=4&seed=7&steps=50&sampler=ddim&eta=0&model=...`), so a run is a link.
 
+use ddpm_web::diffusion::samplers::DEFAULT_SNR;
 use ddpm_web::gpu::kernel::KernelChoice;
-use ddpm_web::Variance;
+use ddpm_web::{SamplerKind, Variance};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
@@ -10,6 +11,11 @@ pub struct Settings {
     pub steps: Option<usize>,
     pub variance: Variance,
     pub clip: bool,
+    /// `?sampler=ddpm|ddim|euler|heun|sde|langevin|pc`, with `eta` (ddim), `langevin_steps` and `snr`.
+    pub sampler: SamplerKind,
+    pub eta: f64,
+    pub langevin_steps: usize,
+    pub snr: f64,
     pub model: String,
     /// `?bench`: benchmark the loaded model (batch `n`, `steps` timed steps) instead of waiting for Generate.
     pub bench: bool,
@@ -24,7 +30,20 @@ pub const DEFAULT_MODEL: &str = "models/fashion-mnist/";
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { n: 16, seed: 0, steps: None, variance: Variance::Small, clip: true, model: DEFAULT_MODEL.into(), bench: false, kernels: KernelChoice::Auto }
+        Self {
+            n: 16,
+            seed: 0,
+            steps: None,
+            variance: Variance::Small,
+            clip: true,
+            sampler: SamplerKind::Ddpm,
+            eta: 0.0,
+            langevin_steps: 1,
+            snr: DEFAULT_SNR,
+            model: DEFAULT_MODEL.into(),
+            bench: false,
+            kernels: KernelChoice::Auto,
+        }
     }
 }
 
@@ -46,6 +65,19 @@ pub fn from_location() -> Settings {
     }
     if let Some(c) = get("clip") {
         s.clip = !matches!(c.as_str(), "0" | "false" | "no");
+    }
+    if let Some(k) = get("sampler").and_then(|v| v.parse().ok()) {
+        s.sampler = k;
+    }
+    // Out-of-range values are kept: Generate then says what is wrong with them.
+    if let Some(e) = get("eta").and_then(|v| v.parse().ok()) {
+        s.eta = e;
+    }
+    if let Some(k) = get("langevin_steps").and_then(|v| v.parse().ok()) {
+        s.langevin_steps = k;
+    }
+    if let Some(r) = get("snr").and_then(|v| v.parse().ok()) {
+        s.snr = r;
     }
     if let Some(m) = get("model").filter(|m| !m.is_empty()) {
         s.model = m;
@@ -70,7 +102,13 @@ pub fn write_location(s: &Settings, steps: usize) {
         Variance::Small => "small",
         Variance::Large => "large",
     };
-    let mut q = format!("?n={}&seed={}&steps={steps}&variance={variance}&clip={}", s.n, s.seed, s.clip as u8);
+    let mut q = format!("?n={}&seed={}&steps={steps}&sampler={}", s.n, s.seed, s.sampler.name());
+    match s.sampler {
+        SamplerKind::Ddpm => q.push_str(&format!("&variance={variance}&clip={}", s.clip as u8)),
+        SamplerKind::Ddim => q.push_str(&format!("&eta={}", s.eta)),
+        SamplerKind::Langevin | SamplerKind::Pc => q.push_str(&format!("&langevin_steps={}&snr={}", s.langevin_steps, s.snr)),
+        _ => {}
+    }
     if let KernelChoice::Fixed(k) = s.kernels {
         q.push_str("&kernels=");
         q.push_str(k.name());

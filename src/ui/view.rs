@@ -5,7 +5,8 @@ use leptos::prelude::*;
 use super::canvas::{draw_images, image_id, save_grid, save_image};
 use super::plot::SnrPlot;
 use super::{Phase, Ui};
-use ddpm_web::Variance;
+use ddpm_web::diffusion::samplers::{Pass, Update};
+use ddpm_web::{SamplerKind, Variance};
 
 #[component]
 pub fn App() -> impl IntoView {
@@ -117,12 +118,43 @@ fn Controls() -> impl IntoView {
                     <button type="button" on:click=move |_| ui.seed.set((js_sys::Math::random() * 1e9) as u64)>"Random"</button>
                 </span>
             </label>
+            <label>"Sampler"
+                <select prop:value=move || ui.sampler.get().name()
+                    on:change=move |ev| {
+                        let Ok(k) = event_target_value(&ev).parse::<SamplerKind>() else { return };
+                        // The ODE samplers and DDIM are meant for few steps: start them at 50, not T.
+                        if matches!(k, SamplerKind::Ddim | SamplerKind::Euler | SamplerKind::Heun) && steps_shown() == total() {
+                            ui.steps.set(50.min(total()));
+                        }
+                        ui.sampler.set(k);
+                    }>
+                    {SamplerKind::ALL.iter().map(|k| view! { <option value=k.name() title=k.describe()>{k.label()}</option> }).collect_view()}
+                </select>
+                <small>{move || ui.sampler.get().describe()}</small>
+            </label>
             <label>"Steps"
                 // 0 until a model loads means "the model's T": shown as the full chain, not as 0.
                 <input type="number" min="1" max=move || total().to_string() prop:value=move || steps_shown().to_string()
                     on:change=move |ev| { let v = event_target_value(&ev).parse().unwrap_or(1usize); ui.steps.set(v.clamp(1, total())); } />
                 <small>{move || if steps_shown() == total() { "the paper's full chain".to_string() } else { format!("respaced: every {}th timestep", total() / steps_shown().max(1)) }}</small>
             </label>
+            <SamplerSettings />
+            <div class="actions">
+                <button type="submit" class="primary" prop:disabled=move || !ready()>"Generate"</button>
+                <button type="button" prop:disabled=move || !running() on:click=move |_| ui.cancel()>"Cancel"</button>
+                <button type="button" prop:disabled=move || !ready() on:click=move |_| ui.benchmark()
+                    title=format!("Time {} sampler steps at this many images, after a warm-up", ui.bench_steps)>"Benchmark"</button>
+            </div>
+        </form>
+    }
+}
+
+/// The settings of the chosen sampler, and only those.
+#[component]
+fn SamplerSettings() -> impl IntoView {
+    let ui = ui();
+    move || match ui.sampler.get() {
+        SamplerKind::Ddpm => view! {
             <label>"Variance σ²"
                 <select prop:value=move || if ui.variance.get() == Variance::Small { "small" } else { "large" }
                     on:change=move |ev| ui.variance.set(if event_target_value(&ev) == "large" { Variance::Large } else { Variance::Small })>
@@ -134,13 +166,34 @@ fn Controls() -> impl IntoView {
                 <input type="checkbox" prop:checked=move || ui.clip.get() on:change=move |ev| ui.clip.set(event_target_checked(&ev)) />
                 "Clip x̂₀ to [−1, 1] (official code); off: the paper's update"
             </label>
-            <div class="actions">
-                <button type="submit" class="primary" prop:disabled=move || !ready()>"Generate"</button>
-                <button type="button" prop:disabled=move || !running() on:click=move |_| ui.cancel()>"Cancel"</button>
-                <button type="button" prop:disabled=move || !ready() on:click=move |_| ui.benchmark()
-                    title=format!("Time {} sampler steps at this many images, after a warm-up", ui.bench_steps)>"Benchmark"</button>
-            </div>
-        </form>
+        }
+        .into_any(),
+        SamplerKind::Ddim => view! {
+            <label>"η (0: deterministic, 1: DDPM's noise)"
+                <input type="number" min="0" max="1" step="0.1" prop:value=move || ui.eta.get().to_string()
+                    on:change=move |ev| ui.eta.set(event_target_value(&ev).parse().unwrap_or(0.0)) />
+            </label>
+        }
+        .into_any(),
+        SamplerKind::Langevin | SamplerKind::Pc => view! {
+            <label>{move || if ui.sampler.get() == SamplerKind::Pc { "Corrector steps per level" } else { "Langevin steps per level" }}
+                <input type="number" min="1" max="100" prop:value=move || ui.langevin_steps.get().to_string()
+                    on:change=move |ev| ui.langevin_steps.set(event_target_value(&ev).parse().unwrap_or(1)) />
+            </label>
+            <label>"Signal-to-noise ratio r (step size 2α(r‖z‖/‖s‖)²)"
+                <input type="number" min="0.01" max="1" step="0.01" prop:value=move || ui.snr.get().to_string()
+                    on:change=move |ev| ui.snr.set(event_target_value(&ev).parse().unwrap_or(0.16)) />
+            </label>
+        }
+        .into_any(),
+        SamplerKind::Euler | SamplerKind::Heun | SamplerKind::Sde => view! {
+            <p class="hint">{move || match ui.sampler.get() {
+                SamplerKind::Sde => "dx = [−½β x − β ∇log pₜ(x)] dt + √β dw̄, stepped by Euler–Maruyama; ∇log pₜ ≈ −ε_θ/√(1−ᾱₜ).",
+                SamplerKind::Heun => "dx_σ/dσ = ε_θ: each step averages the slope at both ends (two network passes).",
+                _ => "dx_σ/dσ = ε_θ: the deterministic probability-flow ODE, one network pass per step.",
+            }}</p>
+        }
+        .into_any(),
     }
 }
 
@@ -149,7 +202,7 @@ fn Progress() -> impl IntoView {
     let ui = ui();
     view! {
         {move || ui.run.get().map(|r| {
-            let total = r.timesteps.len();
+            let total = r.passes.len();
             let secs = r.elapsed_ms / 1e3;
             let rate = if secs > 0.0 { r.done as f64 / secs } else { 0.0 };
             view! {
@@ -206,7 +259,7 @@ fn Viewer() -> impl IntoView {
     let frame_t = move || {
         let _ = ui.frame_count.get();
         let idx = ui.shown.get();
-        ui.frames.with_value(|f| f.list.get(idx).map(|fr| (fr.t, fr.t_model)))
+        ui.frames.with_value(|f| f.list.get(idx).map(|fr| (fr.t, fr.index)))
     };
     let shown_t = Signal::derive(move || frame_t().map_or(0, |(t, _)| t));
     let save_grid_click = move |_| {
@@ -261,16 +314,44 @@ fn Viewer() -> impl IntoView {
 }
 
 /// The update that produced the shown frame, with its numbers.
-fn formula(ui: &Ui, frame: Option<(usize, Option<usize>)>) -> String {
-    let Some((t, t_model)) = frame else { return String::new() };
-    let Some((tm, c)) = ui.update_of(t_model) else { return format!("x_T ~ N(0, I): pure noise at t = {t}.") };
-    let from = tm + 1;
-    if c.clip != 0 {
-        format!(
-            "x̂₀ = clip({:.4}·x_{from} − {:.4}·ε_θ, −1, 1);  x_{t} = {:.4}·x̂₀ + {:.4}·x_{from} + {:.4}·z",
-            c.x0_x, c.x0_eps, c.mean_x0, c.mean_xt, c.sigma
-        )
-    } else {
-        format!("x_{t} = (x_{from} − {:.4}·ε_θ) · {:.4} + {:.4}·z", c.paper_eps / c.paper_x, c.paper_x, c.sigma)
+fn formula(ui: &Ui, frame: Option<(usize, usize)>) -> String {
+    let Some((t, index)) = frame else { return String::new() };
+    let Some(pass) = ui.pass_of(index) else { return format!("The start: x ~ N(0, I) scaled to the first noise level, t = {t}.") };
+    describe_update(&pass, t)
+}
+
+/// An affine term "+ 0.1234·name", or nothing when the coefficient is 0.
+fn term(c: f32, name: &str, first: &mut bool) -> String {
+    if c == 0.0 {
+        return String::new();
+    }
+    let sign = if c < 0.0 { "−" } else if *first { "" } else { "+" };
+    let s = if *first { format!("{sign}{:.4}·{name}", c.abs()) } else { format!(" {sign} {:.4}·{name}", c.abs()) };
+    *first = false;
+    s
+}
+
+fn describe_update(pass: &Pass, t: usize) -> String {
+    let from = format!("x(t_model = {})", if pass.t_model.fract() == 0.0 { format!("{}", pass.t_model) } else { format!("{:.2}", pass.t_model) });
+    match pass.update {
+        Update::Affine(c) | Update::HeunPredict(c) | Update::HeunCorrect(c) => {
+            let pred = format!("{:.4}·x − {:.4}·ε_θ", c.x0_x, c.x0_eps);
+            let x0 = if c.clip < 1e30 { format!("x̂₀ = clip({pred}, −{0}, {0})", c.clip) } else { format!("x̂₀ = {pred}") };
+            let mut first = true;
+            let mut rhs = String::new();
+            for (v, name) in [(c.to_x0, "x̂₀"), (c.to_x, "x"), (c.to_eps, "ε_θ"), (c.to_z, "z"), (c.to_saved, "x_prev"), (c.to_deriv, "d_prev")] {
+                rhs.push_str(&term(v, name, &mut first));
+            }
+            let stage = match pass.update {
+                Update::HeunPredict(_) => " (Heun, first stage: an Euler step)",
+                Update::HeunCorrect(_) => " (Heun, second stage: the average of both slopes)",
+                _ => "",
+            };
+            format!("{x0};  x_{t} = {rhs}  where x = {from}{stage}")
+        }
+        Update::Langevin(c) => format!(
+            "Langevin at {from}: s = {:.4}·ε_θ ≈ ∇log pₜ(x);  x ← x + δ·s + √(2δ)·z,  δ = 2·{:.5}·({}·‖z‖/‖s‖)²",
+            c.score_eps, c.alpha, c.snr
+        ),
     }
 }

@@ -119,6 +119,46 @@ try {
   check((await page.getByTestId('progress-text').textContent()).startsWith('step 10 of 10'), 'a good model loads and runs all its steps after the failures');
   check(page.url().includes('n=4') && page.url().includes('steps=10'), `the URL holds the run's settings (${page.url()})`);
 
+  // Every sampler from the Sampler select, 3 noise levels each: the run makes the passes its program says
+  // (Heun 2K−1, pc K + (K−1)·corrector steps), ends away from x_T, and the formula names its update.
+  const sampler = page.getByLabel('Sampler');
+  await steps.fill('3');
+  await steps.press('Tab');
+  for (const [name, passes, formula] of [['ddim', 3, 'x̂₀'], ['euler', 3, 'ε_θ'], ['heun', 5, 'Heun'], ['sde', 3, 'z'], ['langevin', 3, 'Langevin'], ['pc', 5, 'Langevin']]) {
+    await sampler.selectOption(name);
+    if (name === 'ddim') {
+      await page.getByRole('spinbutton', { name: /^η/ }).fill('0.5');
+      await page.getByRole('spinbutton', { name: /^η/ }).press('Tab');
+    }
+    await generate.click();
+    await until(async () => (await page.getByTestId('progress-text').textContent()).includes('done'), `the ${name} run to finish`, 180_000);
+    const done = await page.getByTestId('progress-text').textContent();
+    check(done.startsWith(`step ${passes} of ${passes}`), `the ${name} sampler runs its ${passes} passes (${done})`);
+    check(page.url().includes(`sampler=${name}`) && (name !== 'ddim' || page.url().includes('eta=0.5')), `the URL holds the sampler (${page.url()})`);
+    await slider.focus();
+    await page.keyboard.press('End');
+    const last = await pixels(page);
+    // The pass before the last: Heun's second stage, pc's corrector, a noise-adding SDE step.
+    await page.keyboard.press('ArrowLeft');
+    const shownFormula = await page.getByTestId('formula').textContent();
+    check(shownFormula.includes(formula), `the ${name} update is written out ("${shownFormula.slice(0, 110)}")`);
+    await page.keyboard.press('Home');
+    const first = await pixels(page);
+    check(last.every((p, i) => p.key !== first[i].key), `${name}: the images at t = 0 differ from x_T`);
+    if (name === 'heun') await page.screenshot({ path: `${OUT}/sampler-heun.png`, fullPage: true });
+  }
+  check(await page.getByRole('alert').count() === 0, 'no alert after running every sampler');
+  // A sampler chosen in the URL is selected when the page opens.
+  const linked = await browser.newPage();
+  linked.on('pageerror', (e) => pageErrors.push(String(e)));
+  await linked.goto(`${BASE}/?model=models/tiny/&sampler=ddim&eta=0.25&steps=2&n=1`);
+  await until(() => linked.getByRole('button', { name: 'Generate' }).isEnabled(), 'the linked page to load');
+  check(await linked.getByLabel('Sampler').inputValue() === 'ddim' && await linked.getByRole('spinbutton', { name: /^η/ }).inputValue() === '0.25', '?sampler=ddim&eta=0.25 selects DDIM with η = 0.25');
+  await linked.close();
+  await sampler.selectOption('ddpm');
+  await steps.fill('10');
+  await steps.press('Tab');
+
   // ?bench: after loading, the page times sampler steps and writes JSON into #bench-result; the Benchmark
   // button does the same again.
   const bench = await browser.newPage({ viewport: { width: 1200, height: 900 } });

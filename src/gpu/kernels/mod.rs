@@ -10,7 +10,8 @@ pub mod frames;
 pub mod group_norm;
 pub mod linear;
 pub mod resample;
-pub mod step;
+pub mod update;
+pub mod langevin;
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
 pub(crate) mod testing {
@@ -100,7 +101,8 @@ mod layout_tests {
             ("embed.wgsl", size_of::<super::embed::Params>()),
             ("attention.wgsl", size_of::<super::attention::Params>()),
             ("resample.wgsl", size_of::<super::resample::Params>()),
-            ("ddpm_step.wgsl", size_of::<super::step::Params>()),
+            ("update.wgsl", size_of::<super::update::Params>()),
+            ("langevin.wgsl", size_of::<super::langevin::Params>()),
             ("frames.wgsl", size_of::<super::frames::Params>()),
         ];
         for src in SOURCES {

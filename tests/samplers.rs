@@ -1,0 +1,151 @@
+//! The samplers against diffusers' own pipelines (tests/fixtures/make_sampler_fixtures.py made the
+//! goldens; its docstring and samplers/meta.json say how), through the `ddpm` command as a person runs it:
+//! DDIM (η = 0), Euler and Heun whole runs from the same `--init` z, with the model's saved scheduler config
+//! and with each class's defaults (fractional timesteps for Euler and Heun), and one DDIM step with η > 0
+//! and given noise. The samplers diffusers does not have (sde, langevin, pc) are checked against their
+//! formulas in src/diffusion/samplers.rs and src/gpu/kernels/langevin.rs, and as runs below.
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+/// The bound: max abs error after 10 steps, f32, relative to values' size where those grow past 1
+/// (an untrained model's Euler run ends far outside [−1, 1]).
+const TOLERANCE: f32 = 1e-3;
+
+fn ddpm(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ddpm")).args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "ddpm {args:?} panicked:\n{stderr}");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ddpm-samplers-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn read_npy(path: &Path) -> (Vec<u64>, Vec<f32>) {
+    let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let npy = npyz::NpyFile::new(std::io::BufReader::new(f)).unwrap();
+    let shape = npy.shape().to_vec();
+    (shape, npy.into_vec::<f32>().unwrap())
+}
+
+/// Max |a − b| / max(1, |b|) between two .npy files of the same shape.
+fn max_error(got: &Path, want: &Path) -> f32 {
+    let (gs, g) = read_npy(got);
+    let (ws, w) = read_npy(want);
+    assert_eq!(gs, ws, "shape of {}", got.display());
+    g.iter().zip(&w).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0.0, |m, e| if e.is_nan() { f32::NAN } else { m.max(e) })
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn dir() -> PathBuf {
+    Path::new(FIXTURES).join("samplers")
+}
+
+/// The odd_f32 model with its saved scheduler config, or a copy whose scheduler config keeps only the beta
+/// schedule (so every scheduler class falls back to its own defaults, as diffusers' `from_config` does).
+fn model(config: &str, tmp: &Path) -> PathBuf {
+    let model = Path::new(FIXTURES).join("odd_f32/model");
+    if config == "saved" {
+        return model;
+    }
+    let copy = tmp.join("model-defaults");
+    std::fs::create_dir_all(&copy).unwrap();
+    for f in ["config.json", "diffusion_pytorch_model.safetensors"] {
+        std::fs::copy(model.join(f), copy.join(f)).unwrap();
+    }
+    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir().join("meta.json")).unwrap()).unwrap();
+    std::fs::write(copy.join("scheduler_config.json"), meta["configs"]["defaults"].to_string()).unwrap();
+    copy
+}
+
+#[test]
+fn ddim_euler_and_heun_runs_equal_diffusers_pipelines() {
+    let tmp = temp_dir("runs");
+    let z = dir().join("z.npy");
+    for (config, steps) in [("saved", "10"), ("defaults", "12")] {
+        let m = model(config, &tmp);
+        for sampler in ["ddim", "euler", "heun"] {
+            let out = tmp.join(format!("{sampler}-{config}.npy"));
+            let args = ["sample", "--model", s(&m), "--sampler", sampler, "--steps", steps, "--init", s(&z), "--out-npy", s(&out)];
+            let (ok, _, err) = ddpm(&args);
+            assert!(ok, "{err}");
+            let e = max_error(&out, &dir().join(format!("run_{sampler}_{config}.npy")));
+            println!("golden {sampler} ({config} scheduler config, {steps} steps): max error {e:.2e}");
+            assert!(e <= TOLERANCE, "{sampler} {config}: {e}");
+        }
+    }
+}
+
+#[test]
+fn ddim_step_with_eta_and_given_noise_equals_diffusers() {
+    let tmp = temp_dir("ddim-step");
+    let out = tmp.join("step.npy");
+    let m = Path::new(FIXTURES).join("odd_f32/model");
+    // set_timesteps(10): prev = 500 − 1000/10.
+    let (x, z) = (dir().join("ddim_step_x0n.npy"), dir().join("z.npy"));
+    let args = ["step", "--model", s(&m), "--sampler", "ddim", "--eta", "0.5", "--t", "500", "--prev", "400", "--x", s(&x), "--z", s(&z), "--out", s(&out)];
+    let (ok, _, err) = ddpm(&args);
+    assert!(ok, "{err}");
+    let e = max_error(&out, &dir().join("ddim_step_t500_eta0.5.npy"));
+    println!("golden ddim step t=500 η=0.5: max error {e:.2e}");
+    assert!(e <= TOLERANCE, "{e}");
+}
+
+/// Every sampler runs end to end through the CLI on the tiny model and ends with finite images; DDIM with
+/// η = 0 is deterministic given `--init` (the same latents give the same images twice).
+#[test]
+fn every_sampler_runs_and_ddim_is_deterministic() {
+    let tmp = temp_dir("all");
+    let tiny = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/models/tiny");
+    for (sampler, extra) in [("ddpm", &[][..]), ("ddim", &["--eta", "0.3"][..]), ("euler", &[]), ("heun", &[]), ("sde", &[]), ("langevin", &["--langevin-steps", "2"]), ("pc", &["--predictor", "ddpm"])] {
+        let out = tmp.join(format!("{sampler}.npy"));
+        let png = tmp.join(format!("{sampler}.png"));
+        let mut args = vec!["sample", "--model", tiny, "--sampler", sampler, "--steps", "4", "--n", "2", "--out-npy", s(&out), "--out", s(&png)];
+        args.extend_from_slice(extra);
+        let (ok, stdout, err) = ddpm(&args);
+        assert!(ok, "{sampler}: {err}");
+        assert!(stdout.contains(sampler), "{stdout}");
+        let (shape, x) = read_npy(&out);
+        assert_eq!(shape, [2, 1, 28, 28]);
+        assert!(x.iter().all(|v| v.is_finite()), "{sampler} produced non-finite values");
+        assert!(png.exists());
+    }
+    let z = dir().join("z.npy");
+    let m = Path::new(FIXTURES).join("odd_f32/model");
+    let run = |name: &str| {
+        let out = tmp.join(name);
+        let (ok, _, err) = ddpm(&["sample", "--model", s(&m), "--sampler", "ddim", "--steps", "5", "--init", s(&z), "--out-npy", s(&out)]);
+        assert!(ok, "{err}");
+        read_npy(&out).1
+    };
+    assert_eq!(run("a.npy"), run("b.npy"), "DDIM η = 0 from the same latents");
+}
+
+#[test]
+fn bad_sampler_settings_are_clear_errors() {
+    let tiny = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/models/tiny");
+    let tmp = temp_dir("errors");
+    let out = tmp.join("x.npy");
+    for (args, says) in [
+        (vec!["--sampler", "nope"], "sampler must be one of"),
+        (vec!["--sampler", "ddim", "--eta", "2"], "eta = 2"),
+        (vec!["--sampler", "langevin", "--langevin-steps", "0"], "Langevin steps"),
+        (vec!["--sampler", "pc", "--snr", "0"], "snr = 0"),
+        (vec!["--steps", "0"], "steps = 0"),
+    ] {
+        let mut all = vec!["sample", "--model", tiny, "--n", "1", "--out-npy", s(&out)];
+        all.extend(args.iter().copied());
+        let (ok, _, err) = ddpm(&all);
+        assert!(!ok && err.contains(says), "{args:?}: {err}");
+    }
+}
