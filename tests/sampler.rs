@@ -113,3 +113,52 @@ fn a_lost_device_is_an_error_not_a_panic() {
     }
     assert!(matches!(ctx.check(), Err(Error::DeviceLost(_))));
 }
+
+/// The Langevin plan inside a run (predictor–corrector, DDPM predictor) takes the batch's images one per
+/// workgroup and the pass's own Philox key: each pass equals `single_pass` fed the reference generator's z.
+#[test]
+fn pc_run_passes_equal_single_passes_with_the_reference_noise() {
+    let (ctx, model, unet) = setup();
+    let seed = 5;
+    let method = Method::Pc { predictor: ddpm_web::diffusion::samplers::Predictor::Ddpm, corrector_steps: 1, snr: 0.16 };
+    let o = SamplerOptions { method, ..opts(2, seed, 3) };
+    let mut s = sampler(&ctx, &model, &unet, o).unwrap();
+    s.set_prefetch(false);
+    pollster::block_on(s.first_frame(&ctx, Init::Philox)).unwrap();
+    let mut x = pollster::block_on(s.read_x(&ctx)).unwrap();
+    let passes = s.passes().to_vec();
+    assert!(matches!(passes[1].update, ddpm_web::diffusion::samplers::Update::Langevin(_)));
+    for pass in &passes[..3] {
+        pollster::block_on(s.step(&ctx)).unwrap();
+        let got = pollster::block_on(s.read_x(&ctx)).unwrap();
+        let z: Vec<f32> = (0..x.len() as u32).map(|i| reference_gaussian(seed, pass.key, i)).collect();
+        let (next, _) = pollster::block_on(single_pass(&ctx, &unet, &x, pass, &z, KernelFamily::Blocked)).unwrap();
+        let err = max_diff(&got, &next);
+        assert!(err < 1e-4, "pass at t={} ({:?}): run differs from single_pass by {err}", pass.t_model, pass.update);
+        x = next;
+    }
+}
+
+/// SDEdit's start: the image noised to the run's first level with the given z, √ᾱ x_0 + √(1−ᾱ) z, and the
+/// frames then count down from that t, not from T.
+#[test]
+fn an_image_start_is_the_image_noised_to_start_t() {
+    let (ctx, model, unet) = setup();
+    let schedule = model.schedule();
+    let o = SamplerOptions { start_t: Some(500), ..opts(2, 1, 1000) };
+    let mut s = sampler(&ctx, &model, &unet, o).unwrap();
+    s.set_prefetch(false);
+    let len = 2 * 28 * 28;
+    let x0: Vec<f32> = (0..len).map(|i| ((i % 97) as f32 / 48.0) - 1.0).collect();
+    let z: Vec<f32> = (0..len).map(|i| ((i * 31 % 101) as f32 / 50.0) - 1.0).collect();
+    let f = pollster::block_on(s.first_frame(&ctx, Init::Image { x0: &x0, z: Some(&z) })).unwrap();
+    assert_eq!(f.t, 501, "the paper's t of diffusers' index 500");
+    assert_eq!(s.passes().len(), 501);
+    let ab = schedule.alphas_cumprod[500];
+    let want: Vec<f32> = x0.iter().zip(&z).map(|(a, b)| (ab.sqrt() * *a as f64 + (1.0 - ab).sqrt() * *b as f64) as f32).collect();
+    let got = pollster::block_on(s.read_x(&ctx)).unwrap();
+    assert!(max_diff(&got, &want) < 1e-5);
+    // Starting a run meant for noise with an image (or the reverse) is refused, not guessed.
+    let mut plain = sampler(&ctx, &model, &unet, opts(2, 1, 10)).unwrap();
+    assert!(pollster::block_on(plain.first_frame(&ctx, Init::Image { x0: &x0, z: None })).is_err());
+}

@@ -149,3 +149,52 @@ fn bad_sampler_settings_are_clear_errors() {
         assert!(!ok && err.contains(says), "{args:?}: {err}");
     }
 }
+
+/// `ddpm step --sampler sde|langevin` with given z against their formulas written out here on `ddpm eps`'s
+/// output: the reverse VP SDE by Euler–Maruyama (Song et al. 2021, eqs. 6 and 11; seed 003 eqs. 10–11),
+/// x' = x + ½β x + β s + √β z with s = −ε/√(1−ᾱ_t) (seed 004 §5) and β = 1 − ᾱ_t/ᾱ_prev; and one Langevin
+/// corrector step (Song et al. 2021, Algorithm 5), x' = x + δ s + √(2δ) z, δ = 2 α_t (r ‖z‖/‖s‖)² per image.
+#[test]
+fn sde_and_langevin_steps_equal_their_formulas() {
+    let tmp = temp_dir("formulas");
+    let fx = Path::new(FIXTURES).join("odd_f32");
+    let (m, x, z) = (fx.join("model"), fx.join("x.npy"), fx.join("z.npy"));
+    let t = 400usize;
+    let eps_path = tmp.join("eps.npy");
+    let (ok, _, err) = ddpm(&["eps", "--model", s(&m), "--x", s(&x), "--t", &t.to_string(), "--out", s(&eps_path)]);
+    assert!(ok, "{err}");
+    let ((_, xv), (_, zv), (_, ev)) = (read_npy(&x), read_npy(&z), read_npy(&eps_path));
+    // The paper's linear schedule in f64 (the fixture's scheduler_config.json).
+    let betas: Vec<f64> = (0..1000).map(|i| 1e-4 + (0.02 - 1e-4) * i as f64 / 999.0).collect();
+    let ab: Vec<f64> = betas.iter().scan(1.0, |a, b| { *a *= 1.0 - b; Some(*a) }).collect();
+    let score = |e: f32| -(e as f64) / (1.0 - ab[t]).sqrt();
+
+    let out = tmp.join("sde.npy");
+    let (ok, _, err) = ddpm(&["step", "--model", s(&m), "--sampler", "sde", "--t", &t.to_string(), "--prev", "399", "--x", s(&x), "--z", s(&z), "--out", s(&out)]);
+    assert!(ok, "{err}");
+    let beta = 1.0 - ab[t] / ab[t - 1];
+    let want: Vec<f32> = (0..xv.len()).map(|i| {
+        let xi = xv[i] as f64;
+        (xi + 0.5 * beta * xi + beta * score(ev[i]) + beta.sqrt() * zv[i] as f64) as f32
+    }).collect();
+    let got = read_npy(&out).1;
+    let e = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    println!("sde step t={t}: max error {e:.2e} against the formula");
+    assert!(e < 1e-4, "{e}");
+
+    let out = tmp.join("langevin.npy");
+    let snr = 0.2;
+    let (ok, _, err) = ddpm(&["step", "--model", s(&m), "--sampler", "langevin", "--snr", "0.2", "--t", &t.to_string(), "--x", s(&x), "--z", s(&z), "--out", s(&out)]);
+    assert!(ok, "{err}");
+    let got = read_npy(&out).1;
+    let per = got.len() / 2;
+    for img in 0..2 {
+        let r = img * per..(img + 1) * per;
+        let z_norm = zv[r.clone()].iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
+        let s_norm = ev[r.clone()].iter().map(|&e| score(e).powi(2)).sum::<f64>().sqrt();
+        let delta = 2.0 * (1.0 - betas[t]) * (snr * z_norm / s_norm).powi(2);
+        let e = r.map(|i| ((got[i] as f64) - (xv[i] as f64 + delta * score(ev[i]) + (2.0 * delta).sqrt() * zv[i] as f64)).abs()).fold(0.0, f64::max);
+        println!("langevin step t={t}, image {img}: δ = {delta:.3e}, max error {e:.2e} against the formula");
+        assert!(e < 1e-4, "{e}");
+    }
+}
