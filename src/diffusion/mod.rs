@@ -1,4 +1,5 @@
-//! The diffusion process: the noise schedule and the Algorithm 2 sampler.
+//! The diffusion process: the noise schedule, the forward process q(x_t | x_0) and the Algorithm 2 sampler.
 
+pub mod forward;
 pub mod sampler;
 pub mod schedule;

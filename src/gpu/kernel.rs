@@ -144,6 +144,8 @@ pub enum Kernel {
     /// x ~ N(0, I) from Philox (x_T), with the update's params and generator.
     DrawNoise,
     PackFrame,
+    /// x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) z: the forward process q(x_t | x_0) in one step.
+    Forward(Noise),
 }
 
 /// A WGSL module (one family of kernels).
@@ -167,9 +169,10 @@ const ATTENTION: Source = shader!("attention.wgsl");
 const RESAMPLE: Source = shader!("resample.wgsl");
 const STEP: Source = shader!("ddpm_step.wgsl");
 const FRAMES: Source = shader!("frames.wgsl");
+const FORWARD: Source = shader!("forward.wgsl");
 
 /// Every WGSL module, each compiled once per device.
-pub const SOURCES: [Source; 8] = [CONV, GROUP_NORM, LINEAR, EMBED, ATTENTION, RESAMPLE, STEP, FRAMES];
+pub const SOURCES: [Source; 9] = [CONV, GROUP_NORM, LINEAR, EMBED, ATTENTION, RESAMPLE, STEP, FRAMES, FORWARD];
 
 const CONV_BIAS: &[Binding] = &[uniform(), read(1, "x"), read(2, "w"), read(3, "bias"), write(6, "out")];
 const CONV_ADD: &[Binding] = &[uniform(), read(1, "x"), read(2, "w"), read(3, "bias"), read(4, "chan_add"), write(6, "out")];
@@ -177,7 +180,7 @@ const CONV_RES: &[Binding] = &[uniform(), read(1, "x"), read(2, "w"), read(3, "b
 
 impl Kernel {
     /// Every kernel, in the order pipelines are compiled.
-    pub const ALL: [Kernel; 29] = [
+    pub const ALL: [Kernel; 31] = [
         Kernel::Conv(ConvAlgo::General, Epilogue::Bias),
         Kernel::Conv(ConvAlgo::General, Epilogue::ChannelAdd),
         Kernel::Conv(ConvAlgo::General, Epilogue::Residual),
@@ -207,6 +210,8 @@ impl Kernel {
         Kernel::DdpmStep(Noise::Given),
         Kernel::DrawNoise,
         Kernel::PackFrame,
+        Kernel::Forward(Noise::Philox),
+        Kernel::Forward(Noise::Given),
     ];
 
     /// Position in [`Kernel::ALL`] (pipelines are stored in that order).
@@ -224,6 +229,7 @@ impl Kernel {
             Kernel::Upsample | Kernel::Concat => RESAMPLE,
             Kernel::DdpmStep(_) | Kernel::DrawNoise => STEP,
             Kernel::PackFrame => FRAMES,
+            Kernel::Forward(_) => FORWARD,
         }
     }
 
@@ -254,6 +260,8 @@ impl Kernel {
             Kernel::DdpmStep(Noise::Philox) => "philox_noise",
             Kernel::DdpmStep(Noise::Given) => "given_noise",
             Kernel::DrawNoise => "draw_noise",
+            Kernel::Forward(Noise::Philox) => "philox_noise",
+            Kernel::Forward(Noise::Given) => "given_noise",
         }
     }
 
@@ -289,6 +297,8 @@ impl Kernel {
             Kernel::DdpmStep(Noise::Given) => const { &[uniform(), read(1, "eps"), read(2, "z"), write(3, "x"), write(4, "x0")] },
             Kernel::DrawNoise => const { &[uniform(), write(3, "x")] },
             Kernel::PackFrame => const { &[uniform(), read(1, "src"), write(2, "out")] },
+            Kernel::Forward(Noise::Philox) => const { &[uniform(), read(1, "x0"), write(3, "xt")] },
+            Kernel::Forward(Noise::Given) => const { &[uniform(), read(1, "x0"), read(2, "z"), write(3, "xt")] },
         }
     }
 
@@ -306,6 +316,7 @@ impl Kernel {
             Kernel::Upsample | Kernel::Concat => "Resample",
             Kernel::DdpmStep(_) | Kernel::DrawNoise => "Update",
             Kernel::PackFrame => "Frames",
+            Kernel::Forward(_) => "Forward",
         }
     }
 }

@@ -6,6 +6,7 @@
 pub mod attention;
 pub mod conv2d;
 pub mod embed;
+pub mod forward;
 pub mod frames;
 pub mod group_norm;
 pub mod linear;
@@ -102,6 +103,7 @@ mod layout_tests {
             ("resample.wgsl", size_of::<super::resample::Params>()),
             ("ddpm_step.wgsl", size_of::<super::step::Params>()),
             ("frames.wgsl", size_of::<super::frames::Params>()),
+            ("forward.wgsl", size_of::<super::forward::Params>()),
         ];
         for src in SOURCES {
             let (_, size) = rust.iter().find(|(f, _)| *f == src.file).unwrap_or_else(|| panic!("{} has no Rust twin listed here", src.file));
