@@ -26,6 +26,7 @@ pub enum ForwardNoise {
 pub struct Noiser {
     plan: Plan,
     params: wgpu::Buffer,
+    x0: Tensor,
     xt: TensorId,
     frame: TensorId,
     len: usize,
@@ -39,7 +40,8 @@ impl Noiser {
             return Err(Error::Image("it has no pixels".into()));
         }
         let mut g = Graph::new();
-        let x0_id = g.bound("x0", &Tensor::upload(ctx, "x0", &[len], x0));
+        let x0 = Tensor::upload(ctx, "x0", &[len], x0);
+        let x0_id = g.bound("x0", &x0);
         let xt = g.kept("xt", &[len]);
         let frame = g.kept("xt bytes", &[frames::words(len)]);
         let (source, seed) = match noise {
@@ -55,7 +57,16 @@ impl Noiser {
         forward(&mut g, &params, ForwardIo { x0: x0_id, xt }, source);
         frames::pack(&mut g, xt, frame, 0);
         let plan = Plan::compile(ctx, &g)?;
-        Ok(Self { plan, params, xt, frame, len, seed })
+        Ok(Self { plan, params, x0, xt, frame, len, seed })
+    }
+
+    /// Replaces x_0 (same length), keeping z: the page's drawing pad changes x_0 while z stays one draw.
+    pub fn set_x0(&self, ctx: &GpuContext, x0: &[f32]) -> Result<()> {
+        if x0.len() != self.len {
+            return Err(Error::Image(format!("it has {} values where {} were expected", x0.len(), self.len)));
+        }
+        self.x0.write(ctx, x0);
+        Ok(())
     }
 
     fn run(&self, ctx: &GpuContext, alpha_bar: f64) {
@@ -110,6 +121,11 @@ mod tests {
             let off = bytes.iter().zip(&want).filter(|(b, w)| (**b as i32 - to_byte(**w) as i32).abs() > 1).count();
             assert_eq!(off, 0, "t={t}: bytes differ from the values");
         }
+        // A new x_0 in the same noiser: x_t at t = 0 is that image.
+        let other = values(n, 73);
+        noiser.set_x0(c, &other).unwrap();
+        assert_eq!(pollster::block_on(noiser.x_t(c, 1.0)).unwrap(), other);
+        assert!(noiser.set_x0(c, &other[1..]).is_err());
         assert_eq!(alpha_bar_at(&s, 0), 1.0);
         assert_eq!(alpha_bar_at(&s, 1000), s.alphas_cumprod[999]);
     }
