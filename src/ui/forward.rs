@@ -136,6 +136,15 @@ pub fn ForwardExplorer() -> impl IntoView {
         let _ = (ui.forward_t.get(), x0.get(), noise_seed.get(), ui.info.get());
         refresh();
     });
+    // A stroke or a file over a shipped image makes it the person's own: the list says so.
+    Effect::new(move |_| {
+        let edited = x0.with(|px| {
+            choice.with_untracked(|c| c.parse::<usize>().ok()).is_some_and(|i| images.with_untracked(|l| l.get(i).is_some_and(|(_, s)| s != px)))
+        });
+        if edited {
+            choice.set("draw".into());
+        }
+    });
 
     let total = move || ui.info.get().map_or(0, |i| i.steps);
     let t_now = Signal::derive(move || ui.forward_t.get().min(total()));
