@@ -58,6 +58,12 @@ pub enum Error {
 
     #[error("Sampling was cancelled.")]
     Cancelled,
+
+    #[error("The noise z has {found} values but the image x_0 has {expected}; they must have the same shape.")]
+    NoiseShape { expected: usize, found: usize },
+
+    #[error("The image could not be used: {0}")]
+    Image(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

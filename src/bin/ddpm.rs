@@ -25,6 +25,7 @@ mod cli {
 
     use anyhow::{bail, Context, Result};
     use clap::{Args, Parser, Subcommand};
+    use ddpm_web::diffusion::forward::{ForwardNoise, Noiser};
     use ddpm_web::diffusion::sampler::single_pass;
     use ddpm_web::diffusion::samplers::{Predictor, Program, DEFAULT_SNR};
     use ddpm_web::image::{default_cols, grid_rgba, Batch};
@@ -222,6 +223,22 @@ mod cli {
             #[arg(long, default_value_t = 16)]
             batch: usize,
         },
+        /// q(x_t | x_0) with the given noise: √ᾱ_t·x_0 + √(1 − ᾱ_t)·z, diffusers' `add_noise` at index t.
+        Noise {
+            #[command(flatten)]
+            model: ModelArg,
+            /// Clean batch x_0, .npy f32 (model range [−1, 1]).
+            #[arg(long)]
+            x: PathBuf,
+            /// Network timestep 0..T−1.
+            #[arg(long)]
+            t: usize,
+            /// Noise, .npy f32 of x's shape.
+            #[arg(long)]
+            z: PathBuf,
+            #[arg(long)]
+            out: PathBuf,
+        },
     }
 
     pub fn run() -> Result<()> {
@@ -323,6 +340,18 @@ mod cli {
                 let skipped = if tuning.others_skipped { "; too slow an adapter to time the others" } else { "" };
                 println!("kernels (auto):   {} at batch {batch} (per pass: {}{skipped})", tuning.chosen.name(), times.join(", "));
                 Ok(())
+            }
+            Command::Noise { model, x, t, z, out } => {
+                let model = Model::load_dir(&model.model)?;
+                check_t(&model, t)?;
+                let (shape, xv) = read_npy(&x)?;
+                let (zshape, zv) = read_npy(&z)?;
+                if zshape != shape {
+                    bail!("z has shape {zshape:?} but x has {shape:?}");
+                }
+                let noiser = Noiser::new(&ctx, &xv, ForwardNoise::Given(zv))?;
+                let xt = pollster::block_on(noiser.x_t(&ctx, model.schedule().alpha_bar(t as isize)))?;
+                write_npy(&out, &shape, &xt)
             }
         }
     }

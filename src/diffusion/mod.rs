@@ -1,5 +1,6 @@
-//! The diffusion process: the noise schedule and the Algorithm 2 sampler.
+//! The diffusion process: the noise schedule, the forward process q(x_t | x_0) and the Algorithm 2 sampler.
 
+pub mod forward;
 pub mod sampler;
 pub mod samplers;
 pub mod schedule;

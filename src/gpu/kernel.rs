@@ -151,6 +151,8 @@ pub enum Kernel {
     /// A Langevin corrector step, the step size from per-image norms (`langevin.wgsl`).
     Langevin(Noise),
     PackFrame,
+    /// x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) z: the forward process q(x_t | x_0) in one step.
+    Forward(Noise),
 }
 
 /// A WGSL module (one family of kernels).
@@ -179,9 +181,10 @@ const RESAMPLE: Source = shader!("resample.wgsl");
 const UPDATE: Source = shader!("update.wgsl", with_philox);
 const LANGEVIN: Source = shader!("langevin.wgsl", with_philox);
 const FRAMES: Source = shader!("frames.wgsl");
+const FORWARD: Source = shader!("forward.wgsl", with_philox);
 
 /// Every WGSL module, each compiled once per device.
-pub const SOURCES: [Source; 9] = [CONV, GROUP_NORM, LINEAR, EMBED, ATTENTION, RESAMPLE, UPDATE, LANGEVIN, FRAMES];
+pub const SOURCES: [Source; 10] = [CONV, GROUP_NORM, LINEAR, EMBED, ATTENTION, RESAMPLE, UPDATE, LANGEVIN, FRAMES, FORWARD];
 
 const CONV_BIAS: &[Binding] = &[uniform(), read(1, "x"), read(2, "w"), read(3, "bias"), write(6, "out")];
 const CONV_ADD: &[Binding] = &[uniform(), read(1, "x"), read(2, "w"), read(3, "bias"), read(4, "chan_add"), write(6, "out")];
@@ -189,7 +192,7 @@ const CONV_RES: &[Binding] = &[uniform(), read(1, "x"), read(2, "w"), read(3, "b
 
 impl Kernel {
     /// Every kernel, in the order pipelines are compiled.
-    pub const ALL: [Kernel; 34] = [
+    pub const ALL: [Kernel; 36] = [
         Kernel::Conv(ConvAlgo::General, Epilogue::Bias),
         Kernel::Conv(ConvAlgo::General, Epilogue::ChannelAdd),
         Kernel::Conv(ConvAlgo::General, Epilogue::Residual),
@@ -224,6 +227,8 @@ impl Kernel {
         Kernel::Langevin(Noise::Philox),
         Kernel::Langevin(Noise::Given),
         Kernel::PackFrame,
+        Kernel::Forward(Noise::Philox),
+        Kernel::Forward(Noise::Given),
     ];
 
     /// Position in [`Kernel::ALL`] (pipelines are stored in that order).
@@ -242,6 +247,7 @@ impl Kernel {
             Kernel::Affine(_) | Kernel::HeunPredict | Kernel::HeunCorrect | Kernel::AddNoise(_) => UPDATE,
             Kernel::Langevin(_) => LANGEVIN,
             Kernel::PackFrame => FRAMES,
+            Kernel::Forward(_) => FORWARD,
         }
     }
 
@@ -277,6 +283,8 @@ impl Kernel {
             Kernel::AddNoise(Noise::Given) => "add_noise_given",
             Kernel::Langevin(Noise::Philox) => "langevin_philox",
             Kernel::Langevin(Noise::Given) => "langevin_given",
+            Kernel::Forward(Noise::Philox) => "philox_noise",
+            Kernel::Forward(Noise::Given) => "given_noise",
         }
     }
 
@@ -318,6 +326,8 @@ impl Kernel {
             Kernel::AddNoise(Noise::Philox) => const { &[uniform(), write(3, "x")] },
             Kernel::AddNoise(Noise::Given) => const { &[uniform(), read(2, "z"), write(3, "x")] },
             Kernel::PackFrame => const { &[uniform(), read(1, "src"), write(2, "out")] },
+            Kernel::Forward(Noise::Philox) => const { &[uniform(), read(1, "x0"), write(3, "xt")] },
+            Kernel::Forward(Noise::Given) => const { &[uniform(), read(1, "x0"), read(2, "z"), write(3, "xt")] },
         }
     }
 
@@ -335,6 +345,7 @@ impl Kernel {
             Kernel::Upsample | Kernel::Concat => "Resample",
             Kernel::Affine(_) | Kernel::HeunPredict | Kernel::HeunCorrect | Kernel::AddNoise(_) | Kernel::Langevin(_) => "Update",
             Kernel::PackFrame => "Frames",
+            Kernel::Forward(_) => "Forward",
         }
     }
 }

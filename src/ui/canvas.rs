@@ -21,13 +21,22 @@ fn put(canvas: &HtmlCanvasElement, w: usize, h: usize, rgba: &[u8]) -> Option<()
     ctx.put_image_data(&data, 0.0, 0.0).ok()
 }
 
-/// Draws every image of `frame` (bytes, NCHW) into the canvases `image-0`, `image-1`, ...
-pub fn draw_images(frame: &[u8], batch: Batch) {
-    let Some(doc) = document() else { return };
+/// The canvas of image `i`'s prediction x̂_0, beside its x_t.
+pub fn x0_id(i: usize) -> String {
+    format!("x0-{i}")
+}
+
+/// Draws image `i` of `frame` (bytes, NCHW) into the canvas with id `id`, if there is one.
+pub fn draw_into(id: &str, frame: &[u8], batch: Batch, i: usize) {
+    if let Some(c) = document().and_then(|d| d.get_element_by_id(id)).and_then(|e| e.dyn_into::<HtmlCanvasElement>().ok()) {
+        put(&c, batch.w, batch.h, &image_rgba(frame, batch, i));
+    }
+}
+
+/// Draws every image of `frame` (bytes, NCHW) into the canvases `id(0)`, `id(1)`, ...
+pub fn draw_images(frame: &[u8], batch: Batch, id: fn(usize) -> String) {
     for i in 0..batch.n {
-        if let Some(c) = doc.get_element_by_id(&image_id(i)).and_then(|e| e.dyn_into::<HtmlCanvasElement>().ok()) {
-            put(&c, batch.w, batch.h, &image_rgba(frame, batch, i));
-        }
+        draw_into(&id(i), frame, batch, i);
     }
 }
 
@@ -41,9 +50,9 @@ fn download(url: &str, name: &str) {
     }
 }
 
-/// Saves image `i` as shown (its canvas) as a PNG file.
-pub fn save_image(i: usize, name: &str) {
-    let canvas = document().and_then(|d| d.get_element_by_id(&image_id(i))).and_then(|e| e.dyn_into::<HtmlCanvasElement>().ok());
+/// Saves the canvas `id` as shown as a PNG file.
+pub fn save_image(id: &str, name: &str) {
+    let canvas = document().and_then(|d| d.get_element_by_id(id)).and_then(|e| e.dyn_into::<HtmlCanvasElement>().ok());
     if let Some(url) = canvas.and_then(|c| c.to_data_url_with_type("image/png").ok()) {
         download(&url, name);
     }

@@ -2,6 +2,8 @@
 //! stored values and are only touched from event handlers and the sampling task, never from the view.
 
 mod canvas;
+mod draw;
+mod forward;
 mod loader;
 mod plot;
 mod url;
@@ -133,7 +135,8 @@ pub struct Ui {
     pub shown: RwSignal<usize>,
     /// The slider follows the newest frame until the user moves it away.
     pub follow: RwSignal<bool>,
-    pub show_x0: RwSignal<bool>,
+    /// The forward explorer's paper t (0..=T); the Timestep slider moves it too.
+    pub forward_t: RwSignal<usize>,
     /// Timed steps of a benchmark, and the last benchmark's JSON (`ddpm_web::bench::BenchReport`).
     pub bench_steps: usize,
     pub bench_result: RwSignal<Option<String>>,
@@ -171,7 +174,7 @@ impl Ui {
             frame_count: RwSignal::new(0),
             shown: RwSignal::new(0),
             follow: RwSignal::new(true),
-            show_x0: RwSignal::new(false),
+            forward_t: RwSignal::new(300),
             bench_steps: if s.bench { s.steps.unwrap_or(url::BENCH_DEFAULTS.1) } else { url::BENCH_DEFAULTS.1 },
             bench_result: RwSignal::new(None),
             bench_on_load: s.bench,

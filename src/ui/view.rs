@@ -2,7 +2,8 @@
 
 use leptos::prelude::*;
 
-use super::canvas::{draw_images, image_id, save_grid, save_image};
+use super::canvas::{draw_images, image_id, save_grid, save_image, x0_id};
+use super::forward::ForwardExplorer;
 use super::plot::SnrPlot;
 use super::{Phase, Ui};
 use ddpm_web::diffusion::samplers::{Pass, Update};
@@ -27,7 +28,10 @@ pub fn App() -> impl IntoView {
                 <Alerts />
                 <Progress />
                 <BenchResult />
-                <Viewer />
+                <div class="views">
+                    <div class="reverse"><Viewer /></div>
+                    <ForwardExplorer />
+                </div>
             </section>
         </main>
     }
@@ -244,15 +248,15 @@ fn BenchResult() -> impl IntoView {
 #[component]
 fn Viewer() -> impl IntoView {
     let ui = ui();
-    // Redraw whenever the shown frame, the x̂_0 toggle, or the set of frames changes.
+    // Redraw x_t and x̂_0 whenever the shown frame or the set of frames changes.
     Effect::new(move |_| {
         let idx = ui.shown.get();
-        let x0 = ui.show_x0.get();
         let _ = ui.frame_count.get();
         let Some(run) = ui.run.get() else { return };
         ui.frames.with_value(|f| {
             if let Some(frame) = f.list.get(idx) {
-                draw_images(if x0 { &frame.x0 } else { &frame.x }, run.batch);
+                draw_images(&frame.x, run.batch, image_id);
+                draw_images(&frame.x0, run.batch, x0_id);
             }
         });
     });
@@ -262,9 +266,9 @@ fn Viewer() -> impl IntoView {
         ui.frames.with_value(|f| f.list.get(idx).map(|fr| (fr.t, fr.index)))
     };
     let shown_t = Signal::derive(move || frame_t().map_or(0, |(t, _)| t));
-    let save_grid_click = move |_| {
+    let save_grid_click = move |x0: bool| {
         let Some(run) = ui.run.get_untracked() else { return };
-        let (idx, x0) = (ui.shown.get_untracked(), ui.show_x0.get_untracked());
+        let idx = ui.shown.get_untracked();
         ui.frames.with_value(|f| {
             if let Some(fr) = f.list.get(idx) {
                 let what = if x0 { "x0" } else { "x" };
@@ -276,13 +280,30 @@ fn Viewer() -> impl IntoView {
         {move || ui.run.get().map(|run| {
             let cols = ddpm_web::image::default_cols(run.batch.n);
             let seed = run.opts.seed;
+            // x_t and the model's x̂_0 at once, so a person sees what the network believes behind the noise.
             view! {
-                <div class="grid" style=format!("grid-template-columns: repeat({cols}, 1fr)")>
-                    {(0..run.batch.n).map(|i| view! {
-                        <canvas id=image_id(i) class="image" role="img" aria-label=format!("image {}", i + 1)
-                            title="Click to save this image as PNG"
-                            on:click=move |_| save_image(i, &format!("ddpm-seed{seed}-{}-t{}.png", i + 1, shown_t.get_untracked()))></canvas>
-                    }).collect_view()}
+                <div class="pair-grids">
+                    <figure>
+                        <div class="grid" style=format!("grid-template-columns: repeat({cols}, 1fr)")>
+                            {(0..run.batch.n).map(|i| view! {
+                                <canvas id=image_id(i) class="image" role="img" aria-label=format!("image {}", i + 1)
+                                    title="Click to save this image as PNG"
+                                    on:click=move |_| save_image(&image_id(i), &format!("ddpm-seed{seed}-{}-t{}.png", i + 1, shown_t.get_untracked()))></canvas>
+                            }).collect_view()}
+                        </div>
+                        <figcaption>{move || format!("x_{}", shown_t.get())}</figcaption>
+                    </figure>
+                    <figure>
+                        <div class="grid" style=format!("grid-template-columns: repeat({cols}, 1fr)")>
+                            {(0..run.batch.n).map(|i| view! {
+                                <canvas id=x0_id(i) class="prediction" role="img" aria-label=format!("prediction {}", i + 1)
+                                    title="Click to save this prediction as PNG"
+                                    on:click=move |_| save_image(&x0_id(i), &format!("ddpm-seed{seed}-{}-x0-t{}.png", i + 1, shown_t.get_untracked()))></canvas>
+                            }).collect_view()}
+                        </div>
+                        // x_T has no prediction yet: the first update makes one.
+                        <figcaption>{move || if frame_t().is_some_and(|f| f.1 == 0) { "x̂₀: none yet at x_T" } else { "x̂₀, the model's prediction" }}</figcaption>
+                    </figure>
                 </div>
             }
         })}
@@ -297,13 +318,11 @@ fn Viewer() -> impl IntoView {
                         let v: usize = event_target_value(&ev).parse().unwrap_or(0);
                         ui.shown.set(v);
                         ui.follow.set(v + 1 >= ui.frame_count.get_untracked());
+                        ui.forward_t.set(shown_t.get_untracked());
                     } />
                 <output for="timestep" data-testid="timestep-value">{move || format!("t = {}", shown_t.get())}</output>
-                <label class="check">
-                    <input type="checkbox" prop:checked=move || ui.show_x0.get() on:change=move |ev| ui.show_x0.set(event_target_checked(&ev)) />
-                    "Show x̂₀ (prediction)"
-                </label>
-                <button type="button" on:click=save_grid_click>"Save grid as PNG"</button>
+                <button type="button" on:click=move |_| save_grid_click(false)>"Save grid as PNG"</button>
+                <button type="button" on:click=move |_| save_grid_click(true)>"Save x̂₀ grid as PNG"</button>
             </div>
             <div class="explain">
                 {move || ui.info.get().map(|i| view! { <SnrPlot log_snr=i.log_snr t=shown_t /> })}

@@ -22,13 +22,14 @@ async function until(fn, what, ms = 120_000) {
   }
 }
 
-// Pixels of every image canvas, and how noisy the first one is (mean |difference| of horizontal neighbours).
-const pixels = (page) => page.evaluate(() => [...document.querySelectorAll('canvas.image')].map((c) => {
+// Pixels of every image canvas (x_t; `canvas.prediction` for x̂₀), and how noisy each is (mean |difference| of
+// horizontal neighbours).
+const pixels = (page, selector = 'canvas.image') => page.evaluate((selector) => [...document.querySelectorAll(selector)].map((c) => {
   const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
   let rough = 0;
   for (let y = 0; y < c.height; y++) for (let x = 1; x < c.width; x++) rough += Math.abs(d[4 * (y * c.width + x)] - d[4 * (y * c.width + x - 1)]);
   return { key: Array.from(d.filter((_, i) => i % 4 === 0)).join(','), rough: rough / (c.height * (c.width - 1)) };
-}));
+}), selector);
 
 const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ARGS, headless: true });
 const pageErrors = [];
@@ -73,9 +74,8 @@ try {
   const tMid = await page.getByTestId('timestep-value').textContent();
   check(tMid === 't = 401', `the arrow keys step through the run (${tMid})`);
   const xMid = await pixels(page);
-  await page.getByLabel('Show x̂₀ (prediction)').check();
-  const x0Mid = await pixels(page);
-  check(x0Mid.every((p, i) => p.key !== xMid[i].key), 'the x̂₀ toggle shows other images than x_t');
+  const x0Mid = await pixels(page, 'canvas.prediction');
+  check(x0Mid.length === 4 && x0Mid.every((p, i) => p.key !== xMid[i].key), 'x̂₀ is drawn beside x_t, and is another image');
   check((await page.getByTestId('formula').textContent()).includes('x̂₀ = clip('), 'the update formula is shown with its coefficients');
   await page.screenshot({ path: `${OUT}/x0-mid.png`, fullPage: true });
 

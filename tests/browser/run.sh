@@ -19,3 +19,4 @@ trap 'kill $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 100); do python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$PORT/')" 2>/dev/null && break; sleep 0.1; done
 mkdir -p tests/out
 BASE_URL="http://127.0.0.1:$PORT" node tests/browser/page.test.mjs
+BASE_URL="http://127.0.0.1:$PORT" node tests/browser/forward.test.mjs

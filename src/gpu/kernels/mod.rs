@@ -6,6 +6,7 @@
 pub mod attention;
 pub mod conv2d;
 pub mod embed;
+pub mod forward;
 pub mod frames;
 pub mod group_norm;
 pub mod linear;
@@ -104,6 +105,7 @@ mod layout_tests {
             ("update.wgsl", size_of::<super::update::Params>()),
             ("langevin.wgsl", size_of::<super::langevin::Params>()),
             ("frames.wgsl", size_of::<super::frames::Params>()),
+            ("forward.wgsl", size_of::<super::forward::Params>()),
         ];
         for src in SOURCES {
             let (_, size) = rust.iter().find(|(f, _)| *f == src.file).unwrap_or_else(|| panic!("{} has no Rust twin listed here", src.file));

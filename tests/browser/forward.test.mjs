@@ -1,0 +1,184 @@
+// The forward process explorer in a real browser (Debian's headless Chromium, WebGPU on SwiftShader, the tiny
+// test model for its schedule and a short run). What it adds to page.test.mjs: the shipped test images load and
+// reach the GPU kernel unchanged (t = 0 is the image byte for byte), t = T is noise, one fixed z makes a small
+// step in t a small change in x_t, the drawing pad and a bad file, and the forward and reverse sliders moving
+// together with x̂₀ beside x_t. Exits non-zero on the first failed check; the screenshot goes to tests/out/.
+import { chromium } from 'playwright-core';
+
+const BASE = process.env.BASE_URL ?? 'http://127.0.0.1:8080';
+const OUT = new URL('../out/', import.meta.url).pathname;
+const ARGS = ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--no-sandbox', '--disable-background-networking',
+  '--disable-component-update', '--no-first-run', '--disable-sync'];
+
+function check(ok, what) {
+  if (!ok) throw new Error(`FAILED: ${what}`);
+  console.log(`ok - ${what}`);
+}
+
+async function until(fn, what, ms = 60_000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    try { if (await fn()) return; } catch { /* not there yet */ }
+    if (Date.now() > end) throw new Error(`FAILED: timed out after ${ms / 1000} s waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+// The red channel of a canvas (the pictures are grey), as a plain array.
+const grey = (page, selector) => page.evaluate((selector) => {
+  const c = document.querySelector(selector);
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  return Array.from(d.filter((_, i) => i % 4 === 0));
+}, selector);
+const maxDiff = (a, b) => (a.length === b.length ? a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0) : Infinity);
+const meanDiff = (a, b) => a.reduce((s, v, i) => s + Math.abs(v - b[i]), 0) / a.length;
+const stats = (a) => {
+  const mean = a.reduce((s, v) => s + v, 0) / a.length;
+  return { mean, std: Math.sqrt(a.reduce((s, v) => s + (v - mean) ** 2, 0) / a.length) };
+};
+const XT = '#forward-xt';
+const PAD = '.drawpad canvas';
+
+const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ARGS, headless: true });
+const pageErrors = [];
+try {
+  const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+  page.on('pageerror', (e) => pageErrors.push(String(e)));
+  page.on('console', (m) => { if (m.type() === 'error') console.log(`  [console] ${m.text()}`); });
+  await page.goto(`${BASE}/?model=models/tiny/&n=2&steps=4&seed=5`);
+
+  // The shipped images, as the page fetches them.
+  const labels = await (await fetch(`${BASE}/data/fashion-mnist-test/labels.json`)).json();
+  const shipped = new Uint8Array(await (await fetch(`${BASE}/data/fashion-mnist-test/images.u8`)).arrayBuffer());
+  check(labels.images.length === 20 && shipped.length === 20 * 784 && new Set(labels.images.map((e) => e.label)).size === 10,
+    'Trunk copied the 20 shipped test images (two of each class) into the site');
+  const pick = 3;
+  const image = Array.from(shipped.slice(pick * 784, (pick + 1) * 784));
+  const name = `${labels.classes[labels.images[pick].label]} (test image ${labels.images[pick].index})`;
+
+  const select = page.getByRole('combobox', { name: 'Start from' });
+  await until(async () => (await select.locator('option').count()) === 21, 'the image list to load');
+  const slider = page.getByRole('slider', { name: 'Forward t' });
+  await until(() => slider.isVisible(), 'the Forward t slider (after the model, and so its schedule, loads)');
+  await select.selectOption({ label: name });
+
+  // t = 0 (the slider's right end, as the Timestep slider's): x_t is x_0, byte for byte up to rounding.
+  await slider.focus();
+  await page.keyboard.press('End');
+  check((await page.getByTestId('forward-t-value').textContent()) === 't = 0', 'End on the Forward t slider is t = 0');
+  await until(async () => maxDiff(await grey(page, XT), image) <= 1, 'x_t at t = 0 to be the chosen image', 20_000);
+  check(maxDiff(await grey(page, PAD), image) <= 1, `x₀ shows the shipped bytes of "${name}"`);
+  const d0 = maxDiff(await grey(page, XT), image);
+  check(d0 <= 1, `x_t at t = 0 equals the shipped image (max difference ${d0} of 255)`);
+
+  // t = T: noise. N(0, 1) clipped to [−1, 1] has mean mid-grey and a standard deviation near 0.8 x 127.5.
+  await page.keyboard.press('Home');
+  check((await page.getByTestId('forward-t-value').textContent()) === 't = 1000', 'Home on the Forward t slider is t = T');
+  await until(async () => meanDiff(await grey(page, XT), image) > 40, 'x_t at t = T to be drawn');
+  const noise = stats(await grey(page, XT));
+  check(Math.abs(noise.mean - 127.5) < 15 && noise.std > 70, `x_t at t = T is noise (mean ${noise.mean.toFixed(1)}, std ${noise.std.toFixed(1)} of 255)`);
+  check((await page.getByTestId('forward-formula').textContent()).includes('0.0064·x₀'), 'the formula shows √ᾱ_T of the linear schedule (0.0064)');
+
+  // One fixed z: one step of t barely moves x_t; new noise at the same t moves it a lot.
+  await slider.fill('500');
+  await until(async () => (await page.getByTestId('forward-t-value').textContent()) === 't = 500', 'the slider at t = 500');
+  await page.waitForTimeout(500);
+  const at500 = await grey(page, XT);
+  await page.keyboard.press('ArrowRight');
+  check((await page.getByTestId('forward-t-value').textContent()) === 't = 499', 'ArrowRight steps t down by one');
+  await until(async () => maxDiff(await grey(page, XT), at500) > 0, 'x_t at t = 499 to be drawn');
+  const at499 = await grey(page, XT);
+  await page.getByRole('button', { name: 'New noise' }).click();
+  await until(async () => meanDiff(await grey(page, XT), at499) > 20, 'x_t with new noise');
+  const fresh = await grey(page, XT);
+  check(meanDiff(at500, at499) < 3 && meanDiff(fresh, at499) > 20,
+    `scrubbing is continuous: t 500 → 499 changes x_t by ${meanDiff(at500, at499).toFixed(2)} per pixel, new noise by ${meanDiff(fresh, at499).toFixed(1)}`);
+
+  // Drawing: a stroke across the cleared pad shows in x₀ and, at t = 0, in x_t.
+  await select.selectOption('draw');
+  await until(async () => (await grey(page, PAD)).every((v) => v === 0), 'the pad to clear');
+  await slider.focus();
+  await page.keyboard.press('End');
+  const box = await page.locator(PAD).boundingBox();
+  await page.mouse.move(box.x + box.width * 0.2, box.y + box.height * 0.3);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width * 0.8, box.y + box.height * 0.7, { steps: 12 });
+  await page.mouse.up();
+  const drawn = await grey(page, PAD);
+  const lit = drawn.filter((v) => v > 128).length;
+  check(lit >= 15 && lit < 200, `the mouse stroke is drawn on the pad (${lit} bright pixels)`);
+  await until(async () => maxDiff(await grey(page, XT), drawn) <= 1, 'x_t at t = 0 to show the drawing', 20_000);
+  check(maxDiff(await grey(page, XT), drawn) <= 1, 'x_t at t = 0 is the drawing');
+  await page.getByRole('button', { name: 'Clear' }).click();
+  await until(async () => (await grey(page, PAD)).every((v) => v === 0), 'Clear to empty the pad', 5_000);
+  check((await grey(page, PAD)).every((v) => v === 0), 'Clear empties the pad');
+
+  // Dropping a PNG: a 56x28 picture, left half white, made and encoded by the browser, is decoded, scaled to fit
+  // 28x28 with its aspect kept (28x14, centred) and turned grey.
+  const dropped = await page.evaluateHandle(async () => {
+    const c = document.createElement('canvas');
+    [c.width, c.height] = [56, 28];
+    const g = c.getContext('2d');
+    g.fillStyle = '#000'; g.fillRect(0, 0, 56, 28);
+    g.fillStyle = '#fff'; g.fillRect(0, 0, 28, 28);
+    const blob = await new Promise((r) => c.toBlob(r, 'image/png'));
+    const dt = new DataTransfer();
+    dt.items.add(new File([blob], 'half.png', { type: 'image/png' }));
+    return dt;
+  });
+  await page.dispatchEvent('.drawpad', 'drop', { dataTransfer: dropped });
+  await until(async () => (await grey(page, PAD)).some((v) => v > 200), 'the dropped PNG on the pad', 10_000);
+  const pad = await grey(page, PAD);
+  const at = (x, y) => pad[y * 28 + x];
+  check(at(5, 3) === 0 && at(5, 24) === 0 && at(5, 14) > 240 && at(10, 10) > 240 && at(22, 14) < 10,
+    `a dropped PNG fills the pad, aspect kept (row 3 ${at(5, 3)}, row 14 left ${at(5, 14)} right ${at(22, 14)})`);
+  await until(async () => maxDiff(await grey(page, XT), pad) <= 1, 'x_t at t = 0 to show the dropped image', 20_000);
+  check(maxDiff(await grey(page, XT), pad) <= 1, 'x_t at t = 0 is the dropped image');
+
+  // A file the browser cannot decode: a sentence in the alert, no exception.
+  await page.locator('.drawpad input[type=file]').setInputFiles({ name: 'broken.png', mimeType: 'image/png', buffer: Buffer.from('this is not a PNG') });
+  await until(() => page.getByRole('alert').count().then((n) => n > 0), 'an alert for a broken image file', 10_000);
+  const alert = await page.getByRole('alert').textContent();
+  check(/broken\.png/.test(alert) && /could not be used/.test(alert), `a broken image file is reported ("${alert.slice(0, 110)}")`);
+  await page.getByRole('button', { name: 'Dismiss' }).click();
+
+  // A stroke over a shipped image makes it the person's own picture, and the list says so.
+  await select.selectOption({ label: name });
+  await until(async () => maxDiff(await grey(page, PAD), image) === 0, 'the shipped image back on the pad', 5_000);
+  await page.mouse.move(box.x + box.width * 0.1, box.y + box.height * 0.1);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width * 0.3, box.y + box.height * 0.1, { steps: 4 });
+  await page.mouse.up();
+  await until(async () => (await select.inputValue()) === 'draw', 'the list to switch to the own drawing', 5_000);
+  check((await select.inputValue()) === 'draw', 'drawing over a shipped image turns the list to "your own drawing"');
+  await select.selectOption({ label: name });
+  await slider.fill('600');
+
+  // A short run: x̂₀ beside x_t at once, and the two sliders move together.
+  const generate = page.getByRole('button', { name: 'Generate' });
+  await until(() => generate.isEnabled(), 'Generate to be enabled');
+  await generate.click();
+  await until(async () => (await page.getByTestId('progress-text').textContent()).includes('done'), 'the run to finish', 180_000);
+  const timestep = page.getByRole('slider', { name: 'Timestep' });
+  await timestep.focus();
+  await page.keyboard.press('Home');
+  await page.keyboard.press('ArrowRight');
+  const runT = await page.getByTestId('timestep-value').textContent();
+  check(runT !== 't = 1000' && (await page.getByTestId('forward-t-value').textContent()) === runT, `the Forward t slider follows the Timestep slider (${runT})`);
+  const images = page.getByRole('img', { name: /^image \d$/ });
+  const predictions = page.getByRole('img', { name: /^prediction \d$/ });
+  check((await images.count()) === 2 && (await predictions.count()) === 2 && (await images.nth(1).isVisible()) && (await predictions.nth(1).isVisible()),
+    'x_t and x̂₀ of both images are on screen at once');
+  const [x1, p1] = [await grey(page, '#image-0'), await grey(page, '#x0-0')];
+  check(meanDiff(x1, p1) > 5, `x̂₀ is another picture than x_t (mean difference ${meanDiff(x1, p1).toFixed(1)})`);
+  await slider.focus();
+  await page.keyboard.press('End');
+  check((await page.getByTestId('timestep-value').textContent()) === 't = 0', 'the Timestep slider follows the Forward t slider to t = 0');
+  await slider.fill('750'); // t = 250: the image still shows through the noise
+  await page.waitForTimeout(1000);
+  await page.screenshot({ path: `${OUT}/forward.png`, fullPage: true });
+  check(pageErrors.length === 0, `no uncaught errors in the page (${pageErrors.join('; ')})`);
+} finally {
+  await browser.close();
+}
+console.log('forward explorer test passed');
