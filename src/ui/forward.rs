@@ -16,7 +16,7 @@ use ddpm_web::GpuContext;
 use super::canvas::draw_into;
 use super::draw::DrawPad;
 use super::plot::SnrPlot;
-use super::{loader, Ui};
+use super::{loader, Phase, Ui};
 
 const SIDE: u32 = 28;
 const PIXELS: usize = (SIDE * SIDE) as usize;
@@ -214,6 +214,11 @@ pub fn ForwardExplorer() -> impl IntoView {
                         <output for="forward-t" data-testid="forward-t-value">{move || format!("t = {}", t_now.get())}</output>
                         <button type="button" on:click=move |_| noise_seed.set((js_sys::Math::random() * 1e9) as u64)>"New noise"</button>
                     </div>
+                    <p class="row">
+                        <button type="button" prop:disabled=move || ui.phase.get() != Phase::Ready
+                            title="Start the chosen sampler from x₀ noised to this t (SDEdit): how much of the image survives?"
+                            on:click=move |_| ui.generate_from(to_model(&x0.get_untracked()), t_now.get_untracked())>"Noise to t and denoise"</button>
+                    </p>
                     <div class="explain">
                         <SnrPlot log_snr=info.log_snr t=t_now />
                         <p class="formula" data-testid="forward-formula">{formula}</p>

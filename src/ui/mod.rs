@@ -315,6 +315,20 @@ impl Ui {
 
     /// Starts a run with the current settings; frames arrive as the GPU makes them.
     pub fn generate(self) {
+        self.start(None)
+    }
+
+    /// SDEdit (Meng et al. 2022): the batch is `x0` (one image, in the model's range) noised to the paper's
+    /// t with a fresh draw per image, then denoised by the chosen sampler from there.
+    pub fn generate_from(self, x0: Vec<f32>, t: usize) {
+        if t == 0 {
+            return self.notice.set(Some("At t = 0 there is no noise to take away: move Forward t up first.".into()));
+        }
+        self.start(Some((x0, t - 1)))
+    }
+
+    /// A run from noise, or from an image noised to a network timestep.
+    fn start(self, image: Option<(Vec<f32>, usize)>) {
         if self.phase.get_untracked() != Phase::Ready {
             return;
         }
@@ -329,7 +343,12 @@ impl Ui {
         let seed = self.seed.get_untracked();
         let method = self.method();
         // The program is cheap to make here; a bad setting is a message, not a run.
-        let passes = match method.program(&engine.schedule, &engine.scheduler, steps) {
+        let start_t = image.as_ref().map(|(_, t)| *t);
+        let program = method.program(&engine.schedule, &engine.scheduler, steps).and_then(|p| match start_t {
+            Some(t) => p.from_level(&engine.schedule, t as f64),
+            None => Ok(p),
+        });
+        let passes = match program {
             Ok(p) => p.passes,
             Err(e) => return self.error.set(Some(e.to_string())),
         };
@@ -345,14 +364,20 @@ impl Ui {
         let cancel = Rc::new(Cell::new(false));
         self.cancel.set_value(cancel.clone());
         let choice = self.kernel_choice;
-        let placeholder = SamplerOptions { n, seed, steps, method, kernels: ddpm_web::gpu::kernel::KernelFamily::Blocked, start_t: None };
+        let placeholder = SamplerOptions { n, seed, steps, method, kernels: ddpm_web::gpu::kernel::KernelFamily::Blocked, start_t };
+        // Every image of the batch starts from the same x_0; each gets its own noise.
+        let x0: Option<Vec<f32>> = image.map(|(x0, _)| (0..n).flat_map(|_| x0.iter().copied()).collect());
         self.run.set(Some(Run { opts: placeholder, batch, passes, done: 0, elapsed_ms: 0.0, finished: false, cancelled: false }));
         self.phase.set(Phase::Running);
         spawn_local(async move {
             let start = loader::now_ms();
             let result: Result<(), Error> = async {
                 let mut sampler = self.start_run(&gpu, &engine, placeholder, choice).await?;
-                let f = sampler.first_frame(&gpu, Init::Philox).await?;
+                let init = match &x0 {
+                    Some(x0) => Init::Image { x0, z: None },
+                    None => Init::Philox,
+                };
+                let f = sampler.first_frame(&gpu, init).await?;
                 self.add_frame(f, 0, start);
                 while !sampler.is_done() && !cancel.get() {
                     loader::next_tick().await;
