@@ -335,7 +335,14 @@ fn Viewer() -> impl IntoView {
 /// The update that produced the shown frame, with its numbers.
 fn formula(ui: &Ui, frame: Option<(usize, usize)>) -> String {
     let Some((t, index)) = frame else { return String::new() };
-    let Some(pass) = ui.pass_of(index) else { return format!("The start: x ~ N(0, I) scaled to the first noise level, t = {t}.") };
+    let Some(pass) = ui.pass_of(index) else {
+        let image = ui.run.with_untracked(|r| r.as_ref().is_some_and(|r| r.opts.start_t.is_some()));
+        return if image {
+            format!("The start (SDEdit): x₀ noised to t = {t}, √ᾱ·x₀ + √(1 − ᾱ)·z, a new z for each image.")
+        } else {
+            format!("The start: x ~ N(0, I), at the run's first noise level t = {t}.")
+        };
+    };
     describe_update(&pass, t)
 }
 
