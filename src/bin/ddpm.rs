@@ -185,6 +185,17 @@ mod cli {
             #[command(flatten)]
             kernels: KernelArg,
         },
+        /// A sampler's program as JSON: every network pass with its timestep and the update's coefficients, so
+        /// other implementations (training/samplers.py) run exactly the same maths.
+        Program {
+            #[command(flatten)]
+            model: ModelArg,
+            /// Noise levels (as `sample --steps`).
+            #[arg(long)]
+            steps: usize,
+            #[command(flatten)]
+            sampler: SamplerArgs,
+        },
         /// DDIM inversion: the deterministic DDIM chain run from images to noise (the latents that
         /// `sample --sampler ddim --init` turns back into them).
         Invert {
@@ -303,6 +314,13 @@ mod cli {
                     (None, None) => Init::Philox,
                 };
                 run_sampler(&ctx, &unet, &mut sampler, init, out.as_deref(), out_npy.as_deref(), trajectory.as_deref(), every)
+            }
+            Command::Program { model, steps, sampler } => {
+                // Only the schedule is needed: no weights are read onto the GPU.
+                let model = Model::load_dir(&model.model)?;
+                let program = sampler.method()?.program(&model.schedule(), &model.scheduler, steps)?;
+                println!("{}", serde_json::to_string(&program)?);
+                Ok(())
             }
             Command::Invert { model, x, steps, out, kernels } => {
                 let (model, unet) = load(&ctx, &model.model)?;
