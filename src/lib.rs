@@ -11,6 +11,7 @@ pub mod error;
 pub mod gpu;
 pub mod image;
 pub mod model;
+pub mod playground;
 
 pub use diffusion::sampler::{Frame, Sampler, SamplerOptions};
 pub use diffusion::schedule::{Schedule, SchedulerConfig, StepCoeffs, Variance};
