@@ -3,6 +3,7 @@
 
 mod canvas;
 mod loader;
+mod playground;
 mod plot;
 mod url;
 mod view;

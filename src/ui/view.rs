@@ -3,6 +3,7 @@
 use leptos::prelude::*;
 
 use super::canvas::{draw_images, image_id, save_grid, save_image};
+use super::playground::Playground;
 use super::plot::SnrPlot;
 use super::{Phase, Ui};
 use ddpm_web::Variance;
@@ -29,6 +30,7 @@ pub fn App() -> impl IntoView {
                 <Viewer />
             </section>
         </main>
+        <Playground />
     }
 }
 
