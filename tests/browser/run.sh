@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the site, adds the tiny test model and a corrupt one to dist/models/, serves dist/ on a free
-# 127.0.0.1 port, and runs page.test.mjs in Debian's headless Chromium (SwiftShader WebGPU).
+# 127.0.0.1 port, and runs page.test.mjs and playground.test.mjs in Debian's headless Chromium (SwiftShader WebGPU).
 # SKIP_BUILD=1 reuses an existing dist/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -19,3 +19,4 @@ trap 'kill $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 100); do python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$PORT/')" 2>/dev/null && break; sleep 0.1; done
 mkdir -p tests/out
 BASE_URL="http://127.0.0.1:$PORT" node tests/browser/page.test.mjs
+BASE_URL="http://127.0.0.1:$PORT" node tests/browser/playground.test.mjs
