@@ -85,6 +85,19 @@ impl Mixture {
         self.components.iter().map(|c| c.weight / total).collect()
     }
 
+    /// The share of `points` nearest each component (highest posterior under the data mixture): how a
+    /// cloud has spread over the modes, to set beside [`Mixture::proportions`].
+    pub fn shares(&self, points: &[[f64; 2]]) -> Vec<f64> {
+        let d = Density::new(self);
+        let mut counts = vec![0.0; self.components.len()];
+        for p in points {
+            if let Some(c) = counts.get_mut(d.component_of(*p)) {
+                *c += 1.0;
+            }
+        }
+        counts.iter().map(|c| c / points.len().max(1) as f64).collect()
+    }
+
     /// The marginal of x_t: q(x_t | x_0) = N(√ᾱ x_0, (1 − ᾱ) I) (seed 003 eq. 7) convolved with each
     /// component gives N(√ᾱ μ_k, ᾱ diag(v_k) + (1 − ᾱ) I), with the same weights.
     pub fn noised(&self, alpha_bar: f64) -> Mixture {
@@ -130,7 +143,6 @@ impl Density {
         let terms = m
             .components
             .iter()
-            .filter(|c| c.weight > 0.0)
             .map(|c| Term {
                 log_norm: (c.weight / total).ln() - (2.0 * std::f64::consts::PI).ln() - 0.5 * (c.var[0] * c.var[1]).ln(),
                 mean: c.mean,
@@ -164,6 +176,9 @@ impl Density {
     pub fn score(&self, x: [f64; 2]) -> [f64; 2] {
         // Few components: recomputing l_k beats allocating per particle.
         let max = self.terms.iter().map(|t| Self::log_term(t, x)).fold(f64::NEG_INFINITY, f64::max);
+        if !max.is_finite() {
+            return [0.0, 0.0];
+        }
         let (mut z, mut s) = (0.0, [0.0; 2]);
         for t in &self.terms {
             let r = (Self::log_term(t, x) - max).exp();
@@ -478,16 +493,6 @@ mod tests {
         [x.iter().map(|p| p[0]).sum::<f64>() / n, x.iter().map(|p| p[1]).sum::<f64>() / n]
     }
 
-    /// The share of particles in each component (by highest posterior under the data mixture).
-    fn shares(m: &Mixture, x: &[[f64; 2]]) -> Vec<f64> {
-        let d = Density::new(m);
-        let mut counts = vec![0.0; m.components.len()];
-        for p in x {
-            counts[d.component_of(*p)] += 1.0;
-        }
-        counts.iter().map(|c| c / x.len() as f64).collect()
-    }
-
     // Adds: the closed-form score is the gradient of the closed-form log density (central differences),
     // at several t, including points far out where the log-sum-exp shift matters.
     #[test]
@@ -579,7 +584,7 @@ mod tests {
         let got = cloud_mean(&p.x);
         let want = m.mean();
         assert!((got[0] - want[0]).abs() < mean_tol && (got[1] - want[1]).abs() < mean_tol, "{kind:?}: mean {got:?}, mixture's {want:?}");
-        let (got, want) = (shares(&m, &p.x), m.proportions());
+        let (got, want) = (m.shares(&p.x), m.proportions());
         for (g, w) in got.iter().zip(&want) {
             assert!((g - w).abs() < 0.04, "{kind:?}: shares {got:?}, weights {want:?}");
         }
@@ -656,7 +661,7 @@ mod tests {
         let d = Mixture::demo();
         let mut q = Particles::new(opts(SamplerKind::Langevin, 10, 0, 2), &d, &s, prior(4000, 1));
         q.finish(&d, &s);
-        let err = shares(&d, &q.x).iter().zip(d.proportions()).map(|(g, w)| (g - w).abs()).fold(0.0, f64::max);
+        let err = d.shares(&q.x).iter().zip(d.proportions()).map(|(g, w)| (g - w).abs()).fold(0.0, f64::max);
         assert!(err > 0.1, "plain Langevin's worst share error {err}");
     }
 

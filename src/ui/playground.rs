@@ -55,6 +55,8 @@ struct State {
     running: RwSignal<bool>,
     /// (moves done, moves in the run) of the cloud shown, if any.
     progress: RwSignal<Option<(usize, usize)>>,
+    /// The share of particles nearest each data mode, beside the mixture's weights.
+    shares: RwSignal<Option<Vec<f64>>>,
     /// Milliseconds per animation frame spent on the samplers' maths and on drawing (smoothed).
     frame_ms: RwSignal<(f64, f64)>,
     canvas: NodeRef<leptos::html::Canvas>,
@@ -70,9 +72,10 @@ fn to_py(v: f64) -> f64 {
     (VIEW - v) / (2.0 * VIEW) * SIZE as f64
 }
 
-/// Inferno-like colours for a value in [0, 1] (dark for low density, so particles and arrows stand out).
+/// Magma-like colours for a value in [0, 1] (dark for low density, so particles and arrows stand out).
 fn colour(v: f64) -> [u8; 3] {
-    const STOPS: [[f64; 3]; 5] = [[8.0, 6.0, 30.0], [70.0, 20.0, 105.0], [170.0, 50.0, 90.0], [240.0, 120.0, 40.0], [252.0, 240.0, 140.0]];
+    // Ends at orange, not yellow, so the cyan particles stay visible on the modes' peaks.
+    const STOPS: [[f64; 3]; 5] = [[8.0, 6.0, 30.0], [60.0, 18.0, 100.0], [150.0, 40.0, 110.0], [220.0, 85.0, 70.0], [245.0, 160.0, 70.0]];
     let x = v.clamp(0.0, 1.0) * (STOPS.len() - 1) as f64;
     let i = (x as usize).min(STOPS.len() - 2);
     let f = x - i as f64;
@@ -172,6 +175,7 @@ fn draw(st: &State) -> Option<()> {
     ctx.set_stroke_style_str("rgba(255, 255, 255, 0.9)");
     ctx.set_line_width(1.5);
     ctx.stroke();
+    st.shares.set(scene.particles.as_ref().map(|p| st.mixture.with_untracked(|m| m.shares(&p.x))));
     if let Some(p) = &scene.particles {
         if !p.trails.is_empty() {
             ctx.begin_path();
@@ -259,6 +263,7 @@ pub fn Playground() -> impl IntoView {
         running: RwSignal::new(false),
         progress: RwSignal::new(None),
         frame_ms: RwSignal::new((0.0, 0.0)),
+        shares: RwSignal::new(None),
         canvas: NodeRef::new(),
         scene: StoredValue::new_local(Rc::new(RefCell::new(Scene::default()))),
         schedule: StoredValue::new_local(schedule),
@@ -268,7 +273,6 @@ pub fn Playground() -> impl IntoView {
     Effect::new(move |_| {
         st.mixture.track();
         st.t.track();
-        st.kind.track();
         let _ = st.canvas.get();
         if !st.running.get_untracked() {
             draw(&st);
@@ -372,6 +376,15 @@ pub fn Playground() -> impl IntoView {
                         <button type="button" on:click=reset>"Reset mixture"</button>
                     </div>
                     <p class="playground-status" role="status" data-testid="playground-status">{status}</p>
+                    {move || st.shares.get().map(|sh| {
+                        let pct = |v: &[f64]| v.iter().map(|x| format!("{:.0}%", 100.0 * x)).collect::<Vec<_>>().join(" · ");
+                        let weights = st.mixture.with(|m| m.proportions());
+                        view! {
+                            <p class="playground-status" data-testid="playground-shares">
+                                {format!("Particles nearest each mode: {}; the mixture's weights: {}", pct(&sh), pct(&weights))}
+                            </p>
+                        }
+                    })}
                     <p class="caption">
                         "The data are a mixture of Gaussians (white rings; click the plane to add one, up to "
                         {MAX_COMPONENTS.to_string()}

@@ -92,6 +92,11 @@ try {
   check(/^t = 0 /.test(await tOut.textContent()), `the playground t followed the run down to 0 (${await tOut.textContent()})`);
   const ode1 = await pixels(canvas);
   check(ode1.particles > 500 && ode1.trails > 100, `particles (${ode1.particles} px) and ODE trajectories (${ode1.trails} px) are drawn`);
+  // The wasm build's maths: the ODE's cloud has the mixture's proportions (2,000 particles: a share's
+  // standard error is ≤ 1.1 points, the native test sees the ODE within 0.5 points; 5 points allowed).
+  const shareText = await page.getByTestId('playground-shares').textContent();
+  const [got, want] = shareText.split(';').map((part) => [...part.matchAll(/(\d+)%/g)].map((m) => Number(m[1])));
+  check(got.length === 4 && want.length === 4 && got.every((g, i) => Math.abs(g - want[i]) <= 5), `the ODE cloud's shares match the weights (${shareText})`);
   console.log(`  ODE run of 1000 moves: ${odeSecs.toFixed(1)} s; ${await status.textContent()}`);
   await section.screenshot({ path: `${OUT}/playground.png` });
   await runToEnd('a second ODE run');
@@ -112,6 +117,7 @@ try {
   check(/^t = 10 /.test(await tOut.textContent()), 'the Playground t slider sets t');
   await runToEnd('plain Langevin');
   check(/^t = 10 /.test(await tOut.textContent()), 'plain Langevin samples at the slider\'s t and leaves it there');
+  console.log(`  plain Langevin at t = 10: ${await page.getByTestId('playground-shares').textContent()}`);
 
   // Clicking adds a component: at t = 0 the density at an empty spot becomes bright.
   await page.getByRole('button', { name: 'Reset mixture' }).click();
