@@ -53,8 +53,8 @@ struct State {
     t: RwSignal<usize>,
     kind: RwSignal<SamplerKind>,
     running: RwSignal<bool>,
-    /// (moves done, moves in the run) of the cloud shown, if any.
-    progress: RwSignal<Option<(usize, usize)>>,
+    /// (sampler, moves done, moves in the run) of the cloud shown, if any: the select may have changed since.
+    progress: RwSignal<Option<(SamplerKind, usize, usize)>>,
     /// The share of particles nearest each data mode, beside the mixture's weights.
     shares: RwSignal<Option<Vec<f64>>>,
     /// Milliseconds per animation frame spent on the samplers' maths and on drawing (smoothed).
@@ -214,7 +214,7 @@ fn frame(st: State) {
         let schedule = st.schedule.get_value();
         if let (Some(p), true) = (s.particles.as_mut(), st.running.get_untracked()) {
             st.mixture.with_untracked(|m| p.advance(m, &schedule, MOVES_PER_FRAME));
-            st.progress.set(Some((p.moves_done(), p.total_moves())));
+            st.progress.set(Some((p.kind, p.moves_done(), p.total_moves())));
             if p.kind != SamplerKind::Langevin {
                 st.t.set(p.current_t());
             }
@@ -310,7 +310,7 @@ pub fn Playground() -> impl IntoView {
             let opts = RunOptions { seed: s.runs, ..opts };
             let schedule = st.schedule.get_value();
             let p = st.mixture.with_untracked(|m| Particles::new(opts, m, &schedule, prior(PARTICLES, START_SEED)));
-            st.progress.set(Some((0, p.total_moves())));
+            st.progress.set(Some((p.kind, 0, p.total_moves())));
             s.particles = Some(p);
         } else {
             return;
@@ -347,7 +347,7 @@ pub fn Playground() -> impl IntoView {
         let (maths, drawing) = st.frame_ms.get();
         let timing = if maths > 0.0 { format!(" · {maths:.1} ms of maths + {drawing:.1} ms of drawing per frame") } else { String::new() };
         match st.progress.get() {
-            Some((done, total)) => format!("{}: move {done} of {total} · {PARTICLES} particles{timing}", kind.label()),
+            Some((ran, done, total)) => format!("{}: move {done} of {total} · {PARTICLES} particles{timing}", ran.label()),
             None => format!("{}: press Run particles ({PARTICLES} particles from N(0, I))", kind.label()),
         }
     };
@@ -391,7 +391,7 @@ pub fn Playground() -> impl IntoView {
                         "). The colours are its density after noising to t, p_t = N(√ᾱ·μ, ᾱ·Σ + (1 − ᾱ)·I) per component, and the arrows "
                         "its exact score ∇ log p_t = −ε/√(1 − ᾱ): what a perfect network would predict. Every run starts "
                         "from the same N(0, I) cloud and uses that exact score. DDPM, the reverse SDE and the ODE walk t from "
-                        "T to 0 (the slider follows); the ODE adds no noise, so its paths (green) are the same on every run. "
+                        "T to 0 (the slider follows; DDPM's σ² is the page's Variance setting); the ODE adds no noise, so its paths (green) are the same on every run. "
                         "Annealed Langevin samples 10 noise levels in turn; plain Langevin samples only p_t at the slider's t: "
                         "at small t it cannot cross the empty valleys between modes, so it fills the modes nearest the start "
                         "and misses far ones, while the annealed run finds every mode in proportion."
