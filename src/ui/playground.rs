@@ -386,9 +386,9 @@ pub fn Playground() -> impl IntoView {
                         }
                     })}
                     <p class="caption">
-                        "The data are a mixture of Gaussians (white rings; click the plane to add one, up to "
+                        "The data are a mixture of Gaussians (white rings; click the plane to add one; past "
                         {MAX_COMPONENTS.to_string()}
-                        "). The colours are its density after noising to t, p_t = N(√ᾱ·μ, ᾱ·Σ + (1 − ᾱ)·I) per component, and the arrows "
+                        " the oldest goes). The colours are its density after noising to t, p_t = N(√ᾱ·μ, ᾱ·Σ + (1 − ᾱ)·I) per component, and the arrows "
                         "its exact score ∇ log p_t = −ε/√(1 − ᾱ): what a perfect network would predict. Every run starts "
                         "from the same N(0, I) cloud and uses that exact score. DDPM, the reverse SDE and the ODE walk t from "
                         "T to 0 (the slider follows; DDPM's σ² is the page's Variance setting); the ODE adds no noise, so its paths (green) are the same on every run. "
