@@ -359,7 +359,8 @@ pub fn Playground() -> impl IntoView {
                 <canvas node_ref=st.canvas width=SIZE height=SIZE role="img" aria-label="2-D playground"
                     title="Click to add a mixture component here" on:click=add></canvas>
                 <div class="playground-controls">
-                    <label>"Particle sampler"
+                    // Not "… sampler": the page's own select is labelled "Sampler", and tests find it by that word.
+                    <label>"Move particles with"
                         <select prop:value=move || st.kind.get().name()
                             on:change=move |ev| if let Some(k) = SamplerKind::from_name(&event_target_value(&ev)) { st.kind.set(k) }>
                             {SamplerKind::ALL.into_iter().map(|k| view! { <option value=k.name()>{k.label()}</option> }).collect_view()}
