@@ -354,7 +354,8 @@ pub fn Playground() -> impl IntoView {
 
     view! {
         <section class="playground" aria-labelledby="playground-title">
-            <h2 id="playground-title">"2-D playground: the score, Langevin and the samplers"</h2>
+            // No "sampler" in this name either: the section is labelled by it, and getByLabel('Sampler') would match it.
+            <h2 id="playground-title">"2-D playground: the exact score, Langevin and the reverse process"</h2>
             <div class="playground-body">
                 <canvas node_ref=st.canvas width=SIZE height=SIZE role="img" aria-label="2-D playground"
                     title="Click to add a mixture component here" on:click=add></canvas>

@@ -66,7 +66,7 @@ try {
   const first = await pixels(canvas);
   check(first.colours > 50 && first.particles === 0, `the canvas shows the density and arrows before any run (${first.colours} colours)`);
 
-  const sampler = page.getByLabel('Move particles with', { exact: true });
+  const sampler = page.getByLabel('Move particles with');
   const run = page.getByRole('button', { name: 'Run particles' });
   const fps = [];
   const runToEnd = async (what) => {
