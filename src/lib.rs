@@ -11,6 +11,7 @@ pub mod error;
 pub mod gpu;
 pub mod image;
 pub mod model;
+pub mod playground;
 
 pub use diffusion::sampler::{Frame, Init, Sampler, SamplerOptions};
 pub use diffusion::samplers::{Method, SamplerKind};

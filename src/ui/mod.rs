@@ -5,6 +5,7 @@ mod canvas;
 mod draw;
 mod forward;
 mod loader;
+mod playground;
 mod plot;
 mod url;
 mod view;

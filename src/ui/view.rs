@@ -4,6 +4,7 @@ use leptos::prelude::*;
 
 use super::canvas::{draw_images, image_id, save_grid, save_image, x0_id};
 use super::forward::ForwardExplorer;
+use super::playground::Playground;
 use super::plot::SnrPlot;
 use super::{Phase, Ui};
 use ddpm_web::diffusion::samplers::{Pass, Update};
@@ -34,6 +35,7 @@ pub fn App() -> impl IntoView {
                 </div>
             </section>
         </main>
+        <Playground />
     }
 }
 

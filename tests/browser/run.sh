@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the site, adds the tiny test model and a corrupt one to dist/models/, serves dist/ on a free
-# 127.0.0.1 port, and runs page.test.mjs in Debian's headless Chromium (SwiftShader WebGPU).
+# 127.0.0.1 port, and runs page.test.mjs and playground.test.mjs in Debian's headless Chromium (SwiftShader WebGPU).
 # SKIP_BUILD=1 reuses an existing dist/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -20,3 +20,4 @@ for _ in $(seq 100); do python3 -c "import urllib.request; urllib.request.urlope
 mkdir -p tests/out
 BASE_URL="http://127.0.0.1:$PORT" node tests/browser/page.test.mjs
 BASE_URL="http://127.0.0.1:$PORT" node tests/browser/forward.test.mjs
+BASE_URL="http://127.0.0.1:$PORT" node tests/browser/playground.test.mjs
