@@ -17,6 +17,10 @@ command line that produced it.
         x0 predictions clipped to [-1, 1] as the official code's calc_bpd_loop does.
   nn    nearest training image (L2 in pixels) of 64 samples, against the test-to-train nearest distances;
         a PNG of samples beside their nearest neighbours.
+  samplers  the page's samplers side by side (--samplers, default all seven) at the same --steps noise
+        levels: --samplers-n samples each and the same FD figures as fd. Each sampler's passes and
+        coefficients come from the engine itself (`ddpm program`, training/samplers.py runs them; its test
+        checks the runner against `ddpm sample` on the same noise), so the table describes the page's samplers.
 Everything runs on --device (a GPU when torch sees one); the noise is drawn on the CPU either way.
 Samples use diffusers' DDPMScheduler (clip) on the model in float32: the same maths as the page, which
 tests/golden.rs checks against diffusers. --sampler picks the respaced sampler of the fd and nn parts:
@@ -42,12 +46,14 @@ from tqdm import tqdm
 import classifier
 import data
 import model as model_def
+import samplers as engine_samplers
 
 HERE = Path(__file__).parent
 
 
 # --what names and the keys of their results in eval.json.
-PARTS = {"fd": "fd_respaced", "full": "fd_full_1000_steps", "nll": "nll_bits_per_dim", "nn": "nearest_neighbour"}
+PARTS = {"fd": "fd_respaced", "full": "fd_full_1000_steps", "nll": "nll_bits_per_dim", "nn": "nearest_neighbour",
+         "samplers": "samplers"}
 
 
 def device_of(module) -> torch.device:
@@ -82,8 +88,34 @@ def sample(unet, sched: DDPMScheduler, n: int, steps: int, seed: int, batch: int
     return torch.cat(out).numpy(), traj
 
 
-@torch.no_grad()
+def sample_program(unet, prog: dict, n: int, seed: int, batch: int) -> np.ndarray:
+    """n samples in [-1, 1] from an engine program (training/samplers.py), noise from a CPU torch generator."""
+    dev = device_of(unet)
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for start in range(0, n, batch):
+        b = min(batch, n - start)
+        z = torch.randn(b, unet.config.in_channels, unet.config.sample_size, unet.config.sample_size, generator=g)
+        out.append(engine_samplers.run(unet, prog, z.to(dev), engine_samplers.torch_noise(g)).clamp(-1, 1).cpu())
+    return torch.cat(out).numpy()
+
+
+_FEATURES: dict = {}
+
+
 def features(net, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Penultimate features and class probabilities; the test and training sets' are computed once per run
+    (the samplers part scores seven sample sets against the same references)."""
+    if len(x) < 10_000:
+        return _features(net, x)
+    key = (id(net), id(x), len(x))
+    if key not in _FEATURES:
+        _FEATURES[key] = _features(net, x)
+    return _FEATURES[key]
+
+
+@torch.no_grad()
+def _features(net, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Penultimate features and class probabilities."""
     dev = device_of(net)
     feats, probs = [], []
@@ -259,6 +291,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sampler", choices=["fixed_small", "fixed_large", "ddim"], default="fixed_small",
                    help="the respaced sampler of the fd and nn parts (see above)")
+    p.add_argument("--samplers", default="ddpm,ddim,euler,heun,sde,langevin,pc", help="the samplers part's list")
+    p.add_argument("--samplers-n", type=int, default=1000, help="samples per sampler in the samplers part")
     p.add_argument("--out", type=Path, default=HERE / "eval.json")
     p.add_argument("--figures", type=Path, default=HERE, help="folder for the PNGs")
     args = p.parse_args()
@@ -321,6 +355,19 @@ def main() -> None:
         pairs = np.stack([np.stack([s[i], train_x[idx[i]]]) for i in range(16)]).reshape(32, *s.shape[1:])
         save_grid(pairs, args.figures / "nearest_neighbours.png", 8)
         timed("nearest_neighbour", t0)
+    if "samplers" in what:
+        t0 = time.time()
+        table = {}
+        for name in args.samplers.split(","):
+            t1 = time.time()
+            prog = engine_samplers.program(args.model, name, args.steps)
+            s = sample_program(unet, prog, args.samplers_n, args.seed + 3, args.batch)
+            q = quality(net, s, test_x, train_x, args.seed + 3)
+            table[name] = {"passes": len(prog["passes"]), **q, "seconds": round(time.time() - t1)}
+            save_grid(s[:16], args.figures / f"samplers_{name}.png", 8)
+            print(f"{name:9s} {len(prog['passes']):4d} passes  FD {q['fd_samples_vs_test']:.3f} (floor {q['fd_floor_train_vs_test']:.3f})", flush=True)
+        results["samplers"] = {"n": args.samplers_n, "steps": args.steps, "by_sampler": table, "command": cmd}
+        timed("samplers", t0)
     # Each part keeps its own time, so re-running one part replaces its time instead of adding to the total.
     results["seconds"] = sum(results[k].get("seconds", 0) for k in PARTS.values() if k in results)
     args.out.write_text(json.dumps(results, indent=1))

@@ -56,7 +56,8 @@ class Run:
                                                                                            time.gmtime(self.t0)),
             "command": " ".join(["python3", *sys.argv]), "phases": {}, "warnings": [], "files": [],
         }
-        self.env = dict(os.environ, TQDM_DISABLE="1", PYTHONUNBUFFERED="1")
+        # DDPM_BIN: evaluate.py's samplers part runs `ddpm program` from the kit's own binary.
+        self.env = dict(os.environ, TQDM_DISABLE="1", PYTHONUNBUFFERED="1", DDPM_BIN=str(args.ddpm))
 
     # --- bookkeeping ---
     def left(self) -> float:
@@ -251,21 +252,23 @@ class Run:
         models = {"new": new, "shipped": a.model} if (new / "config.json").exists() else {"shipped": a.model}
         if "new" not in models:
             self.warn("no new model to evaluate; evaluating the shipped one only")
-        size = (["--n", "16", "--steps", "3", "--nll-n", "1", "--batch", "16", "--threads", "2", "--device", "cpu"]
-                if dry else ["--n", "2000", "--steps", "100", "--nll-n", "200", "--batch", "250", "--full-n", "2000"])
+        size = (["--n", "16", "--steps", "3", "--nll-n", "1", "--batch", "16", "--threads", "2", "--device", "cpu", "--samplers-n", "16"]
+                if dry else ["--n", "2000", "--steps", "100", "--nll-n", "200", "--batch", "250", "--full-n", "2000", "--samplers-n", "1000"])
         # Most wanted first: FD seed by seed for both models (the import's test), then the NLL of both, then
         # the new model's nearest neighbours and full 1000-step FD.
         plan = [(m, s, "fd") for s in SEEDS for m in models]
         plan += [(m, 0, "nll") for m in models] + [("new", 0, "nn"), ("new", 0, "full")]
+        # The page's seven samplers side by side (README's table), 1,000 samples each at the same --steps.
+        plan += [(m, 0, "samplers") for m in models]
         if dry:
             # On 2 CPU cores: seed 0 only, no NLL (1,000 passes per image) and no full 1000-step sampler.
-            plan = [p for p in plan if p[1] == 0 and p[2] in ("fd", "nn")]
+            plan = [p for p in plan if p[1] == 0 and p[2] in ("fd", "nn", "samplers")]
         plan = [p for p in plan if p[0] in models]
         results: dict = {"plan": [list(map(str, p)) for p in plan], "skipped": [], "models": {k: str(v) for k, v in models.items()}}
         self.write_json("eval.json", results)
         cost: dict[str, float] = {}
         for m, seed, what in plan:
-            guess = cost.get(what, {"fd": 30, "nll": 45, "nn": 15, "full": 240}[what] if not dry else 0)
+            guess = cost.get(what, {"fd": 30, "nll": 45, "nn": 15, "full": 240, "samplers": 120}[what] if not dry else 0)
             if not dry and self.left() < 1.3 * guess + 20:
                 results["skipped"].append(f"{m} seed {seed} {what}: {self.left():.0f} s left, about {guess:.0f} s needed")
                 self.write_json("eval.json", results)
@@ -345,10 +348,12 @@ def eval_summary(results: dict) -> dict:
         fds = {s: r["fd_respaced"]["fd_samples_vs_test"] for s, r in seeds.items() if "fd_respaced" in r}
         floors = {s: r["fd_respaced"]["fd_floor_train_vs_test"] for s, r in seeds.items() if "fd_respaced" in r}
         nll = (seeds.get("0") or {}).get("nll_bits_per_dim")
+        table = ((seeds.get("0") or {}).get("samplers") or {}).get("by_sampler", {})
         v = list(fds.values())
         out[m] = {"fd": fds, "floor": floors, "fd_mean": sum(v) / len(v) if v else None,
                   "fd_sd": (sum((x - sum(v) / len(v)) ** 2 for x in v) / (len(v) - 1)) ** 0.5 if len(v) > 1 else None,
-                  "nll_large": nll["large"]["mean"] if nll else None, "nll_small": nll["small"]["mean"] if nll else None}
+                  "nll_large": nll["large"]["mean"] if nll else None, "nll_small": nll["small"]["mean"] if nll else None,
+                  "samplers_fd": {k: r["fd_samples_vs_test"] for k, r in table.items()}}
     return out
 
 

@@ -60,6 +60,8 @@ checks = {
     "run folder came back in parts": len(s["run_tar"]["parts"]) >= 1,
     "both models evaluated": set(s["eval_summary"]["new"]["fd"]) == {"0"} == set(s["eval_summary"]["shipped"]["fd"]),
     "nearest neighbours of the new model": "nearest_neighbour" in ev["new"]["0"],
+    "the seven samplers scored side by side (evaluate.py --what samplers, ddpm program)":
+        len(s["eval_summary"]["shipped"]["samplers_fd"]) == 7 or print(s["eval_summary"]["shipped"]),
     "import: checkpoint in training/runs/": (tree / "training" / "runs" / name / "checkpoint.pt").exists(),
     "import: BENCHMARKS.md rows": (tree / "BENCHMARKS.md").read_text().count(f"| {name} (DRY RUN, CPU) |") >= 2,
     "import: exported weights carry the new step count":
