@@ -210,6 +210,10 @@ mod cli {
             /// The latents x_T, .npy f32 [N, C, H, W].
             #[arg(long)]
             out: PathBuf,
+            /// Also decode the latents with the same DDIM chain (η = 0, x̂_0 unclipped, as the inversion) into
+            /// this .npy and print how far the round trip lands from the input.
+            #[arg(long)]
+            roundtrip: Option<PathBuf>,
             #[command(flatten)]
             kernels: KernelArg,
         },
@@ -322,16 +326,31 @@ mod cli {
                 println!("{}", serde_json::to_string(&program)?);
                 Ok(())
             }
-            Command::Invert { model, x, steps, out, kernels } => {
+            Command::Invert { model, x, steps, out, roundtrip, kernels } => {
                 let (model, unet) = load(&ctx, &model.model)?;
                 let (shape, xv) = read_npy(&x)?;
                 check_input(&unet, &shape)?;
-                let program = Program::ddim_inversion(&model.schedule(), &model.scheduler, steps)?;
+                let schedule = model.schedule();
+                let program = Program::ddim_inversion(&schedule, &model.scheduler, steps)?;
                 let kernels = pollster::block_on(unet.kernels(&ctx, shape[0], kernels.kernels))?;
                 let opts = SamplerOptions { n: shape[0], seed: 0, steps, method: Method::Ddim { eta: 0.0 }, kernels, start_t: None };
                 let mut sampler = Sampler::with_program(&ctx, &unet, program, opts)?;
                 // The chain starts at the clean images themselves.
-                run_sampler(&ctx, &unet, &mut sampler, Init::Exact(&xv), None, Some(&out), None, 1)
+                run_sampler(&ctx, &unet, &mut sampler, Init::Exact(&xv), None, Some(&out), None, 1)?;
+                let Some(back) = roundtrip else { return Ok(()) };
+                // Decoding with the model's own DDIM (clip_sample from its config) would clip x̂_0 at high noise
+                // and leave the inverted path: the round trip uses the unclipped chain the inversion assumed.
+                let unclipped = ddpm_web::SchedulerConfig { clip_sample: Some(false), ..model.scheduler.clone() };
+                let decode = Method::Ddim { eta: 0.0 }.program(&schedule, &unclipped, steps)?;
+                let latents = pollster::block_on(sampler.read_x(&ctx))?;
+                let mut sampler = Sampler::with_program(&ctx, &unet, decode, opts)?;
+                run_sampler(&ctx, &unet, &mut sampler, Init::Exact(&latents), None, Some(&back), None, 1)?;
+                let got = pollster::block_on(sampler.read_x(&ctx))?;
+                let n = xv.len() as f64;
+                let mean_abs = xv.iter().zip(&got).map(|(a, b)| (a - b).abs() as f64).sum::<f64>() / n;
+                let rmse = (xv.iter().zip(&got).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>() / n).sqrt();
+                println!("round trip: mean |x − back| = {mean_abs:.4} ({:.1} of 255 grey levels), RMSE {rmse:.4}", mean_abs * 127.5);
+                Ok(())
             }
             Command::Bench { model, batch, steps, kernels } => {
                 let (model, unet) = load(&ctx, &model.model)?;
