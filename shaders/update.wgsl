@@ -7,13 +7,17 @@
 // Heun's second-order update needs the state at the start of its step and the first derivative:
 //   heun_predict also writes saved ← x_t, deriv ← deriv_x · x_t + deriv_x0 · x̂_0
 //   heun_correct adds to_saved · saved + to_deriv · deriv to x'
-// add_noise_* draw or add noise without the network: x ← to_x · x + to_z · z (x_T, and noising an image to t).
+// add_noise_* draw or add noise without the network: x ← to_x · x + to_z · z (x_T, noising an image to t,
+// and RePaint's jumps back up the chain).
+// replace_known_* (inpainting): where mask > 0.5, x ← to_x · known + to_z · z, the source noised to x's level;
+// elsewhere x stays. At the clean level (to_x = 1, to_z = 0) the known region is the source bit for bit.
 //
 // z ~ N(0, 1) from Philox (shaders/philox.wgsl, prepended) keyed by the params' seed and step key (the
 // *_philox entry points).
 // The *_given entry points read z from `z` instead (golden tests feed diffusers' noise).
 //
-// Layout (f32, flat, len values): eps, z, x (read and overwritten), x0 (written with x̂_0), saved, deriv.
+// Layout (f32, flat, len values): eps, z, x (read and overwritten), x0 (written with x̂_0), saved, deriv,
+// known and mask (inpainting: the source image and 1 where it is kept).
 // Grid: one invocation per value, 64 per workgroup, folded into y past 65,535 workgroups.
 
 struct Coeffs {
@@ -36,6 +40,8 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> x0: array<f32>;
 @group(0) @binding(5) var<storage, read_write> saved: array<f32>;
 @group(0) @binding(6) var<storage, read_write> deriv: array<f32>;
+@group(0) @binding(7) var<storage, read> known: array<f32>;
+@group(0) @binding(8) var<storage, read> mask: array<f32>;
 
 fn gaussian(i: u32) -> f32 {
     return philox_gaussian(vec2<u32>(p.seed_lo, p.seed_hi), p.step_key, i);
@@ -132,4 +138,28 @@ fn add_noise_given(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
         return;
     }
     x[i] = p.k.to_x * x[i] + p.k.to_z * z[i];
+}
+
+fn replace(i: u32, noise: f32) {
+    if (mask[i] > 0.5) {
+        x[i] = p.k.to_x * known[i] + p.k.to_z * noise;
+    }
+}
+
+@compute @workgroup_size(64)
+fn replace_known_philox(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.len) {
+        return;
+    }
+    replace(i, philox_z(i));
+}
+
+@compute @workgroup_size(64)
+fn replace_known_given(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.len) {
+        return;
+    }
+    replace(i, z[i]);
 }

@@ -185,6 +185,37 @@ mod cli {
             #[command(flatten)]
             kernels: KernelArg,
         },
+        /// Inpainting: generate where the mask is 0, keep the source where it is 1 (replacement after every pass,
+        /// optionally with RePaint's resampling); the known region of `--out-npy` is the source bit for bit.
+        Inpaint {
+            #[command(flatten)]
+            model: ModelArg,
+            /// Source images, .npy f32 [N, C, H, W] in the model's range.
+            #[arg(long)]
+            x: PathBuf,
+            /// 1 where the source is kept, 0 where it is generated: .npy f32 of x's shape or of one image's
+            /// ([1, C, H, W], used for every image).
+            #[arg(long)]
+            mask: PathBuf,
+            #[arg(long, default_value_t = 0)]
+            seed: u64,
+            /// Noise levels (default T for ddpm and sde, 50 for ddim).
+            #[arg(long)]
+            steps: Option<usize>,
+            /// RePaint: after every `jump` steps go back up and redo them, `resample` times in all (1: off).
+            #[arg(long, default_value_t = 10)]
+            jump: usize,
+            #[arg(long, default_value_t = 1)]
+            resample: usize,
+            #[command(flatten)]
+            sampler: SamplerArgs,
+            #[arg(long)]
+            out: Option<PathBuf>,
+            #[arg(long)]
+            out_npy: Option<PathBuf>,
+            #[command(flatten)]
+            kernels: KernelArg,
+        },
         /// A sampler's program as JSON: every network pass with its timestep and the update's coefficients, so
         /// other implementations (training/samplers.py) run exactly the same maths.
         Program {
@@ -319,6 +350,33 @@ mod cli {
                 };
                 run_sampler(&ctx, &unet, &mut sampler, init, out.as_deref(), out_npy.as_deref(), trajectory.as_deref(), every)
             }
+            Command::Inpaint { model, x, mask, seed, steps, jump, resample, sampler, out, out_npy, kernels } => {
+                if out.is_none() && out_npy.is_none() {
+                    bail!("say where the images go: --out PNG and/or --out-npy NPY");
+                }
+                let (model, unet) = load(&ctx, &model.model)?;
+                let schedule = model.schedule();
+                let (shape, xv) = read_npy(&x)?;
+                check_input(&unet, &shape)?;
+                let (mshape, mv) = read_npy(&mask)?;
+                let mask = if mshape == shape {
+                    mv
+                } else if mshape.len() == 4 && mshape[0] == 1 && mshape[1..] == shape[1..] {
+                    mv.iter().copied().cycle().take(xv.len()).collect()
+                } else {
+                    bail!("the mask has shape {mshape:?}; it must be x's {shape:?} or one image's [1, {}, {}, {}]", shape[1], shape[2], shape[3]);
+                };
+                if mask.iter().any(|&m| m != 0.0 && m != 1.0) {
+                    bail!("the mask must hold only 0 (generate) and 1 (keep)");
+                }
+                let steps = steps.unwrap_or(if sampler.sampler == SamplerKind::Ddim { 50 } else { schedule.len() });
+                let program = sampler.method()?.program(&schedule, &model.scheduler, steps)?.repaint(&schedule, jump, resample)?;
+                let kernels = pollster::block_on(unet.kernels(&ctx, shape[0], kernels.kernels))?;
+                let opts = SamplerOptions { n: shape[0], seed, steps, method: sampler.method()?, kernels, start_t: None };
+                let mut run = Sampler::with_program(&ctx, &unet, &schedule, program, opts)?;
+                run.set_known(&ctx, &xv, &mask)?;
+                run_sampler(&ctx, &unet, &mut run, Init::Philox, out.as_deref(), out_npy.as_deref(), None, 1)
+            }
             Command::Program { model, steps, sampler } => {
                 // Only the schedule is needed: no weights are read onto the GPU.
                 let model = Model::load_dir(&model.model)?;
@@ -334,7 +392,7 @@ mod cli {
                 let program = Program::ddim_inversion(&schedule, &model.scheduler, steps)?;
                 let kernels = pollster::block_on(unet.kernels(&ctx, shape[0], kernels.kernels))?;
                 let opts = SamplerOptions { n: shape[0], seed: 0, steps, method: Method::Ddim { eta: 0.0 }, kernels, start_t: None };
-                let mut sampler = Sampler::with_program(&ctx, &unet, program, opts)?;
+                let mut sampler = Sampler::with_program(&ctx, &unet, &schedule, program, opts)?;
                 // The chain starts at the clean images themselves.
                 run_sampler(&ctx, &unet, &mut sampler, Init::Exact(&xv), None, Some(&out), None, 1)?;
                 let Some(back) = roundtrip else { return Ok(()) };
@@ -343,7 +401,7 @@ mod cli {
                 let unclipped = ddpm_web::SchedulerConfig { clip_sample: Some(false), ..model.scheduler.clone() };
                 let decode = Method::Ddim { eta: 0.0 }.program(&schedule, &unclipped, steps)?;
                 let latents = pollster::block_on(sampler.read_x(&ctx))?;
-                let mut sampler = Sampler::with_program(&ctx, &unet, decode, opts)?;
+                let mut sampler = Sampler::with_program(&ctx, &unet, &schedule, decode, opts)?;
                 run_sampler(&ctx, &unet, &mut sampler, Init::Exact(&latents), None, Some(&back), None, 1)?;
                 let got = pollster::block_on(sampler.read_x(&ctx))?;
                 let n = xv.len() as f64;

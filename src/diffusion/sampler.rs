@@ -16,7 +16,9 @@ use crate::gpu::graph::Graph;
 use crate::gpu::kernel::KernelFamily;
 use crate::gpu::kernels::frames::{pack, words};
 use crate::gpu::kernels::langevin::{self, langevin};
-use crate::gpu::kernels::update::{self, add_noise, affine, heun_correct, heun_predict, params_buffer, uniform_buffer, HeunState, NoiseSource, StepIo};
+use crate::gpu::kernels::update::{
+    self, add_noise, affine, heun_correct, heun_predict, params_buffer, replace_known, uniform_buffer, HeunState, Known, NoiseSource, StepIo,
+};
 use crate::gpu::plan::Plan;
 use crate::gpu::tensor::Tensor;
 use crate::image::Batch;
@@ -78,12 +80,27 @@ struct UpdatePlans {
     heun_predict: Option<Plan>,
     heun_correct: Option<Plan>,
     langevin: Option<Plan>,
+    renoise: Option<Plan>,
 }
+
+/// Inpainting: after every pass the known region is set to the source noised to the pass's level.
+struct Inpaint {
+    plan: Plan,
+    params: wgpu::Buffer,
+    /// The source and mask buffers, kept for `gpu_bytes`.
+    bytes: u64,
+}
+
+/// Philox keys of the known region's noise: the pass's key with the top bit set (pass keys stay below it).
+const KNOWN_KEY_BIT: u32 = 0x8000_0000;
 
 pub struct Sampler {
     opts: SamplerOptions,
     batch: Batch,
     program: Program,
+    /// For ᾱ at a pass's level (inpainting's replacement).
+    schedule: Schedule,
+    inpaint: Option<Inpaint>,
     /// x_t [N, C, H, W], the timesteps [N], x̂_0, ε: owned here and bound into every plan.
     x: Tensor,
     t: Tensor,
@@ -114,11 +131,11 @@ impl Sampler {
             }
             program = program.from_level(schedule, t as f64)?;
         }
-        Self::with_program(ctx, unet, program, opts)
+        Self::with_program(ctx, unet, schedule, program, opts)
     }
 
-    /// A run of any program (DDIM inversion's, say) over `opts.n` images.
-    pub fn with_program(ctx: &GpuContext, unet: &Unet, program: Program, opts: SamplerOptions) -> Result<Self> {
+    /// A run of any program (DDIM inversion's, RePaint's) over `opts.n` images.
+    pub fn with_program(ctx: &GpuContext, unet: &Unet, schedule: &Schedule, program: Program, opts: SamplerOptions) -> Result<Self> {
         let (c, h, w) = unet.image_shape();
         if unet.config.out_channels != c {
             return Err(Error::UnsupportedConfig {
@@ -163,6 +180,9 @@ impl Sampler {
             langevin: uses(|u| matches!(u, Update::Langevin(_)))
                 .then(|| plan_of(&|g, io, _| langevin(g, &langevin_params, io, NoiseSource::Philox, opts.n)))
                 .transpose()?,
+            renoise: uses(|u| matches!(u, Update::Renoise(_)))
+                .then(|| plan_of(&|g, io, _| add_noise(g, &update_params, io.x, NoiseSource::Philox)))
+                .transpose()?,
         };
 
         let mut g = Graph::new();
@@ -186,6 +206,8 @@ impl Sampler {
             opts,
             batch,
             program,
+            schedule: schedule.clone(),
+            inpaint: None,
             x,
             t,
             own_bytes,
@@ -215,8 +237,18 @@ impl Sampler {
     /// steps allocate nothing.
     pub fn gpu_bytes(&self) -> u64 {
         let u = &self.updates;
-        let plans = [Some(&self.unet_plan), Some(&self.pack_plan), u.affine.as_ref(), u.heun_predict.as_ref(), u.heun_correct.as_ref(), u.langevin.as_ref()];
-        self.own_bytes + plans.iter().flatten().map(|p| p.owned_buffers().1).sum::<u64>()
+        let plans = [
+            Some(&self.unet_plan),
+            Some(&self.pack_plan),
+            u.affine.as_ref(),
+            u.heun_predict.as_ref(),
+            u.heun_correct.as_ref(),
+            u.langevin.as_ref(),
+            u.renoise.as_ref(),
+            self.inpaint.as_ref().map(|i| &i.plan),
+        ];
+        let known = self.inpaint.as_ref().map_or(0, |i| i.bytes);
+        self.own_bytes + known + plans.iter().flatten().map(|p| p.owned_buffers().1).sum::<u64>()
     }
 
     pub fn program(&self) -> &Program {
@@ -244,6 +276,38 @@ impl Sampler {
         } else {
             paper_t(self.program.passes[k - 1].level_after)
         }
+    }
+
+    /// Makes this run an inpainting (before `first_frame`): `image` (the batch's shape, model range) is kept
+    /// where `mask` is 1 and generated where it is 0. After every pass, and at the start, the known region is
+    /// set to the source noised to x's level ("replacement"); at the end it is the source bit for bit.
+    pub fn set_known(&mut self, ctx: &GpuContext, image: &[f32], mask: &[f32]) -> Result<()> {
+        let len = self.batch.len();
+        if image.len() != len || mask.len() != len {
+            return Err(Error::InputShape { expected: format!("an image and a mask of {len} values each"), found: vec![image.len(), mask.len()] });
+        }
+        if self.submitted + self.returned != 0 {
+            return Err(Error::Gpu("internal: set_known before first_frame".into()));
+        }
+        let shape = [self.batch.n, self.batch.c, self.batch.h, self.batch.w];
+        let (img, msk) = (Tensor::upload(ctx, "known image", &shape, image), Tensor::upload(ctx, "known mask", &shape, mask));
+        let params = params_buffer(ctx);
+        let mut g = Graph::new();
+        let xg = g.bound("x_t", &self.x);
+        let known = Known { image: g.bound("known image", &img), mask: g.bound("known mask", &msk) };
+        replace_known(&mut g, &params, xg, known, NoiseSource::Philox);
+        let plan = Plan::compile(ctx, &g)?;
+        self.inpaint = Some(Inpaint { plan, params, bytes: img.bytes() + msk.bytes() });
+        Ok(())
+    }
+
+    /// Encodes the known region's replacement at `level` (keyed by `key`), when inpainting.
+    fn encode_known(&self, ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, level: f64, key: u32) {
+        let Some(inp) = &self.inpaint else { return };
+        let ab = Program::alpha_bar_at(&self.schedule, level);
+        let params = update::Params::new(StepCoeffs::noise(ab.sqrt(), (1.0 - ab).max(0.0).sqrt()), self.opts.seed, key | KNOWN_KEY_BIT, self.batch.len());
+        ctx.queue.write_buffer(&inp.params, 0, bytemuck::bytes_of(&params));
+        inp.plan.encode(ctx, enc);
     }
 
     /// Puts x_T on the GPU (drawn, given, or an image noised) and returns it as frame 0. Must be the first call.
@@ -298,6 +362,7 @@ impl Sampler {
         let start = Plan::compile(ctx, &g)?;
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         start.encode(ctx, &mut enc);
+        self.encode_known(ctx, &mut enc, self.program.start_level, INIT_KEY);
         self.pack_plan.encode(ctx, &mut enc);
         self.copy_frame(&mut enc, 0);
         ctx.queue.submit([enc.finish()]);
@@ -355,11 +420,20 @@ impl Sampler {
                 ctx.queue.write_buffer(&self.langevin_params, 0, bytemuck::bytes_of(&params));
                 &self.updates.langevin
             }
+            Update::Renoise(c) => {
+                let params = update::Params::new(c, self.opts.seed, pass.key, len);
+                ctx.queue.write_buffer(&self.update_params, 0, bytemuck::bytes_of(&params));
+                &self.updates.renoise
+            }
         };
         let plan = plan.as_ref().ok_or_else(|| Error::Gpu("internal: no plan for this update".into()))?;
         let mut enc = ctx.device.create_command_encoder(&Default::default());
-        self.unet_plan.encode(ctx, &mut enc);
+        // A jump back up the chain needs no ε.
+        if !matches!(pass.update, Update::Renoise(_)) {
+            self.unet_plan.encode(ctx, &mut enc);
+        }
         plan.encode(ctx, &mut enc);
+        self.encode_known(ctx, &mut enc, pass.level_after, pass.key);
         self.pack_plan.encode(ctx, &mut enc);
         self.copy_frame(&mut enc, k + 1);
         ctx.queue.submit([enc.finish()]);
@@ -423,7 +497,7 @@ pub async fn single_pass(ctx: &GpuContext, unet: &Unet, x: &[f32], pass: &Pass, 
             langevin(&mut g, &buf, io, NoiseSource::Given(zg), n);
             buf
         }
-        Update::HeunPredict(_) | Update::HeunCorrect(_) => {
+        Update::HeunPredict(_) | Update::HeunCorrect(_) | Update::Renoise(_) => {
             return Err(Error::SamplerSetting { setting: "sampler", value: "heun".into(), hint: "Heun's stages are not single steps; run `sample`".into() })
         }
     };

@@ -329,6 +329,8 @@ pub enum Update {
     HeunPredict(StepCoeffs),
     HeunCorrect(StepCoeffs),
     Langevin(LangevinCoeffs),
+    /// No network pass: x ← to_x·x + to_z·z, back up the chain (RePaint's resampling jumps).
+    Renoise(StepCoeffs),
 }
 
 /// A whole run (as JSON, what `ddpm program` prints for other implementations to run: training/samplers.py).
@@ -363,6 +365,40 @@ impl Program {
         self.passes.drain(..first);
         self.init_scale = 1.0;
         Ok(self)
+    }
+
+    /// RePaint's resampling (Lugmayr et al. 2022, Algorithm 1 with its jump schedule): after every `jump`
+    /// passes, go back up to the level those passes started from in one draw of q(x_a | x_b) =
+    /// N(√(ᾱ_a/ᾱ_b) x_b, (1 − ᾱ_a/ᾱ_b) I) (Ho et al. 2020, eq. 4 between two levels), and run them again, so
+    /// `resample` times in all; with inpainting's replacement after every pass this lets the generated region
+    /// agree with the known one instead of leaving a seam. Only for samplers whose passes each step one level
+    /// down (ddpm, ddim, sde); reruns draw fresh noise.
+    pub fn repaint(self, schedule: &Schedule, jump: usize, resample: usize) -> Result<Program> {
+        if resample <= 1 {
+            return Ok(self);
+        }
+        if jump == 0 || resample > 50 {
+            return Err(Error::SamplerSetting { setting: "jump/resample", value: format!("{jump}/{resample}"), hint: "jump ≥ 1 and resample from 1 to 50".into() });
+        }
+        if self.passes.iter().any(|p| !matches!(p.update, Update::Affine(_)) || p.level_after >= p.level) {
+            return Err(Error::SamplerSetting { setting: "resample", value: resample.to_string(), hint: "RePaint's resampling needs a sampler that steps one level per pass: ddpm, ddim or sde".into() });
+        }
+        let ab = |level: f64| Self::alpha_bar_at(schedule, level);
+        let mut passes = Vec::new();
+        for block in self.passes.chunks(jump) {
+            let (top, bottom) = (block[0].level, block[block.len() - 1].level_after);
+            for r in 0..resample {
+                if r > 0 {
+                    let ratio = ab(top) / ab(bottom);
+                    let back = StepCoeffs::noise(ratio.sqrt(), (1.0 - ratio).sqrt());
+                    let key = 0x4000_0000 + passes.len() as u32;
+                    passes.push(Pass { t_model: top as f32, level: bottom, level_after: top, update: Update::Renoise(back), key });
+                }
+                // Reruns need their own noise: the keys of the first run are below 2^20 (timesteps or indices).
+                passes.extend(block.iter().map(|p| Pass { key: p.key + ((r as u32) << 20), ..*p }));
+            }
+        }
+        Ok(Program { passes, ..self })
     }
 
     /// DDIM inversion: the deterministic DDIM (η = 0) chain run backwards, from the clean image (level −1)
@@ -633,7 +669,7 @@ mod tests {
                     (saved, deriv, x) = (x, d, next);
                 }
                 Update::HeunCorrect(c) => x = reference_update(&c, x, e, 0.0, saved, deriv).0,
-                Update::Langevin(_) => unreachable!("deterministic programs only"),
+                Update::Langevin(_) | Update::Renoise(_) => unreachable!("deterministic programs only"),
             }
         }
         x as f64
@@ -773,5 +809,22 @@ mod tests {
         assert!(matches!(Method::Ddim { eta: 0.0 }.program(&paper(), &v, 10), Err(Error::UnsupportedScheduler { .. })));
         let k = SchedulerConfig { use_karras_sigmas: true, ..SchedulerConfig::default() };
         assert!(matches!(Method::Euler.program(&paper(), &k, 10), Err(Error::UnsupportedScheduler { .. })));
+    }
+
+    #[test]
+    fn repaint_reruns_each_block_after_a_jump_back_to_its_top() {
+        // 10 DDPM steps (900 … 0), jump 3, resample 2: blocks of 3, 3, 3, 1 passes, each run twice with one
+        // renoise between: 10 + 10 + 4 renoise passes.
+        let s = paper();
+        let p = program(Method::Ddpm { variance: Variance::Small, clip: true }, &SchedulerConfig::default(), 10).repaint(&s, 3, 2).unwrap();
+        assert_eq!(p.passes.len(), 24);
+        let Update::Renoise(c) = p.passes[3].update else { panic!("{:?}", p.passes[3]) };
+        // Back from level 600 (after 900 → 800 → 700 → 600) to 900: √(ᾱ_900/ᾱ_600).
+        assert_eq!((p.passes[3].level, p.passes[3].level_after), (600.0, 900.0));
+        assert!((c.to_x as f64 - (s.alphas_cumprod[900] / s.alphas_cumprod[600]).sqrt()).abs() < 1e-6);
+        assert!((c.to_z as f64 - (1.0 - s.alphas_cumprod[900] / s.alphas_cumprod[600]).sqrt()).abs() < 1e-6);
+        assert_eq!(p.passes[4].t_model, 900.0);
+        assert_ne!(p.passes[4].key, p.passes[0].key, "the rerun draws fresh noise");
+        assert!(program(Method::Heun, &SchedulerConfig::default(), 10).repaint(&s, 3, 2).is_err());
     }
 }

@@ -150,6 +150,8 @@ pub enum Kernel {
     AddNoise(Noise),
     /// A Langevin corrector step, the step size from per-image norms (`langevin.wgsl`).
     Langevin(Noise),
+    /// Inpainting: the known region of x replaced by the source noised to x's level (`update.wgsl`).
+    ReplaceKnown(Noise),
     PackFrame,
     /// x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) z: the forward process q(x_t | x_0) in one step.
     Forward(Noise),
@@ -192,7 +194,7 @@ const CONV_RES: &[Binding] = &[uniform(), read(1, "x"), read(2, "w"), read(3, "b
 
 impl Kernel {
     /// Every kernel, in the order pipelines are compiled.
-    pub const ALL: [Kernel; 36] = [
+    pub const ALL: [Kernel; 38] = [
         Kernel::Conv(ConvAlgo::General, Epilogue::Bias),
         Kernel::Conv(ConvAlgo::General, Epilogue::ChannelAdd),
         Kernel::Conv(ConvAlgo::General, Epilogue::Residual),
@@ -226,6 +228,8 @@ impl Kernel {
         Kernel::AddNoise(Noise::Given),
         Kernel::Langevin(Noise::Philox),
         Kernel::Langevin(Noise::Given),
+        Kernel::ReplaceKnown(Noise::Philox),
+        Kernel::ReplaceKnown(Noise::Given),
         Kernel::PackFrame,
         Kernel::Forward(Noise::Philox),
         Kernel::Forward(Noise::Given),
@@ -244,7 +248,7 @@ impl Kernel {
             Kernel::TimeEmbed => EMBED,
             Kernel::AttnScores | Kernel::AttnSoftmax | Kernel::AttnApply | Kernel::AttnFused => ATTENTION,
             Kernel::Upsample | Kernel::Concat => RESAMPLE,
-            Kernel::Affine(_) | Kernel::HeunPredict | Kernel::HeunCorrect | Kernel::AddNoise(_) => UPDATE,
+            Kernel::Affine(_) | Kernel::HeunPredict | Kernel::HeunCorrect | Kernel::AddNoise(_) | Kernel::ReplaceKnown(_) => UPDATE,
             Kernel::Langevin(_) => LANGEVIN,
             Kernel::PackFrame => FRAMES,
             Kernel::Forward(_) => FORWARD,
@@ -283,6 +287,8 @@ impl Kernel {
             Kernel::AddNoise(Noise::Given) => "add_noise_given",
             Kernel::Langevin(Noise::Philox) => "langevin_philox",
             Kernel::Langevin(Noise::Given) => "langevin_given",
+            Kernel::ReplaceKnown(Noise::Philox) => "replace_known_philox",
+            Kernel::ReplaceKnown(Noise::Given) => "replace_known_given",
             Kernel::Forward(Noise::Philox) => "philox_noise",
             Kernel::Forward(Noise::Given) => "given_noise",
         }
@@ -325,6 +331,8 @@ impl Kernel {
             }
             Kernel::AddNoise(Noise::Philox) => const { &[uniform(), write(3, "x")] },
             Kernel::AddNoise(Noise::Given) => const { &[uniform(), read(2, "z"), write(3, "x")] },
+            Kernel::ReplaceKnown(Noise::Philox) => const { &[uniform(), write(3, "x"), read(7, "known"), read(8, "mask")] },
+            Kernel::ReplaceKnown(Noise::Given) => const { &[uniform(), read(2, "z"), write(3, "x"), read(7, "known"), read(8, "mask")] },
             Kernel::PackFrame => const { &[uniform(), read(1, "src"), write(2, "out")] },
             Kernel::Forward(Noise::Philox) => const { &[uniform(), read(1, "x0"), write(3, "xt")] },
             Kernel::Forward(Noise::Given) => const { &[uniform(), read(1, "x0"), read(2, "z"), write(3, "xt")] },
@@ -343,7 +351,9 @@ impl Kernel {
             Kernel::TimeEmbed => "TimeEmbed",
             Kernel::AttnScores | Kernel::AttnSoftmax | Kernel::AttnApply | Kernel::AttnFused => "Attention",
             Kernel::Upsample | Kernel::Concat => "Resample",
-            Kernel::Affine(_) | Kernel::HeunPredict | Kernel::HeunCorrect | Kernel::AddNoise(_) | Kernel::Langevin(_) => "Update",
+            Kernel::Affine(_) | Kernel::HeunPredict | Kernel::HeunCorrect | Kernel::AddNoise(_) | Kernel::Langevin(_) | Kernel::ReplaceKnown(_) => {
+                "Update"
+            }
             Kernel::PackFrame => "Frames",
             Kernel::Forward(_) => "Forward",
         }

@@ -119,6 +119,23 @@ pub fn add_noise(g: &mut Graph, params: &wgpu::Buffer, x: TensorId, noise: Noise
     g.record_with(kernel, OpParams::Buffer(params.clone()), &args, grid_1d(len, 64), 0);
 }
 
+/// The inpainting source and its mask (1 where the source is kept), both of x's length.
+#[derive(Clone, Copy, Debug)]
+pub struct Known {
+    pub image: TensorId,
+    pub mask: TensorId,
+}
+
+/// Records x ← to_x·known + to_z·z where mask > 0.5 (x kept elsewhere): the known region at x's level.
+pub fn replace_known(g: &mut Graph, params: &wgpu::Buffer, x: TensorId, known: Known, noise: NoiseSource) {
+    let len = g.len(x);
+    assert_eq!(g.len(known.image), len);
+    assert_eq!(g.len(known.mask), len);
+    let mut args = vec![("x", x), ("known", known.image), ("mask", known.mask)];
+    let kernel = Kernel::ReplaceKnown(noise.kernel_noise(g, len, &mut args));
+    g.record_with(kernel, OpParams::Buffer(params.clone()), &args, grid_1d(len, 64), 0);
+}
+
 fn mul_hi_lo(a: u32, b: u32) -> (u32, u32) {
     let p = a as u64 * b as u64;
     ((p >> 32) as u32, p as u32)
@@ -308,6 +325,37 @@ mod tests {
             let z = |i: usize| if given { zv[i] } else { reference_gaussian(seed, u32::MAX, i as u32) };
             let want: Vec<f32> = (0..n).map(|i| 0.6 * xv[i] + 0.8 * z(i)).collect();
             assert_close(&run_and_read(&g, x), &want, 1e-4, if given { "given z" } else { "philox z" });
+        }
+    }
+
+    #[test]
+    fn replace_known_changes_only_the_masked_values_and_is_exact_at_the_clean_level() {
+        let c = ctx();
+        let n = 1003;
+        let (xv, kv, zv) = (values(n, 101), values(n, 102), values(n, 103));
+        let mv: Vec<f32> = (0..n).map(|i| ((i * 7) % 3 == 0) as u8 as f32).collect();
+        let seed = 11u64;
+        for (keep, sigma, given) in [(0.8, 0.6, true), (0.8, 0.6, false), (1.0, 0.0, false)] {
+            let buf = params_buffer(c);
+            c.queue.write_buffer(&buf, 0, bytemuck::bytes_of(&Params::new(StepCoeffs::noise(keep, sigma), seed, 5, n)));
+            let mut g = Graph::new();
+            let x = upload(&mut g, "x", &[n], &xv);
+            let known = Known { image: upload(&mut g, "known", &[n], &kv), mask: upload(&mut g, "mask", &[n], &mv) };
+            let noise = if given { NoiseSource::Given(upload(&mut g, "z", &[n], &zv)) } else { NoiseSource::Philox };
+            replace_known(&mut g, &buf, x, known, noise);
+            let got = run_and_read(&g, x);
+            let z = |i: usize| if given { zv[i] } else { reference_gaussian(seed, 5, i as u32) };
+            for i in 0..n {
+                if mv[i] > 0.5 {
+                    let want = keep as f32 * kv[i] + sigma as f32 * z(i);
+                    assert!((got[i] - want).abs() <= 1e-5 * (1.0 + want.abs()), "{i}: {} vs {want}", got[i]);
+                    if sigma == 0.0 {
+                        assert_eq!(got[i].to_bits(), kv[i].to_bits(), "the clean level keeps the source bit for bit");
+                    }
+                } else {
+                    assert_eq!(got[i].to_bits(), xv[i].to_bits(), "{i}: unmasked values stay");
+                }
+            }
         }
     }
 }

@@ -1,0 +1,90 @@
+//! `ddpm inpaint` (issue 17): the known region of the result is the source bit for bit, the masked region is
+//! generated (it differs from the source), with plain replacement and with RePaint's resampling, for the
+//! samplers that step one level per pass; and its bad inputs are messages.
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use npyz::WriterBuilder;
+
+fn ddpm(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ddpm")).args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "ddpm {args:?} panicked:\n{stderr}");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ddpm-inpaint-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn write_npy(path: &Path, shape: &[u64], data: &[f32]) {
+    let f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut w = npyz::WriteOptions::new().default_dtype().shape(shape).writer(f).begin_nd().unwrap();
+    w.extend(data.iter().copied()).unwrap();
+    w.finish().unwrap();
+}
+
+fn read_npy(path: &Path) -> Vec<f32> {
+    let f = std::fs::File::open(path).unwrap();
+    npyz::NpyFile::new(std::io::BufReader::new(f)).unwrap().into_vec::<f32>().unwrap()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+const TINY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/models/tiny");
+
+#[test]
+fn known_region_is_the_source_bit_for_bit_and_the_hole_is_generated() {
+    let tmp = temp_dir("known");
+    // Two shipped test images; the mask keeps the left half of each (one image's mask, broadcast).
+    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/www/data/fashion-mnist-test/images.u8")).unwrap();
+    let x: Vec<f32> = bytes[..2 * 784].iter().map(|&b| b as f32 / 127.5 - 1.0).collect();
+    let mask: Vec<f32> = (0..784).map(|i| ((i % 28) < 14) as u8 as f32).collect();
+    let (xp, mp) = (tmp.join("x.npy"), tmp.join("mask.npy"));
+    write_npy(&xp, &[2, 1, 28, 28], &x);
+    write_npy(&mp, &[1, 1, 28, 28], &mask);
+    for (sampler, extra) in [("ddpm", &["--jump", "2", "--resample", "3"][..]), ("ddim", &[][..]), ("sde", &["--resample", "2", "--jump", "3"][..])] {
+        let out = tmp.join(format!("{sampler}.npy"));
+        let mut args = vec!["inpaint", "--model", TINY, "--x", s(&xp), "--mask", s(&mp), "--steps", "5", "--seed", "4", "--sampler", sampler, "--out-npy", s(&out)];
+        args.extend_from_slice(extra);
+        let (ok, stdout, err) = ddpm(&args);
+        assert!(ok, "{sampler}: {err}");
+        let got = read_npy(&out);
+        for (i, (g, w)) in got.iter().zip(&x).enumerate() {
+            if mask[i % 784] == 1.0 {
+                assert_eq!(g.to_bits(), w.to_bits(), "{sampler}: known value {i} changed");
+            }
+        }
+        let changed = (0..got.len()).filter(|&i| mask[i % 784] == 0.0 && (got[i] - x[i]).abs() > 0.05).count();
+        assert!(changed > 500, "{sampler}: only {changed} of 784 generated values differ from the source");
+        println!("inpaint {sampler} {extra:?}: {stdout}");
+    }
+}
+
+#[test]
+fn bad_masks_and_resampling_settings_are_messages() {
+    let tmp = temp_dir("bad");
+    let xp = tmp.join("x.npy");
+    write_npy(&xp, &[1, 1, 28, 28], &vec![0.0; 784]);
+    let (wrong, half) = (tmp.join("wrong.npy"), tmp.join("half.npy"));
+    write_npy(&wrong, &[1, 1, 14, 14], &vec![1.0; 196]);
+    write_npy(&half, &[1, 1, 28, 28], &vec![0.5; 784]);
+    let out = tmp.join("o.npy");
+    for (mask, extra, says) in [
+        (&wrong, &[][..], "the mask has shape"),
+        (&half, &[][..], "only 0 (generate) and 1 (keep)"),
+        (&xp, &["--sampler", "heun", "--resample", "2"][..], "RePaint's resampling needs"),
+    ] {
+        let mut args = vec!["inpaint", "--model", TINY, "--x", s(&xp), "--mask", s(mask), "--steps", "3", "--out-npy", s(&out)];
+        args.extend_from_slice(extra);
+        let (ok, _, err) = ddpm(&args);
+        assert!(!ok && err.contains(says), "{extra:?}: {err}");
+    }
+}
