@@ -85,6 +85,9 @@ pub fn DrawPad(
     #[prop(into)]
     label: String,
     #[prop(into)] on_error: Callback<String>,
+    /// The wrapper's class: "drawpad" for the picture pad, another for a second pad on the page (a mask).
+    #[prop(default = "drawpad")]
+    class: &'static str,
 ) -> impl IntoView {
     let canvas_ref = NodeRef::<leptos::html::Canvas>::new();
     // The last pointer position while a stroke is under way, in image pixels.
@@ -165,7 +168,7 @@ pub fn DrawPad(
     };
 
     view! {
-        <div class="drawpad" class:drag-over=move || drag_over.get()
+        <div class=class class:drag-over=move || drag_over.get()
             on:dragover=move |ev: web_sys::DragEvent| { ev.prevent_default(); drag_over.set(true); }
             on:dragleave=move |_| drag_over.set(false)
             on:drop=drop>

@@ -74,6 +74,9 @@ pub fn ForwardExplorer() -> impl IntoView {
     let images = RwSignal::new(Vec::<(String, Vec<u8>)>::new());
     let choice = RwSignal::new(String::from("draw"));
     let x0 = RwSignal::new(vec![0u8; PIXELS]);
+    // Inpainting's mask: white where the person paints = the region the sampler fills.
+    let mask = RwSignal::new(vec![0u8; PIXELS]);
+    let resample = RwSignal::new(1usize);
     let noise_seed = RwSignal::new(ui.seed.get_untracked());
     let gpu = StoredValue::new_local(Gpu::default());
     let (busy, again) = (Rc::new(Cell::new(false)), Rc::new(Cell::new(false)));
@@ -219,6 +222,26 @@ pub fn ForwardExplorer() -> impl IntoView {
                             title="Start the chosen sampler from x₀ noised to this t (SDEdit): how much of the image survives?"
                             on:click=move |_| ui.generate_from(to_model(&x0.get_untracked()), t_now.get_untracked())>"Noise to t and denoise"</button>
                     </p>
+                    <h3>"Inpainting"</h3>
+                    <p class="hint">"Paint over the part of x₀ to replace; the chosen sampler fills it while, after every step, the rest is set to x₀ noised to that step's level (replacement). RePaint's resampling goes back up the chain and down again to blend the seam (ddpm, ddim, sde)."</p>
+                    <div class="pair">
+                        <figure>
+                            <figcaption>"mask (paint the region to fill)"</figcaption>
+                            <DrawPad image=mask label="inpainting mask" class="maskpad" on_error=Callback::new(move |e| ui.error.set(Some(e))) />
+                        </figure>
+                        <div class="stack">
+                            <label>"RePaint resampling (1 = off)"
+                                <input type="number" min="1" max="20" prop:value=move || resample.get().to_string()
+                                    on:change=move |ev| resample.set(event_target_value(&ev).parse().unwrap_or(1usize).clamp(1, 20)) />
+                            </label>
+                            <button type="button" on:click=move |_| mask.set((0..PIXELS).map(|i| if i % SIDE as usize >= SIDE as usize / 2 { 255 } else { 0 }).collect())>"Mask the right half"</button>
+                            <button type="button" prop:disabled=move || ui.phase.get() != Phase::Ready
+                                on:click=move |_| {
+                                    let known: Vec<f32> = mask.get_untracked().iter().map(|&m| if m >= 128 { 0.0 } else { 1.0 }).collect();
+                                    ui.inpaint(to_model(&x0.get_untracked()), known, resample.get_untracked());
+                                }>"Inpaint"</button>
+                        </div>
+                    </div>
                     <div class="explain">
                         <SnrPlot log_snr=info.log_snr t=t_now />
                         <p class="formula" data-testid="forward-formula">{formula}</p>

@@ -19,7 +19,7 @@ use leptos::task::spawn_local;
 use ddpm_web::gpu::kernel::KernelChoice;
 use ddpm_web::image::Batch;
 use ddpm_web::model::unet::Tuning;
-use ddpm_web::diffusion::samplers::{Pass, Predictor};
+use ddpm_web::diffusion::samplers::{Pass, Predictor, Program};
 use ddpm_web::{Error, Frame, GpuContext, Init, Method, Model, Sampler, SamplerKind, SamplerOptions, Schedule, SchedulerConfig, Unet, Variance};
 
 pub use view::App;
@@ -100,6 +100,15 @@ impl Frames {
         }
         self.list.push(f);
     }
+}
+
+/// How a run begins.
+enum Start {
+    Noise,
+    /// SDEdit: one image noised to network timestep `t`.
+    Image { x0: Vec<f32>, t: usize },
+    /// Inpainting: `known` is 1 where x0 is kept.
+    Inpaint { x0: Vec<f32>, known: Vec<f32>, resample: usize },
 }
 
 #[derive(Clone)]
@@ -316,7 +325,7 @@ impl Ui {
 
     /// Starts a run with the current settings; frames arrive as the GPU makes them.
     pub fn generate(self) {
-        self.start(None)
+        self.start(Start::Noise)
     }
 
     /// SDEdit (Meng et al. 2022): the batch is `x0` (one image, in the model's range) noised to the paper's
@@ -325,11 +334,20 @@ impl Ui {
         if t == 0 {
             return self.notice.set(Some("At t = 0 there is no noise to take away: move Forward t up first.".into()));
         }
-        self.start(Some((x0, t - 1)))
+        self.start(Start::Image { x0, t: t - 1 })
     }
 
-    /// A run from noise, or from an image noised to a network timestep.
-    fn start(self, image: Option<(Vec<f32>, usize)>) {
+    /// Inpainting: the batch keeps `x0` (one image) where `known` is 1 and the chosen sampler generates the
+    /// rest, with RePaint's resampling `resample` times (1: plain replacement) every tenth of the steps.
+    pub fn inpaint(self, x0: Vec<f32>, known: Vec<f32>, resample: usize) {
+        if known.iter().all(|&k| k == 1.0) {
+            return self.notice.set(Some("Paint the region to fill on the mask first.".into()));
+        }
+        self.start(Start::Inpaint { x0, known, resample })
+    }
+
+    /// A run from noise, from an image noised to a network timestep, or an inpainting.
+    fn start(self, how: Start) {
         if self.phase.get_untracked() != Phase::Ready {
             return;
         }
@@ -344,15 +362,20 @@ impl Ui {
         let seed = self.seed.get_untracked();
         let method = self.method();
         // The program is cheap to make here; a bad setting is a message, not a run.
-        let start_t = image.as_ref().map(|(_, t)| *t);
-        let program = method.program(&engine.schedule, &engine.scheduler, steps).and_then(|p| match start_t {
-            Some(t) => p.from_level(&engine.schedule, t as f64),
-            None => Ok(p),
+        let start_t = match &how {
+            Start::Image { t, .. } => Some(*t),
+            _ => None,
+        };
+        let program = method.program(&engine.schedule, &engine.scheduler, steps).and_then(|p| match &how {
+            Start::Image { t, .. } => p.from_level(&engine.schedule, *t as f64),
+            Start::Inpaint { resample, .. } => p.repaint(&engine.schedule, (steps / 10).max(1), *resample),
+            Start::Noise => Ok(p),
         });
-        let passes = match program {
-            Ok(p) => p.passes,
+        let program = match program {
+            Ok(p) => p,
             Err(e) => return self.error.set(Some(e.to_string())),
         };
+        let passes = program.passes.clone();
         url::write_location(&self.settings(), steps);
         let (c, h, w) = engine.unet.image_shape();
         let batch = Batch { n, c, h, w };
@@ -366,15 +389,23 @@ impl Ui {
         self.cancel.set_value(cancel.clone());
         let choice = self.kernel_choice;
         let placeholder = SamplerOptions { n, seed, steps, method, kernels: ddpm_web::gpu::kernel::KernelFamily::Blocked, start_t };
-        // Every image of the batch starts from the same x_0; each gets its own noise.
-        let x0: Option<Vec<f32>> = image.map(|(x0, _)| (0..n).flat_map(|_| x0.iter().copied()).collect());
+        // Every image of the batch starts from (or keeps) the same x_0; each gets its own noise.
+        let repeat = |v: &[f32]| -> Vec<f32> { (0..n).flat_map(|_| v.iter().copied()).collect() };
+        let (image, known) = match &how {
+            Start::Noise => (None, None),
+            Start::Image { x0, .. } => (Some(repeat(x0)), None),
+            Start::Inpaint { x0, known, .. } => (None, Some((repeat(x0), repeat(known)))),
+        };
         self.run.set(Some(Run { opts: placeholder, batch, passes, done: 0, elapsed_ms: 0.0, finished: false, cancelled: false }));
         self.phase.set(Phase::Running);
         spawn_local(async move {
             let start = loader::now_ms();
             let result: Result<(), Error> = async {
-                let mut sampler = self.start_run(&gpu, &engine, placeholder, choice).await?;
-                let init = match &x0 {
+                let mut sampler = self.start_run(&gpu, &engine, program, placeholder, choice).await?;
+                if let Some((x0, known)) = &known {
+                    sampler.set_known(&gpu, x0, known)?;
+                }
+                let init = match &image {
                     Some(x0) => Init::Image { x0, z: None },
                     None => Init::Philox,
                 };
@@ -411,7 +442,7 @@ impl Ui {
     }
 
     /// Chooses the kernels for this batch (timing them if not yet done) and builds the sampler.
-    async fn start_run(&self, gpu: &GpuContext, engine: &Engine, opts: SamplerOptions, choice: KernelChoice) -> Result<Sampler, Error> {
+    async fn start_run(&self, gpu: &GpuContext, engine: &Engine, program: Program, opts: SamplerOptions, choice: KernelChoice) -> Result<Sampler, Error> {
         let (kernels, tuning) = engine.unet.choose(gpu, opts.n, choice).await?;
         self.kernels_used.set(Some(describe_kernels(choice, opts.n, tuning.as_ref())));
         let opts = SamplerOptions { kernels, ..opts };
@@ -420,7 +451,7 @@ impl Ui {
                 r.opts = opts;
             }
         });
-        Sampler::new(gpu, &engine.unet, &engine.schedule, &engine.scheduler, opts)
+        Sampler::with_program(gpu, &engine.unet, &engine.schedule, program, opts)
     }
 
     fn add_frame(&self, f: Frame, done: usize, start: f64) {

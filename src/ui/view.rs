@@ -377,6 +377,10 @@ fn describe_update(pass: &Pass, t: usize) -> String {
             };
             format!("{x0};  x_{t} = {rhs}  where x = {from}{stage}")
         }
+        Update::Renoise(c) => format!(
+            "RePaint: back up the chain without the network, x_{t} = {:.4}·x + {:.4}·z, then the same steps again",
+            c.to_x, c.to_z
+        ),
         Update::Langevin(c) => format!(
             "Langevin at {from}: s = {:.4}·ε_θ ≈ ∇log pₜ(x);  x ← x + δ·s + √(2δ)·z,  δ = 2·{:.5}·({}·‖z‖/‖s‖)²",
             c.score_eps, c.alpha, c.snr

@@ -109,7 +109,7 @@ try {
   check(lit >= 15 && lit < 200, `the mouse stroke is drawn on the pad (${lit} bright pixels)`);
   await until(async () => maxDiff(await grey(page, XT), drawn) <= 1, 'x_t at t = 0 to show the drawing', 20_000);
   check(maxDiff(await grey(page, XT), drawn) <= 1, 'x_t at t = 0 is the drawing');
-  await page.getByRole('button', { name: 'Clear' }).click();
+  await page.locator('.drawpad').getByRole('button', { name: 'Clear' }).click();
   await until(async () => (await grey(page, PAD)).every((v) => v === 0), 'Clear to empty the pad', 5_000);
   check((await grey(page, PAD)).every((v) => v === 0), 'Clear empties the pad');
 
@@ -201,6 +201,39 @@ try {
   const c = corr(start, padNow);
   check(c > 0.5, `the noised start still shows the image (correlation ${c.toFixed(2)} with x₀; √ᾱ = 0.72 at t = 251)`);
   await page.screenshot({ path: `${OUT}/sdedit.png`, fullPage: true });
+
+  // Inpainting: a mouse stroke on the mask pad paints it; with the right half masked, the run keeps the left
+  // half of x₀ exactly (at t = 0, byte for byte) and fills the right; RePaint's resampling adds its passes.
+  const maskPad = page.getByRole('img', { name: 'inpainting mask' });
+  await maskPad.scrollIntoViewIfNeeded();
+  const mbox = await maskPad.boundingBox();
+  await page.mouse.move(mbox.x + mbox.width * 0.2, mbox.y + mbox.height * 0.5);
+  await page.mouse.down();
+  await page.mouse.move(mbox.x + mbox.width * 0.4, mbox.y + mbox.height * 0.5, { steps: 4 });
+  await page.mouse.up();
+  const MASK = '.maskpad canvas';
+  const stroked = (await grey(page, MASK)).filter((v) => v > 128).length;
+  check(stroked > 10, `a mouse stroke paints the inpainting mask (${stroked} pixels)`);
+  await page.getByRole('button', { name: 'Mask the right half' }).click();
+  const mask = await grey(page, MASK);
+  const source = await grey(page, PAD);
+  await page.getByRole('button', { name: 'Inpaint', exact: true }).click();
+  await until(async () => (await page.getByTestId('progress-text').textContent()).includes('done'), 'the inpainting run to finish', 180_000);
+  check((await page.getByTestId('progress-text').textContent()).startsWith('step 4 of 4'), 'inpainting runs the 4 steps');
+  await timestep.focus();
+  await page.keyboard.press('End');
+  const filled = await grey(page, '#image-0');
+  const keptDiff = Math.max(...filled.map((v, i) => (mask[i] < 128 ? Math.abs(v - source[i]) : 0)));
+  check(keptDiff === 0, `the unmasked region is x₀ itself at t = 0 (max difference ${keptDiff} of 255)`);
+  const holeDiff = filled.reduce((a, v, i) => a + (mask[i] >= 128 ? Math.abs(v - source[i]) : 0), 0) / mask.filter((m) => m >= 128).length;
+  check(holeDiff > 5, `the masked region is generated, not copied (mean difference ${holeDiff.toFixed(1)})`);
+  await page.screenshot({ path: `${OUT}/inpaint.png`, fullPage: true });
+  await page.getByRole('spinbutton', { name: /RePaint resampling/ }).fill('2');
+  await page.getByRole('spinbutton', { name: /RePaint resampling/ }).press('Tab');
+  await page.getByRole('button', { name: 'Inpaint', exact: true }).click();
+  await until(async () => (await page.getByTestId('progress-text').textContent()).includes('done'), 'the RePaint run to finish', 180_000);
+  const repaint = await page.getByTestId('progress-text').textContent();
+  check(repaint.startsWith('step 12 of 12'), `RePaint's resampling twice, jumping back one step at a time: 4 steps twice and 4 jumps (${repaint})`);
   check(pageErrors.length === 0, `no uncaught errors in the page (${pageErrors.join('; ')})`);
 } finally {
   await browser.close();
