@@ -229,7 +229,7 @@ pub fn ForwardExplorer() -> impl IntoView {
                             <figcaption>"mask (paint the region to fill)"</figcaption>
                             <DrawPad image=mask label="inpainting mask" class="maskpad" on_error=Callback::new(move |e| ui.error.set(Some(e))) />
                         </figure>
-                        <div class="stack">
+                        <figure class="stack">
                             <label>"RePaint resampling (1 = off)"
                                 <input type="number" min="1" max="20" prop:value=move || resample.get().to_string()
                                     on:change=move |ev| resample.set(event_target_value(&ev).parse().unwrap_or(1usize).clamp(1, 20)) />
@@ -240,7 +240,7 @@ pub fn ForwardExplorer() -> impl IntoView {
                                     let known: Vec<f32> = mask.get_untracked().iter().map(|&m| if m >= 128 { 0.0 } else { 1.0 }).collect();
                                     ui.inpaint(to_model(&x0.get_untracked()), known, resample.get_untracked());
                                 }>"Inpaint"</button>
-                        </div>
+                        </figure>
                     </div>
                     <div class="explain">
                         <SnrPlot log_snr=info.log_snr t=t_now />
