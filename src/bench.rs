@@ -57,7 +57,7 @@ pub async fn bench(ctx: &GpuContext, unet: &Unet, schedule: &Schedule, n: usize,
     let total = (WARMUP_STEPS + steps).min(schedule.len());
     let steps = total - WARMUP_STEPS.min(total - 1);
     let method = Method::Ddpm { variance: Variance::Small, clip: false };
-    let opts = SamplerOptions { n, seed: 0, steps: total, method, kernels, start_t: None };
+    let opts = SamplerOptions { n, seed: 0, steps: total, method, kernels, start_t: None, shared_noise: false };
     let begun = Instant::now();
     // DDPM reads nothing from the scheduler config beyond the schedule itself.
     let mut sampler = Sampler::new(ctx, unet, schedule, &SchedulerConfig::default(), opts)?;

@@ -23,7 +23,7 @@ fn sampler(ctx: &GpuContext, model: &Model, unet: &Unet, opts: SamplerOptions) -
 }
 
 fn opts(n: usize, seed: u64, steps: usize) -> SamplerOptions {
-    SamplerOptions { n, seed, steps, method: DDPM, kernels: KernelFamily::Blocked, start_t: None }
+    SamplerOptions { n, seed, steps, method: DDPM, kernels: KernelFamily::Blocked, start_t: None, shared_noise: false }
 }
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {

@@ -216,6 +216,43 @@ mod cli {
             #[command(flatten)]
             kernels: KernelArg,
         },
+        /// Interpolation: A and B noised to t with the same noise, mixed (slerp or lerp) into `count` starts, and
+        /// denoised in one run whose images share their per-step noise (so the ends equal the plain
+        /// `sample --from A|B --start-t T --seed S` runs). With --latents, A and B are x_T draws themselves.
+        Interpolate {
+            #[command(flatten)]
+            model: ModelArg,
+            /// One image each, .npy f32 [1, C, H, W] (model range; standard normal draws with --latents).
+            #[arg(long)]
+            a: PathBuf,
+            #[arg(long)]
+            b: PathBuf,
+            /// The network timestep both are noised to (the run starts at its first step at or below it).
+            #[arg(long, required_unless_present = "latents")]
+            t: Option<usize>,
+            /// A and B are x_T draws: mix them and run the whole chain (DDIM η = 0 or the ODE samplers give a
+            /// smooth walk between two generated images).
+            #[arg(long, conflicts_with = "t")]
+            latents: bool,
+            #[arg(long, default_value_t = 8)]
+            count: usize,
+            /// slerp (spherical, default) or lerp.
+            #[arg(long, default_value = "slerp")]
+            path: ddpm_web::diffusion::interpolate::Path,
+            #[arg(long, default_value_t = 0)]
+            seed: u64,
+            #[arg(long)]
+            steps: Option<usize>,
+            #[command(flatten)]
+            sampler: SamplerArgs,
+            /// The strip as one row of images.
+            #[arg(long)]
+            out: Option<PathBuf>,
+            #[arg(long)]
+            out_npy: Option<PathBuf>,
+            #[command(flatten)]
+            kernels: KernelArg,
+        },
         /// A sampler's program as JSON: every network pass with its timestep and the update's coefficients, so
         /// other implementations (training/samplers.py) run exactly the same maths.
         Program {
@@ -341,7 +378,7 @@ mod cli {
                 }
                 let n = z.as_ref().or(x0.as_ref()).map_or(n, |(shape, _)| shape[0]);
                 let kernels = pollster::block_on(unet.kernels(&ctx, n, kernels.kernels))?;
-                let opts = SamplerOptions { n, seed, steps, method, kernels, start_t };
+                let opts = SamplerOptions { n, seed, steps, method, kernels, start_t, shared_noise: false };
                 let mut sampler = Sampler::new(&ctx, &unet, &schedule, &model.scheduler, opts)?;
                 let init = match (&x0, &z) {
                     (Some((_, x0)), z) => Init::Image { x0, z: z.as_ref().map(|z| &z.1[..]) },
@@ -372,10 +409,67 @@ mod cli {
                 let steps = steps.unwrap_or(if sampler.sampler == SamplerKind::Ddim { 50 } else { schedule.len() });
                 let program = sampler.method()?.program(&schedule, &model.scheduler, steps)?.repaint(&schedule, jump, resample)?;
                 let kernels = pollster::block_on(unet.kernels(&ctx, shape[0], kernels.kernels))?;
-                let opts = SamplerOptions { n: shape[0], seed, steps, method: sampler.method()?, kernels, start_t: None };
+                let opts = SamplerOptions { n: shape[0], seed, steps, method: sampler.method()?, kernels, start_t: None, shared_noise: false };
                 let mut run = Sampler::with_program(&ctx, &unet, &schedule, program, opts)?;
                 run.set_known(&ctx, &xv, &mask)?;
                 run_sampler(&ctx, &unet, &mut run, Init::Philox, out.as_deref(), out_npy.as_deref(), None, 1)
+            }
+            Command::Interpolate { model, a, b, t, latents, count, path, seed, steps, sampler, out, out_npy, kernels } => {
+                use ddpm_web::diffusion::interpolate::{noised, strip};
+                if out.is_none() && out_npy.is_none() {
+                    bail!("say where the strip goes: --out PNG and/or --out-npy NPY");
+                }
+                if !(2..=64).contains(&count) {
+                    bail!("--count must be 2 to 64, not {count}");
+                }
+                let (model, unet) = load(&ctx, &model.model)?;
+                let schedule = model.schedule();
+                let ((sa, av), (sb, bv)) = (read_npy(&a)?, read_npy(&b)?);
+                for shape in [&sa, &sb] {
+                    check_input(&unet, shape)?;
+                    if shape[0] != 1 {
+                        bail!("--a and --b are one image each ([1, C, H, W]), not {shape:?}");
+                    }
+                }
+                let steps = steps.unwrap_or(match sampler.sampler {
+                    SamplerKind::Ddim | SamplerKind::Euler | SamplerKind::Heun => 50.min(schedule.len()),
+                    _ => schedule.len(),
+                });
+                let kernels = pollster::block_on(unet.kernels(&ctx, count, kernels.kernels))?;
+                let start_t = if latents { None } else { t };
+                let opts = SamplerOptions { n: count, seed, steps, method: sampler.method()?, kernels, start_t, shared_noise: true };
+                let mut run = Sampler::new(&ctx, &unet, &schedule, &model.scheduler, opts)?;
+                let starts = if latents {
+                    let scale = run.program().init_scale as f32;
+                    strip(&av.iter().map(|v| v * scale).collect::<Vec<_>>(), &bv.iter().map(|v| v * scale).collect::<Vec<_>>(), count, path)
+                } else {
+                    // Both noised with the z a plain image start draws (its key, one image's counters).
+                    let ab = run.program().start_alpha_bar;
+                    let key = ddpm_web::diffusion::sampler::IMAGE_NOISE_KEY;
+                    strip(&noised(&av, ab, seed, key), &noised(&bv, ab, seed, key), count, path)
+                };
+                let batch = run.batch();
+                let row = |frame: &[u8]| -> Result<()> {
+                    let Some(p) = &out else { return Ok(()) };
+                    let (w, h, rgba) = grid_rgba(frame, batch, count, 2);
+                    let file = File::create(p).with_context(|| format!("creating {}", p.display()))?;
+                    let mut enc = png::Encoder::new(BufWriter::new(file), w as u32, h as u32);
+                    enc.set_color(png::ColorType::Rgba);
+                    enc.set_depth(png::BitDepth::Eight);
+                    enc.write_header()?.write_image_data(&rgba)?;
+                    Ok(())
+                };
+                let mut frame = pollster::block_on(run.first_frame(&ctx, Init::Exact(&starts)))?;
+                while !run.is_done() {
+                    frame = pollster::block_on(run.step(&ctx))?;
+                }
+                row(&frame.x)?;
+                if let Some(p) = &out_npy {
+                    write_npy(p, &[count, batch.c, batch.h, batch.w], &pollster::block_on(run.read_x(&ctx))?)?;
+                }
+                println!("{count} images from A to B, {} passes ({}) -> {}", run.passes().len(), run.options().method.kind().name(),
+                    out.iter().chain(out_npy.iter()).map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+                Ok(())
             }
             Command::Program { model, steps, sampler } => {
                 // Only the schedule is needed: no weights are read onto the GPU.
@@ -391,7 +485,7 @@ mod cli {
                 let schedule = model.schedule();
                 let program = Program::ddim_inversion(&schedule, &model.scheduler, steps)?;
                 let kernels = pollster::block_on(unet.kernels(&ctx, shape[0], kernels.kernels))?;
-                let opts = SamplerOptions { n: shape[0], seed: 0, steps, method: Method::Ddim { eta: 0.0 }, kernels, start_t: None };
+                let opts = SamplerOptions { n: shape[0], seed: 0, steps, method: Method::Ddim { eta: 0.0 }, kernels, start_t: None, shared_noise: false };
                 let mut sampler = Sampler::with_program(&ctx, &unet, &schedule, program, opts)?;
                 // The chain starts at the clean images themselves.
                 run_sampler(&ctx, &unet, &mut sampler, Init::Exact(&xv), None, Some(&out), None, 1)?;

@@ -2,5 +2,6 @@
 
 pub mod forward;
 pub mod sampler;
+pub mod interpolate;
 pub mod samplers;
 pub mod schedule;

@@ -25,7 +25,7 @@ use crate::image::Batch;
 use crate::model::unet::Unet;
 
 /// Philox step key of the noise an image is noised with before SDEdit (x_T's is [`INIT_KEY`]).
-const IMAGE_NOISE_KEY: u32 = u32::MAX - 1;
+pub const IMAGE_NOISE_KEY: u32 = u32::MAX - 1;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SamplerOptions {
@@ -39,6 +39,9 @@ pub struct SamplerOptions {
     pub kernels: KernelFamily,
     /// Start from an image noised to this timestep (SDEdit) instead of from pure noise; see [`Init::Image`].
     pub start_t: Option<usize>,
+    /// Every image of the batch gets the same noise (each image's Philox counter restarts at 0): an
+    /// interpolation strip's members then differ only by their start.
+    pub shared_noise: bool,
 }
 
 /// What x_T is.
@@ -301,11 +304,21 @@ impl Sampler {
         Ok(())
     }
 
+    /// The update kernel's params for this run: its seed, and its noise shared by the batch or not.
+    fn update_params(&self, coeffs: StepCoeffs, key: u32) -> update::Params {
+        let params = update::Params::new(coeffs, self.opts.seed, key, self.batch.len());
+        if self.opts.shared_noise {
+            params.with_period(self.batch.len() / self.batch.n)
+        } else {
+            params
+        }
+    }
+
     /// Encodes the known region's replacement at `level` (keyed by `key`), when inpainting.
     fn encode_known(&self, ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, level: f64, key: u32) {
         let Some(inp) = &self.inpaint else { return };
         let ab = Program::alpha_bar_at(&self.schedule, level);
-        let params = update::Params::new(StepCoeffs::noise(ab.sqrt(), (1.0 - ab).max(0.0).sqrt()), self.opts.seed, key | KNOWN_KEY_BIT, self.batch.len());
+        let params = self.update_params(StepCoeffs::noise(ab.sqrt(), (1.0 - ab).max(0.0).sqrt()), key | KNOWN_KEY_BIT);
         ctx.queue.write_buffer(&inp.params, 0, bytemuck::bytes_of(&params));
         inp.plan.encode(ctx, enc);
     }
@@ -347,7 +360,7 @@ impl Sampler {
             _ => return Err(Error::Gpu("internal: an image start needs start_t, and start_t an image".into())),
         };
         let key = if image_start { IMAGE_NOISE_KEY } else { INIT_KEY };
-        let params = update::Params::new(coeffs, self.opts.seed, key, len);
+        let params = self.update_params(coeffs, key);
         ctx.queue.write_buffer(&self.update_params, 0, bytemuck::bytes_of(&params));
         let mut g = Graph::new();
         let xg = g.bound("x_t", &self.x);
@@ -401,13 +414,12 @@ impl Sampler {
 
     fn submit(&mut self, ctx: &GpuContext, k: usize) -> Result<()> {
         let pass = self.program.passes[k];
-        let len = self.batch.len();
         // These writes land before this submit's commands run and after the previous submit's (queue order).
         self.t.write(ctx, &vec![pass.t_model; self.batch.n]);
         let (c, h, w) = (self.batch.c, self.batch.h, self.batch.w);
         let plan = match pass.update {
             Update::Affine(c) | Update::HeunPredict(c) | Update::HeunCorrect(c) => {
-                let params = update::Params::new(c, self.opts.seed, pass.key, len);
+                let params = self.update_params(c, pass.key);
                 ctx.queue.write_buffer(&self.update_params, 0, bytemuck::bytes_of(&params));
                 match pass.update {
                     Update::Affine(_) => &self.updates.affine,
@@ -416,12 +428,15 @@ impl Sampler {
                 }
             }
             Update::Langevin(lc) => {
-                let params = langevin::Params::new(lc, self.opts.seed, pass.key, self.batch.n, c * h * w);
+                let mut params = langevin::Params::new(lc, self.opts.seed, pass.key, self.batch.n, c * h * w);
+                if self.opts.shared_noise {
+                    params = params.shared();
+                }
                 ctx.queue.write_buffer(&self.langevin_params, 0, bytemuck::bytes_of(&params));
                 &self.updates.langevin
             }
             Update::Renoise(c) => {
-                let params = update::Params::new(c, self.opts.seed, pass.key, len);
+                let params = self.update_params(c, pass.key);
                 ctx.queue.write_buffer(&self.update_params, 0, bytemuck::bytes_of(&params));
                 &self.updates.renoise
             }

@@ -388,7 +388,7 @@ impl Ui {
         let cancel = Rc::new(Cell::new(false));
         self.cancel.set_value(cancel.clone());
         let choice = self.kernel_choice;
-        let placeholder = SamplerOptions { n, seed, steps, method, kernels: ddpm_web::gpu::kernel::KernelFamily::Blocked, start_t };
+        let placeholder = SamplerOptions { n, seed, steps, method, kernels: ddpm_web::gpu::kernel::KernelFamily::Blocked, start_t, shared_noise: false };
         // Every image of the batch starts from (or keeps) the same x_0; each gets its own noise.
         let repeat = |v: &[f32]| -> Vec<f32> { (0..n).flat_map(|_| v.iter().copied()).collect() };
         let (image, known) = match &how {

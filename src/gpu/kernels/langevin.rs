@@ -33,7 +33,9 @@ pub struct Params {
     pub seed_lo: u32,
     pub seed_hi: u32,
     pub step_key: u32,
-    pub _pad: [u32; 2],
+    /// z repeats every `period` values (n · image_len: independent; image_len: one noise for the batch).
+    pub period: u32,
+    pub _pad: u32,
 }
 const _: () = assert!(std::mem::size_of::<Params>() == 48);
 
@@ -50,8 +52,14 @@ impl Params {
             seed_lo: seed as u32,
             seed_hi: (seed >> 32) as u32,
             step_key,
-            _pad: [0; 2],
+            period: (n * image_len) as u32,
+            _pad: 0,
         }
+    }
+
+    /// The same noise for every image of the batch.
+    pub fn shared(self) -> Self {
+        Self { period: self.image_len, ..self }
     }
 }
 

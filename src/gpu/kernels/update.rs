@@ -6,7 +6,7 @@ use crate::gpu::context::GpuContext;
 use crate::gpu::graph::{grid_1d, Graph, Params as OpParams, TensorId};
 use crate::gpu::kernel::{Kernel, Noise};
 
-/// Uniform of `update.wgsl` (64 bytes).
+/// Uniform of `update.wgsl` (80 bytes).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct Params {
@@ -16,12 +16,21 @@ pub struct Params {
     /// Second word of the Philox counter: which step's noise this is.
     pub step_key: u32,
     pub len: u32,
+    /// z repeats every `period` values (len: every value its own; one image's size: shared by the batch).
+    pub period: u32,
+    pub _pad: [u32; 3],
 }
-const _: () = assert!(std::mem::size_of::<Params>() == 64);
+const _: () = assert!(std::mem::size_of::<Params>() == 80);
 
 impl Params {
     pub fn new(coeffs: StepCoeffs, seed: u64, step_key: u32, len: usize) -> Self {
-        Self { coeffs, seed_lo: seed as u32, seed_hi: (seed >> 32) as u32, step_key, len: len as u32 }
+        let (len, period) = (len as u32, len as u32);
+        Self { coeffs, seed_lo: seed as u32, seed_hi: (seed >> 32) as u32, step_key, len, period, _pad: [0; 3] }
+    }
+
+    /// The same noise for every `period` values (every image of a batch, with one image's size).
+    pub fn with_period(self, period: usize) -> Self {
+        Self { period: period as u32, ..self }
     }
 }
 
@@ -306,6 +315,9 @@ mod tests {
         // Another step key gives other noise.
         let z2 = run_update(Entry::Affine, Params::new(k, seed, 18, n), &zeros, &zeros, None, None).x;
         assert!(z.iter().zip(&z2).filter(|(a, b)| a == b).count() < 10);
+        // A period repeats the first `period` values (a batch sharing one image's noise).
+        let shared = run_update(Entry::Affine, Params::new(k, seed, 17, n).with_period(1000), &zeros, &zeros, None, None).x;
+        assert!((0..n).all(|i| shared[i] == z[i % 1000]), "period 1000");
     }
 
     #[test]
