@@ -77,6 +77,8 @@ pub fn ForwardExplorer() -> impl IntoView {
     // Inpainting's mask: white where the person paints = the region the sampler fills.
     let mask = RwSignal::new(vec![0u8; PIXELS]);
     let resample = RwSignal::new(1usize);
+    // Interpolation's other end: a shipped image.
+    let other = RwSignal::new(5usize);
     let noise_seed = RwSignal::new(ui.seed.get_untracked());
     let gpu = StoredValue::new_local(Gpu::default());
     let (busy, again) = (Rc::new(Cell::new(false)), Rc::new(Cell::new(false)));
@@ -221,6 +223,22 @@ pub fn ForwardExplorer() -> impl IntoView {
                         <button type="button" prop:disabled=move || ui.phase.get() != Phase::Ready
                             title="Start the chosen sampler from x₀ noised to this t (SDEdit): how much of the image survives?"
                             on:click=move |_| ui.generate_from(to_model(&x0.get_untracked()), t_now.get_untracked())>"Noise to t and denoise"</button>
+                    </p>
+                    <h3>"Interpolation"</h3>
+                    <p class="row">
+                        <label>"to"
+                            <select prop:value=move || other.get().to_string() on:change=move |ev| other.set(event_target_value(&ev).parse().unwrap_or(0))>
+                                {move || images.get().into_iter().enumerate().map(|(i, (name, _))| view! { <option value=i.to_string()>{name}</option> }).collect_view()}
+                            </select>
+                        </label>
+                        <button type="button" prop:disabled=move || ui.phase.get() != Phase::Ready
+                            title="x₀ and the other image, noised to Forward t with one z, mixed spherically into 8 starts and denoised together"
+                            on:click=move |_| {
+                                let b = images.with_untracked(|l| l.get(other.get_untracked()).map(|(_, px)| to_model(px)));
+                                if let Some(b) = b {
+                                    ui.interpolate(to_model(&x0.get_untracked()), b, t_now.get_untracked(), 8);
+                                }
+                            }>"Interpolate (8 images)"</button>
                     </p>
                     <h3>"Inpainting"</h3>
                     <p class="hint">"Paint over the part of x₀ to replace; the chosen sampler fills it while, after every step, the rest is set to x₀ noised to that step's level (replacement). RePaint's resampling goes back up the chain and down again to blend the seam (ddpm, ddim, sde)."</p>

@@ -109,6 +109,8 @@ enum Start {
     Image { x0: Vec<f32>, t: usize },
     /// Inpainting: `known` is 1 where x0 is kept.
     Inpaint { x0: Vec<f32>, known: Vec<f32>, resample: usize },
+    /// Interpolation: `count` starts between a and b, both noised to network timestep `t` with one z.
+    Interpolate { a: Vec<f32>, b: Vec<f32>, t: usize, count: usize },
 }
 
 #[derive(Clone)]
@@ -346,7 +348,16 @@ impl Ui {
         self.start(Start::Inpaint { x0, known, resample })
     }
 
-    /// A run from noise, from an image noised to a network timestep, or an inpainting.
+    /// Interpolation between `a` and `b` (one image each): both noised to the paper's t with the same z,
+    /// mixed spherically into a strip of `count`, denoised in one run whose images share their noise.
+    pub fn interpolate(self, a: Vec<f32>, b: Vec<f32>, t: usize, count: usize) {
+        if t == 0 {
+            return self.notice.set(Some("At t = 0 the strip would only blend pixels: move Forward t up first.".into()));
+        }
+        self.start(Start::Interpolate { a, b, t: t - 1, count })
+    }
+
+    /// A run from noise, from an image noised to a network timestep, an inpainting or an interpolation.
     fn start(self, how: Start) {
         if self.phase.get_untracked() != Phase::Ready {
             return;
@@ -355,19 +366,25 @@ impl Ui {
         self.error.set(None);
         let info = self.info.get_untracked();
         let max = info.as_ref().map_or(1, |i| i.max_batch);
-        let n = self.n.get_untracked().clamp(1, max);
-        self.n.set(n);
+        let n = match &how {
+            Start::Interpolate { count, .. } => (*count).clamp(2, max.max(2)),
+            _ => {
+                let n = self.n.get_untracked().clamp(1, max);
+                self.n.set(n);
+                n
+            }
+        };
         let steps = self.steps.get_untracked().clamp(1, engine.schedule.len());
         self.steps.set(steps);
         let seed = self.seed.get_untracked();
         let method = self.method();
         // The program is cheap to make here; a bad setting is a message, not a run.
         let start_t = match &how {
-            Start::Image { t, .. } => Some(*t),
+            Start::Image { t, .. } | Start::Interpolate { t, .. } => Some(*t),
             _ => None,
         };
         let program = method.program(&engine.schedule, &engine.scheduler, steps).and_then(|p| match &how {
-            Start::Image { t, .. } => p.from_level(&engine.schedule, *t as f64),
+            Start::Image { t, .. } | Start::Interpolate { t, .. } => p.from_level(&engine.schedule, *t as f64),
             Start::Inpaint { resample, .. } => p.repaint(&engine.schedule, (steps / 10).max(1), *resample),
             Start::Noise => Ok(p),
         });
@@ -388,13 +405,24 @@ impl Ui {
         let cancel = Rc::new(Cell::new(false));
         self.cancel.set_value(cancel.clone());
         let choice = self.kernel_choice;
-        let placeholder = SamplerOptions { n, seed, steps, method, kernels: ddpm_web::gpu::kernel::KernelFamily::Blocked, start_t, shared_noise: false };
+        let shared_noise = matches!(how, Start::Interpolate { .. });
+        let placeholder = SamplerOptions { n, seed, steps, method, kernels: ddpm_web::gpu::kernel::KernelFamily::Blocked, start_t, shared_noise };
         // Every image of the batch starts from (or keeps) the same x_0; each gets its own noise.
         let repeat = |v: &[f32]| -> Vec<f32> { (0..n).flat_map(|_| v.iter().copied()).collect() };
         let (image, known) = match &how {
-            Start::Noise => (None, None),
+            Start::Noise | Start::Interpolate { .. } => (None, None),
             Start::Image { x0, .. } => (Some(repeat(x0)), None),
             Start::Inpaint { x0, known, .. } => (None, Some((repeat(x0), repeat(known)))),
+        };
+        // The strip's starts, with the z an image start draws for one image (so its ends are the plain runs).
+        let exact = match &how {
+            Start::Interpolate { a, b, .. } => {
+                use ddpm_web::diffusion::interpolate::{noised, strip, Path};
+                let key = ddpm_web::diffusion::sampler::IMAGE_NOISE_KEY;
+                let ab = program.start_alpha_bar;
+                Some(strip(&noised(a, ab, seed, key), &noised(b, ab, seed, key), n, Path::Spherical))
+            }
+            _ => None,
         };
         self.run.set(Some(Run { opts: placeholder, batch, passes, done: 0, elapsed_ms: 0.0, finished: false, cancelled: false }));
         self.phase.set(Phase::Running);
@@ -405,9 +433,10 @@ impl Ui {
                 if let Some((x0, known)) = &known {
                     sampler.set_known(&gpu, x0, known)?;
                 }
-                let init = match &image {
-                    Some(x0) => Init::Image { x0, z: None },
-                    None => Init::Philox,
+                let init = match (&image, &exact) {
+                    (Some(x0), _) => Init::Image { x0, z: None },
+                    (None, Some(x)) => Init::Exact(x),
+                    (None, None) => Init::Philox,
                 };
                 let f = sampler.first_frame(&gpu, init).await?;
                 self.add_frame(f, 0, start);

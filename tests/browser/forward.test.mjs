@@ -234,6 +234,22 @@ try {
   await until(async () => (await page.getByTestId('progress-text').textContent()).includes('done'), 'the RePaint run to finish', 180_000);
   const repaint = await page.getByTestId('progress-text').textContent();
   check(repaint.startsWith('step 12 of 12'), `RePaint's resampling twice, jumping back one step at a time: 4 steps twice and 4 jumps (${repaint})`);
+
+  // Interpolation: x₀ and another shipped image, noised to Forward t (300: the run starts at 251), mixed into
+  // a strip of 8 that forms together; its ends differ, neighbours differ less than the ends.
+  await page.getByRole('button', { name: 'Interpolate (8 images)' }).click();
+  await until(async () => (await page.getByTestId('progress-text').textContent()).includes('done'), 'the interpolation to finish', 180_000);
+  check((await page.getByTestId('progress-text').textContent()).startsWith('step 2 of 2'), 'the strip runs the 2 steps below t = 300');
+  check(await page.getByRole('img', { name: /^image \d+$/ }).count() === 8, 'the strip has 8 images');
+  await timestep.focus();
+  await page.keyboard.press('End');
+  const strip = [];
+  for (let k = 0; k < 8; k++) strip.push(await grey(page, `#image-${k}`));
+  const mean = (a, b) => a.reduce((s, v, i) => s + Math.abs(v - b[i]), 0) / a.length;
+  const ends = mean(strip[0], strip[7]);
+  const steps = [...Array(7).keys()].map((k) => mean(strip[k], strip[k + 1]));
+  check(ends > 10 && Math.max(...steps) < ends, `the strip goes from one image to the other in smaller steps (ends ${ends.toFixed(1)}, largest neighbour step ${Math.max(...steps).toFixed(1)})`);
+  await page.screenshot({ path: `${OUT}/interpolate.png`, fullPage: true });
   check(pageErrors.length === 0, `no uncaught errors in the page (${pageErrors.join('; ')})`);
 } finally {
   await browser.close();
