@@ -62,6 +62,9 @@ pub enum Error {
     #[error("The noise z has {found} values but the image x_0 has {expected}; they must have the same shape.")]
     NoiseShape { expected: usize, found: usize },
 
+    #[error("Pixel {index} of x_0 is {value}, not one of the 256 levels k / 127.5 − 1 of an 8-bit image: the likelihood's decoder has bins only for 8-bit data (quantise the images first).")]
+    OffGrid { index: usize, value: f32 },
+
     #[error("The image could not be used: {0}")]
     Image(String),
 }

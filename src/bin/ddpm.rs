@@ -26,6 +26,7 @@ mod cli {
     use anyhow::{bail, Context, Result};
     use clap::{Args, Parser, Subcommand};
     use ddpm_web::diffusion::forward::{ForwardNoise, Noiser};
+    use ddpm_web::diffusion::nll::{Bound, BoundOptions, UnetEps};
     use ddpm_web::diffusion::sampler::single_pass;
     use ddpm_web::diffusion::samplers::{Predictor, Program, DEFAULT_SNR};
     use ddpm_web::image::{default_cols, grid_rgba, Batch};
@@ -306,6 +307,35 @@ mod cli {
             #[arg(long, default_value_t = 16)]
             batch: usize,
         },
+        /// The variational bound (paper eq. 5) in bits/dim per image, with its terms L_0, L_1, …, L_{T−1}, L_T,
+        /// as JSON; images on the 8-bit grid mapped to [−1, 1].
+        Nll {
+            #[command(flatten)]
+            model: ModelArg,
+            /// Clean images, .npy f32 [N, C, H, W], every value k / 127.5 − 1 for an integer k in 0..=255.
+            #[arg(long)]
+            x: PathBuf,
+            /// p_θ's variance: small: σ² = β̃_t; large: σ² = β_t.
+            #[arg(long, default_value = "small")]
+            variance: Variance,
+            /// The mean of the clipped x̂_0 (the official code, evaluate.py) instead of the paper's.
+            #[arg(long)]
+            clip: bool,
+            /// The Philox key of the x_t draws (one per term).
+            #[arg(long, default_value_t = 0)]
+            seed: u64,
+            /// Compute the first K terms and then every K-th, each standing for its K neighbours: an estimate.
+            #[arg(long, default_value_t = 1)]
+            every: usize,
+            /// (image, t) pairs per network pass.
+            #[arg(long, default_value_t = 16)]
+            batch: usize,
+            /// terms.json.
+            #[arg(long)]
+            out: PathBuf,
+            #[command(flatten)]
+            kernels: KernelArg,
+        },
         /// q(x_t | x_0) with the given noise: √ᾱ_t·x_0 + √(1 − ᾱ_t)·z, diffusers' `add_noise` at index t.
         Noise {
             #[command(flatten)]
@@ -528,6 +558,38 @@ mod cli {
                 let times: Vec<String> = tuning.ms.iter().map(|(k, ms)| format!("{} {ms:.1} ms", k.name())).collect();
                 let skipped = if tuning.others_skipped { "; too slow an adapter to time the others" } else { "" };
                 println!("kernels (auto):   {} at batch {batch} (per pass: {}{skipped})", tuning.chosen.name(), times.join(", "));
+                Ok(())
+            }
+            Command::Nll { model, x, variance, clip, seed, every, batch, out, kernels } => {
+                let (model, unet) = load(&ctx, &model.model)?;
+                let (shape, xv) = read_npy(&x)?;
+                check_input(&unet, &shape)?;
+                let bound = Bound::new(&model.schedule(), BoundOptions { variance, clip, every, seed })?;
+                let batch = batch.clamp(1, unet.max_batch(&ctx));
+                let kernels = pollster::block_on(unet.kernels(&ctx, batch, kernels.kernels))?;
+                let mut source = UnetEps::new(&ctx, &unet, kernels);
+                let total = bound.computed().len() * shape[0];
+                let bar = indicatif::ProgressBar::new(total as u64);
+                bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} (image, t) passes  eta {eta}").unwrap());
+                let start = Instant::now();
+                let report = pollster::block_on(bound.run(&xv, shape[0], &mut source, batch, |done, _| {
+                    bar.set_position(done as u64);
+                    true
+                }))?;
+                bar.finish();
+                let file = File::create(&out).with_context(|| format!("creating {}", out.display()))?;
+                serde_json::to_writer(BufWriter::new(file), &report)?;
+                let mean = report.bits_per_dim.iter().sum::<f64>() / report.bits_per_dim.len() as f64;
+                let kind = if report.estimate { format!("an estimate: the first {every} terms, then 1 in {every}") } else { "all terms".into() };
+                println!(
+                    "{} images: {mean:.4} bits/dim on average ({kind}, σ² {}, {} mean) in {:.1} s on {} -> {}",
+                    shape[0],
+                    report.variance,
+                    if clip { "clipped" } else { "paper" },
+                    start.elapsed().as_secs_f64(),
+                    ctx.adapter_name(),
+                    out.display()
+                );
                 Ok(())
             }
             Command::Noise { model, x, t, z, out } => {
