@@ -15,6 +15,7 @@ use ddpm_web::GpuContext;
 
 use super::canvas::draw_into;
 use super::draw::DrawPad;
+use super::likelihood::Likelihood;
 use super::plot::SnrPlot;
 use super::{loader, Phase, Ui};
 
@@ -53,7 +54,7 @@ async fn fetch_test_images() -> Result<Vec<(String, Vec<u8>)>, String> {
 }
 
 /// Display bytes to model range [−1, 1], as the model's training data was scaled.
-fn to_model(grey: &[u8]) -> Vec<f32> {
+pub(super) fn to_model(grey: &[u8]) -> Vec<f32> {
     grey.iter().map(|&b| b as f32 / 127.5 - 1.0).collect()
 }
 
@@ -224,6 +225,7 @@ pub fn ForwardExplorer() -> impl IntoView {
                             title="Start the chosen sampler from x₀ noised to this t (SDEdit): how much of the image survives?"
                             on:click=move |_| ui.generate_from(to_model(&x0.get_untracked()), t_now.get_untracked())>"Noise to t and denoise"</button>
                     </p>
+                    <Likelihood x0=x0 />
                     <h3>"Interpolation"</h3>
                     <p class="row">
                         <label>"to"

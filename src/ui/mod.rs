@@ -4,6 +4,7 @@
 mod canvas;
 mod draw;
 mod forward;
+mod likelihood;
 mod loader;
 mod playground;
 mod plot;

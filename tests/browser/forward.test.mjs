@@ -250,6 +250,23 @@ try {
   const steps = [...Array(7).keys()].map((k) => mean(strip[k], strip[k + 1]));
   check(ends > 10 && Math.max(...steps) < ends, `the strip goes from one image to the other in smaller steps (ends ${ends.toFixed(1)}, largest neighbour step ${Math.max(...steps).toFixed(1)})`);
   await page.screenshot({ path: `${OUT}/interpolate.png`, fullPage: true });
+
+  // Likelihood of the pad's image: Cancel stops it; a full run draws one bar per computed term (the first 10
+  // and one in 10 above: 10 + 99 = 109 of T = 1000) and states the bound.
+  const compute = page.getByRole('button', { name: 'Compute bits/dim' });
+  await compute.click();
+  await until(() => page.getByRole('progressbar', { name: 'Likelihood progress' }).count().then((n) => n === 1), 'the likelihood progress bar');
+  await page.getByRole('button', { name: 'Cancel likelihood' }).click();
+  await until(() => page.getByRole('status').filter({ hasText: 'likelihood was cancelled' }).count().then((n) => n === 1), 'the likelihood to stop', 60_000);
+  check((await page.getByTestId('nll-chart').count()) === 0, 'Cancel stops the likelihood without a chart');
+  await until(() => compute.isEnabled(), 'Compute bits/dim to be usable again', 30_000);
+  await compute.click();
+  await until(() => page.getByTestId('nll-result').count().then((n) => n === 1), 'the likelihood result', 180_000);
+  const bars = await page.locator('[data-testid=nll-chart] rect.term').count();
+  const nll = await page.getByTestId('nll-result').textContent();
+  check(bars === 109 && /^\d+\.\d+ bits\/dim/.test(nll), `the likelihood chart has a bar per computed term (${bars}): "${nll.slice(0, 80)}"`);
+  await page.getByTestId('nll-chart').scrollIntoViewIfNeeded();
+  await page.screenshot({ path: `${OUT}/likelihood.png`, fullPage: true });
   check(pageErrors.length === 0, `no uncaught errors in the page (${pageErrors.join('; ')})`);
 } finally {
   await browser.close();

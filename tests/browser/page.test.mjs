@@ -85,7 +85,7 @@ try {
   await steps.press('Tab');
   await generate.click();
   await until(async () => /^step [1-9]\d* of 1000/.test(await page.getByTestId('progress-text').textContent()), 'a 1000-step run to start');
-  await page.getByRole('button', { name: 'Cancel' }).click();
+  await page.getByRole('button', { name: 'Cancel', exact: true }).click();
   await until(() => generate.isEnabled(), 'Generate after Cancel', 60_000);
   const stopped = await page.getByTestId('progress-text').textContent();
   check(/of 1000/.test(stopped) && !/^step 1000 /.test(stopped) && /cancelled/.test(stopped), `Cancel stops a run part-way (${stopped})`);
