@@ -29,6 +29,15 @@ pub enum Error {
     #[error("The model's config.json has {field} = {value}, which ddpm-web does not support ({hint}).")]
     UnsupportedConfig { field: &'static str, value: String, hint: String },
 
+    #[error("The model's scheduler_config.json has {field} = {value}, which cannot be used ({hint}).")]
+    SchedulerValue { field: &'static str, value: String, hint: String },
+
+    #[error("The model is too large for this GPU: {what} needs {needed_mib} MiB, more than the {limit_mib} MiB this page can use on this adapter.")]
+    ModelTooLarge { what: String, needed_mib: u64, limit_mib: u64 },
+
+    #[error("The model address `{0}` is refused: only http(s) addresses and paths relative to this page are loaded.")]
+    ModelUrl(String),
+
     #[error("The weights file is not a valid safetensors file: {0}")]
     Safetensors(String),
 

@@ -68,9 +68,29 @@ pub struct UnetPlan {
     pub eps: TensorId,
 }
 
+/// Refuses a config whose weights or one image's activations cannot fit this adapter, before any buffer is
+/// made: the adapter's per-buffer limit for one tensor, [`MEMORY_BUDGET`] for the weights together.
+pub fn check_fits(ctx: &GpuContext, cfg: &UNetConfig) -> Result<()> {
+    let limits = ctx.limits();
+    let per_buffer = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
+    let sizes = cfg.sizes();
+    let checks = [
+        ("its largest weight tensor", sizes.largest_weight * 4, per_buffer),
+        ("one image's largest activation", sizes.largest_activation * 4, per_buffer.min(MEMORY_BUDGET)),
+        (&format!("its {} parameters as f32", sizes.parameters) as &str, sizes.parameters * 4, MEMORY_BUDGET),
+    ];
+    for (what, needed, limit) in checks {
+        if needed > limit {
+            return Err(Error::ModelTooLarge { what: what.to_string(), needed_mib: needed.div_ceil(1 << 20), limit_mib: limit >> 20 });
+        }
+    }
+    Ok(())
+}
+
 impl Unet {
     /// Uploads the model's weights, checking each against the shape the config implies.
     pub fn new(ctx: &GpuContext, model: &Model) -> Result<Self> {
+        check_fits(ctx, &model.config)?;
         let mut unet = Self {
             config: model.config.clone(),
             weights: HashMap::new(),
