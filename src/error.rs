@@ -11,7 +11,7 @@ pub enum Error {
     #[error("The GPU refused to create a device: {0}")]
     Device(String),
 
-    #[error("The GPU device was lost ({0}). Reload the page or press Generate again to start over.")]
+    #[error("The GPU device was lost ({0}).")]
     DeviceLost(String),
 
     #[error("A GPU operation failed: {0}")]

@@ -100,6 +100,8 @@ pub struct Sampler {
     returned: usize,
     /// Submit pass k+1 before reading frame k (default); off, x_t on the GPU is exactly the last frame's.
     prefetch: bool,
+    /// This run's buffers in the engine's tally (`gpu::live`).
+    _live: crate::gpu::live::Live,
 }
 
 impl Sampler {
@@ -182,6 +184,11 @@ impl Sampler {
         });
         let state_bytes = state.as_ref().map_or(0, |(s, d)| s.bytes() + d.bytes());
         let own_bytes = x.bytes() + t.bytes() + eps.bytes() + x0.bytes() + state_bytes + 3 * frame_bytes;
+        // x_t, t, ε, x̂_0, the frame, its two staging copies, the two params buffers, Heun's state if any.
+        let own_count = 9 + if state.is_some() { 2 } else { 0 };
+        let plans = [Some(&unet_plan), Some(&pack_plan), updates.affine.as_ref(), updates.heun_predict.as_ref(), updates.heun_correct.as_ref(), updates.langevin.as_ref()];
+        let (plan_count, plan_bytes) = plans.iter().flatten().map(|p| p.owned_buffers()).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        let _live = crate::gpu::live::Live::new(own_count + plan_count, own_bytes + update_params.size() + langevin_params.size() + plan_bytes);
         Ok(Self {
             opts,
             batch,
@@ -199,6 +206,7 @@ impl Sampler {
             submitted: 0,
             returned: 0,
             prefetch: true,
+            _live,
         })
     }
 

@@ -40,6 +40,8 @@ pub struct Unet {
     peak_bytes_per_image: u64,
     /// Measured choices of convolution kernels, per batch size (the context and model are this Unet's).
     tuned: RefCell<HashMap<usize, Tuning>>,
+    /// The weights' buffers in the engine's tally (`gpu::live`), set once they are uploaded.
+    _live: Option<crate::gpu::live::Live>,
 }
 
 /// The outcome of timing each convolution family on a whole pass.
@@ -99,6 +101,7 @@ impl Unet {
             largest_buffer_per_image: 0,
             peak_bytes_per_image: 0,
             tuned: RefCell::default(),
+            _live: None,
         };
         let mut g = Graph::new();
         let (x, t, eps) = io_tensors(&mut g, &unet.config, 1);
@@ -108,6 +111,7 @@ impl Unet {
         let own = |d: &&crate::gpu::graph::TensorDesc| !matches!(d.storage, Storage::Bound(_));
         unet.largest_buffer_per_image = g.tensors().iter().filter(own).map(|d| d.bytes()).max().unwrap_or(4);
         unet.peak_bytes_per_image = Assignment::new(&g).pool_bytes() + g.tensors().iter().filter(|d| matches!(d.storage, Storage::Kept)).map(|d| d.bytes()).sum::<u64>();
+        unet._live = Some(crate::gpu::live::Live::new(unet.weights.len(), unet.weights.values().map(Tensor::bytes).sum()));
         Ok(unet)
     }
 
