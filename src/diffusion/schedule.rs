@@ -195,7 +195,7 @@ impl SchedulerConfig {
         // The arrays themselves: a long schedule of large βs drives ᾱ_T to 0, and x̂_0 divides by √ᾱ_t.
         let s = Schedule::build(self);
         let last = s.alphas_cumprod[t - 1];
-        if !(last >= MIN_ALPHA_BAR) {
+        if last.is_nan() || last < MIN_ALPHA_BAR {
             return bad("num_train_timesteps", &t, &format!("with these βs ᾱ at the last step is {last:e}, below {MIN_ALPHA_BAR:e}: the images could not be recovered from x_t"));
         }
         Ok(())

@@ -74,7 +74,7 @@ pub struct UnetPlan {
 /// made: the adapter's per-buffer limit for one tensor, [`MEMORY_BUDGET`] for the weights together.
 pub fn check_fits(ctx: &GpuContext, cfg: &UNetConfig) -> Result<()> {
     let limits = ctx.limits();
-    let per_buffer = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
+    let per_buffer = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
     let sizes = cfg.sizes();
     let checks = [
         ("its largest weight tensor", sizes.largest_weight * 4, per_buffer),
