@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the site, adds the tiny test model and a corrupt one to dist/models/, serves dist/ on a free
-# 127.0.0.1 port, and runs page.test.mjs and playground.test.mjs in Debian's headless Chromium (SwiftShader WebGPU).
+# Builds the site, adds the tiny test model, a corrupt one and the hostile ones to dist/models/, serves dist/ on a
+# free 127.0.0.1 port, and runs the page, forward, playground and hostile tests in Debian's headless Chromium
+# (SwiftShader WebGPU).
 # SKIP_BUILD=1 reuses an existing dist/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
