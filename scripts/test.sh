@@ -2,7 +2,7 @@
 # The whole test suite, from a fresh Debian machine: installs what it needs (scripts/setup.sh), then
 #   1. cargo test: every WGSL kernel against its Rust reference, config/weights/schedule unit tests, and the
 #      golden tests against diffusers' own outputs (tests/golden.rs, tests/cifar_layout.rs), natively
-#      through wgpu on lavapipe (Vulkan on the CPU);
+#      through wgpu on lavapipe (Vulkan on the CPU), and the loader fuzzed for FUZZ_SECONDS (default 60);
 #   2. the page in headless Chromium on SwiftShader WebGPU (tests/browser/run.sh);
 #   3. the training side (training/tests: FD, the likelihood bound's terms, the LR schedule, a resumed
 #      Algorithm 1 run and its export) in a virtualenv of training/requirements.txt under

@@ -15,7 +15,7 @@
 struct Params {
     score_eps: f32, snr: f32, alpha: f32, x0_x: f32,
     x0_eps: f32, image_len: u32, n: u32, seed_lo: u32,
-    seed_hi: u32, step_key: u32, _pad0: u32, _pad1: u32,
+    seed_hi: u32, step_key: u32, period: u32, _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -28,7 +28,8 @@ const WG: u32 = 256u;
 var<workgroup> partial: array<vec2<f32>, WG>;
 
 fn gaussian(i: u32) -> f32 {
-    return philox_gaussian(vec2<u32>(p.seed_lo, p.seed_hi), p.step_key, i);
+    // `period`: as update.wgsl's (one image's size when the batch shares its noise).
+    return philox_gaussian(vec2<u32>(p.seed_lo, p.seed_hi), p.step_key, i % p.period);
 }
 
 // (Σz², Σε²) over the image, the same in every invocation of the workgroup.

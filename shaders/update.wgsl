@@ -31,6 +31,9 @@ struct Coeffs {
 struct Params {
     k: Coeffs,
     seed_lo: u32, seed_hi: u32, step_key: u32, len: u32,
+    // The noise repeats every `period` values: len for independent images, one image's size when every
+    // image of the batch shares its noise (interpolation strips).
+    period: u32, _p0: u32, _p1: u32, _p2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -44,7 +47,7 @@ struct Params {
 @group(0) @binding(8) var<storage, read> mask: array<f32>;
 
 fn gaussian(i: u32) -> f32 {
-    return philox_gaussian(vec2<u32>(p.seed_lo, p.seed_hi), p.step_key, i);
+    return philox_gaussian(vec2<u32>(p.seed_lo, p.seed_hi), p.step_key, i % p.period);
 }
 
 // Steps that add no noise (the last of a chain, the ODE samplers) skip drawing it.

@@ -11,7 +11,7 @@ pub enum Error {
     #[error("The GPU refused to create a device: {0}")]
     Device(String),
 
-    #[error("The GPU device was lost ({0}). Reload the page or press Generate again to start over.")]
+    #[error("The GPU device was lost ({0}).")]
     DeviceLost(String),
 
     #[error("A GPU operation failed: {0}")]
@@ -28,6 +28,15 @@ pub enum Error {
 
     #[error("The model's config.json has {field} = {value}, which ddpm-web does not support ({hint}).")]
     UnsupportedConfig { field: &'static str, value: String, hint: String },
+
+    #[error("The model's scheduler_config.json has {field} = {value}, which cannot be used ({hint}).")]
+    SchedulerValue { field: &'static str, value: String, hint: String },
+
+    #[error("The model is too large for this GPU: {what} needs {needed_mib} MiB, more than the {limit_mib} MiB this page can use on this adapter.")]
+    ModelTooLarge { what: String, needed_mib: u64, limit_mib: u64 },
+
+    #[error("The model address `{0}` is refused: only http(s) addresses and paths relative to this page are loaded.")]
+    ModelUrl(String),
 
     #[error("The weights file is not a valid safetensors file: {0}")]
     Safetensors(String),

@@ -31,6 +31,7 @@ pub struct Noiser {
     frame: TensorId,
     len: usize,
     seed: u64,
+    _live: crate::gpu::live::Live,
 }
 
 impl Noiser {
@@ -57,7 +58,9 @@ impl Noiser {
         forward(&mut g, &params, ForwardIo { x0: x0_id, xt }, source);
         frames::pack(&mut g, xt, frame, 0);
         let plan = Plan::compile(ctx, &g)?;
-        Ok(Self { plan, params, x0, xt, frame, len, seed })
+        let (n, bytes) = plan.owned_buffers();
+        let _live = crate::gpu::live::Live::new(n + 2, bytes + params.size() + x0.bytes());
+        Ok(Self { plan, params, x0, xt, frame, len, seed, _live })
     }
 
     /// Replaces x_0 (same length), keeping z: the page's drawing pad changes x_0 while z stays one draw.

@@ -92,6 +92,8 @@ struct Inpaint {
     params: wgpu::Buffer,
     /// The source and mask buffers, kept for `gpu_bytes`.
     bytes: u64,
+    /// These buffers in the engine's tally (`gpu::live`).
+    _live: crate::gpu::live::Live,
 }
 
 /// Philox keys of the known region's noise: the pass's key with the top bit set (pass keys stay below it).
@@ -120,6 +122,8 @@ pub struct Sampler {
     returned: usize,
     /// Submit pass k+1 before reading frame k (default); off, x_t on the GPU is exactly the last frame's.
     prefetch: bool,
+    /// This run's buffers in the engine's tally (`gpu::live`).
+    _live: crate::gpu::live::Live,
 }
 
 impl Sampler {
@@ -205,6 +209,11 @@ impl Sampler {
         });
         let state_bytes = state.as_ref().map_or(0, |(s, d)| s.bytes() + d.bytes());
         let own_bytes = x.bytes() + t.bytes() + eps.bytes() + x0.bytes() + state_bytes + 3 * frame_bytes;
+        // x_t, t, ε, x̂_0, the frame, its two staging copies, the two params buffers, Heun's state if any.
+        let own_count = 9 + if state.is_some() { 2 } else { 0 };
+        let plans = [Some(&unet_plan), Some(&pack_plan), updates.affine.as_ref(), updates.heun_predict.as_ref(), updates.heun_correct.as_ref(), updates.langevin.as_ref()];
+        let (plan_count, plan_bytes) = plans.iter().flatten().map(|p| p.owned_buffers()).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        let _live = crate::gpu::live::Live::new(own_count + plan_count, own_bytes + update_params.size() + langevin_params.size() + plan_bytes);
         Ok(Self {
             opts,
             batch,
@@ -224,6 +233,7 @@ impl Sampler {
             submitted: 0,
             returned: 0,
             prefetch: true,
+            _live,
         })
     }
 
@@ -300,7 +310,10 @@ impl Sampler {
         let known = Known { image: g.bound("known image", &img), mask: g.bound("known mask", &msk) };
         replace_known(&mut g, &params, xg, known, NoiseSource::Philox);
         let plan = Plan::compile(ctx, &g)?;
-        self.inpaint = Some(Inpaint { plan, params, bytes: img.bytes() + msk.bytes() });
+        let (count, plan_bytes) = plan.owned_buffers();
+        let bytes = img.bytes() + msk.bytes();
+        let _live = crate::gpu::live::Live::new(count + 3, bytes + params.size() + plan_bytes);
+        self.inpaint = Some(Inpaint { plan, params, bytes, _live });
         Ok(())
     }
 

@@ -60,7 +60,18 @@ pub struct SchedulerConfig {
     pub interpolation_type: InterpolationType,
     #[serde(default)]
     pub final_sigmas_type: FinalSigmas,
+    /// β_t given one per timestep (diffusers' `trained_betas`); when present it replaces `beta_schedule`.
+    #[serde(default)]
+    pub trained_betas: Option<Vec<f64>>,
 }
+
+/// The most training timesteps a schedule may have: 100 times the paper's T, and a bound on the arrays the
+/// schedule and the page's plot allocate.
+pub const MAX_TRAIN_TIMESTEPS: usize = 100_000;
+
+/// The smallest ᾱ_T accepted: x̂_0 = (x_t − √(1−ᾱ) ε)/√ᾱ must stay finite in f32 (1/√1e-30 = 1e15). The
+/// paper's schedule ends at 4e-5, the cosine one near 1e-9.
+const MIN_ALPHA_BAR: f64 = 1e-30;
 
 /// diffusers' `timestep_spacing` (Lin et al. 2023, table 2).
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -137,13 +148,57 @@ impl Default for SchedulerConfig {
             use_karras_sigmas: false,
             interpolation_type: InterpolationType::Linear,
             final_sigmas_type: FinalSigmas::Zero,
+            trained_betas: None,
         }
     }
 }
 
 impl SchedulerConfig {
     pub fn from_json(text: &str) -> Result<Self> {
-        crate::model::config::parse_json(text).map_err(|e| Error::ConfigJson(format!("scheduler_config.json: {e}")))
+        let cfg: Self = crate::model::config::parse_json(text).map_err(|e| Error::ConfigJson(format!("scheduler_config.json: {e}")))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Every number the schedule and the samplers read, checked before any array is made from it.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |field: &'static str, value: &dyn std::fmt::Display, hint: &str| {
+            Err(Error::SchedulerValue { field, value: value.to_string(), hint: hint.into() })
+        };
+        let t = self.num_train_timesteps;
+        if t == 0 || t > MAX_TRAIN_TIMESTEPS {
+            return bad("num_train_timesteps", &t, &format!("must be 1 to {MAX_TRAIN_TIMESTEPS}"));
+        }
+        if let Some(betas) = &self.trained_betas {
+            if betas.len() != t {
+                return bad("trained_betas", &format!("{} values", betas.len()), &format!("one per timestep: num_train_timesteps is {t}"));
+            }
+            if let Some((i, b)) = betas.iter().enumerate().find(|(_, b)| !(**b > 0.0 && **b < 1.0)) {
+                return bad("trained_betas", &format!("{b} at index {i}"), "every β must be strictly between 0 and 1");
+            }
+        } else if self.beta_schedule != BetaSchedule::SquaredcosCapV2 {
+            for (field, b) in [("beta_start", self.beta_start), ("beta_end", self.beta_end)] {
+                if !(b > 0.0 && b < 1.0) {
+                    return bad(field, &b, "β must be strictly between 0 and 1");
+                }
+            }
+            if self.beta_start > self.beta_end {
+                return bad("beta_start", &self.beta_start, &format!("must not exceed beta_end ({}): noise is added faster as t grows", self.beta_end));
+            }
+        }
+        if !(self.clip_sample_range.is_finite() && self.clip_sample_range > 0.0) {
+            return bad("clip_sample_range", &self.clip_sample_range, "must be a positive number");
+        }
+        if self.steps_offset >= t {
+            return bad("steps_offset", &self.steps_offset, &format!("must be below num_train_timesteps ({t})"));
+        }
+        // The arrays themselves: a long schedule of large βs drives ᾱ_T to 0, and x̂_0 divides by √ᾱ_t.
+        let s = Schedule::build(self);
+        let last = s.alphas_cumprod[t - 1];
+        if last.is_nan() || last < MIN_ALPHA_BAR {
+            return bad("num_train_timesteps", &t, &format!("with these βs ᾱ at the last step is {last:e}, below {MIN_ALPHA_BAR:e}: the images could not be recovered from x_t"));
+        }
+        Ok(())
     }
 }
 
@@ -215,17 +270,24 @@ impl Schedule {
         Self::from_betas(betas)
     }
 
+    /// The schedule of a config, validated first (a config built in code, not read, is checked here).
     pub fn from_config(cfg: &SchedulerConfig) -> Result<Self> {
+        cfg.validate()?;
+        Ok(Self::build(cfg))
+    }
+
+    /// The arrays of a config whose counts are in bounds (`validate` calls this for the values it checks).
+    fn build(cfg: &SchedulerConfig) -> Self {
         let t = cfg.num_train_timesteps;
-        if t == 0 {
-            return Err(Error::UnsupportedConfig { field: "num_train_timesteps", value: "0".into(), hint: "must be positive".into() });
+        if let Some(betas) = &cfg.trained_betas {
+            return Self::from_betas(betas.clone());
         }
         match cfg.beta_schedule {
-            BetaSchedule::Linear => Ok(Self::linear(t, cfg.beta_start, cfg.beta_end)),
+            BetaSchedule::Linear => Self::linear(t, cfg.beta_start, cfg.beta_end),
             // diffusers: linspace of √β, squared (latent diffusion's schedule).
             BetaSchedule::ScaledLinear => {
                 let s = Self::linear(t, cfg.beta_start.sqrt(), cfg.beta_end.sqrt());
-                Ok(Self::from_betas(s.betas.iter().map(|b| b * b).collect()))
+                Self::from_betas(s.betas.iter().map(|b| b * b).collect())
             }
             // Nichol & Dhariwal's cosine schedule, β capped at 0.999 as diffusers does.
             BetaSchedule::SquaredcosCapV2 => {
@@ -233,7 +295,7 @@ impl Schedule {
                 let betas = (0..t)
                     .map(|i| (1.0 - f((i + 1) as f64 / t as f64) / f(i as f64 / t as f64)).min(0.999))
                     .collect();
-                Ok(Self::from_betas(betas))
+                Self::from_betas(betas)
             }
         }
     }
@@ -360,5 +422,73 @@ mod tests {
         assert_eq!(ts, vec![900, 800, 700, 600, 500, 400, 300, 200, 100, 0]);
         assert_eq!(s.timesteps(1000).unwrap()[0], 999);
         assert!(s.timesteps(1001).is_err());
+    }
+
+    fn tiny_with(field: &str, value: &str) -> Result<SchedulerConfig> {
+        let mut v: serde_json::Value = serde_json::from_str(include_str!("../../tests/models/tiny/scheduler_config.json")).unwrap();
+        v[field] = serde_json::from_str(value).unwrap();
+        SchedulerConfig::from_json(&v.to_string())
+    }
+
+    fn refused(field: &str, value: &str, says: &str) {
+        let e = tiny_with(field, value).expect_err(&format!("{field} = {value} must be refused")).to_string();
+        assert!(e.contains(field) && e.contains("scheduler_config.json") && e.contains(says), "{field} = {value}: {e}");
+    }
+
+    #[test]
+    fn refuses_betas_outside_zero_one_and_insane_counts() {
+        // Adds: every value the schedule is built from is checked first, the message naming the file and
+        // field (β = 0 made 1 − ᾱ_0 = 0 and NaN coefficients; β ≥ 1 made ᾱ ≤ 0).
+        refused("beta_start", "0", "between 0 and 1");
+        refused("beta_start", "-0.1", "between 0 and 1");
+        refused("beta_end", "1", "between 0 and 1");
+        refused("beta_end", "1.5", "between 0 and 1");
+        refused("beta_start", "0.05", "must not exceed beta_end");
+        refused("num_train_timesteps", "0", "1 to 100000");
+        refused("num_train_timesteps", "1000000000", "1 to 100000");
+        refused("clip_sample_range", "0", "positive");
+        refused("steps_offset", "1000", "below num_train_timesteps");
+        assert!(tiny_with("beta_schedule", "\"scaled_linear\"").is_ok());
+        let e = tiny_with("beta_schedule", "\"sigmoid\"").unwrap_err().to_string();
+        assert!(e.contains("beta_schedule") && e.contains("sigmoid"), "an unknown schedule name is named: {e}");
+        let e = tiny_with("num_train_timesteps", "-5").unwrap_err().to_string();
+        assert!(e.contains("num_train_timesteps"), "{e}");
+    }
+
+    #[test]
+    fn refuses_a_schedule_whose_alpha_bar_vanishes() {
+        // Adds: βs each in (0, 1) can still drive ᾱ_T below what f32 x̂_0 = x_t/√ᾱ survives (NaN images).
+        let mut v: serde_json::Value = serde_json::from_str(include_str!("../../tests/models/tiny/scheduler_config.json")).unwrap();
+        v["num_train_timesteps"] = 100_000.into();
+        v["beta_start"] = 0.5.into();
+        v["beta_end"] = 0.9.into();
+        let e = SchedulerConfig::from_json(&v.to_string()).unwrap_err().to_string();
+        assert!(e.contains("num_train_timesteps") && e.contains("ᾱ"), "{e}");
+    }
+
+    #[test]
+    fn trained_betas_are_used_and_checked() {
+        // Adds: trained_betas, ignored before (a model with them sampled with the wrong schedule), now
+        // replaces beta_schedule and is checked for length and range.
+        let mut v: serde_json::Value = serde_json::from_str(include_str!("../../tests/models/tiny/scheduler_config.json")).unwrap();
+        v["num_train_timesteps"] = 3.into();
+        v["trained_betas"] = serde_json::json!([0.1, 0.2, 0.3]);
+        let cfg = SchedulerConfig::from_json(&v.to_string()).unwrap();
+        let s = Schedule::from_config(&cfg).unwrap();
+        assert_eq!(s.betas, vec![0.1, 0.2, 0.3]);
+        assert!((s.alphas_cumprod[2] - 0.9 * 0.8 * 0.7).abs() < 1e-12);
+        v["trained_betas"] = serde_json::json!([0.1, 0.2]);
+        let e = SchedulerConfig::from_json(&v.to_string()).unwrap_err().to_string();
+        assert!(e.contains("trained_betas") && e.contains("2 values"), "{e}");
+        v["trained_betas"] = serde_json::json!([0.1, 0.0, 0.3]);
+        let e = SchedulerConfig::from_json(&v.to_string()).unwrap_err().to_string();
+        assert!(e.contains("trained_betas") && e.contains("index 1"), "{e}");
+    }
+
+    #[test]
+    fn a_config_built_in_code_is_checked_too() {
+        // Adds: Schedule::from_config validates, so no path builds arrays from unchecked numbers.
+        let cfg = SchedulerConfig { beta_end: 2.0, ..SchedulerConfig::default() };
+        assert!(matches!(Schedule::from_config(&cfg), Err(Error::SchedulerValue { field: "beta_end", .. })));
     }
 }

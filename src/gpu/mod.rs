@@ -5,5 +5,6 @@ pub mod context;
 pub mod graph;
 pub mod kernel;
 pub mod kernels;
+pub mod live;
 pub mod plan;
 pub mod tensor;

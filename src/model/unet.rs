@@ -40,6 +40,8 @@ pub struct Unet {
     peak_bytes_per_image: u64,
     /// Measured choices of convolution kernels, per batch size (the context and model are this Unet's).
     tuned: RefCell<HashMap<usize, Tuning>>,
+    /// The weights' buffers in the engine's tally (`gpu::live`), set once they are uploaded.
+    _live: Option<crate::gpu::live::Live>,
 }
 
 /// The outcome of timing each convolution family on a whole pass.
@@ -68,9 +70,29 @@ pub struct UnetPlan {
     pub eps: TensorId,
 }
 
+/// Refuses a config whose weights or one image's activations cannot fit this adapter, before any buffer is
+/// made: the adapter's per-buffer limit for one tensor, [`MEMORY_BUDGET`] for the weights together.
+pub fn check_fits(ctx: &GpuContext, cfg: &UNetConfig) -> Result<()> {
+    let limits = ctx.limits();
+    let per_buffer = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+    let sizes = cfg.sizes();
+    let checks = [
+        ("its largest weight tensor", sizes.largest_weight * 4, per_buffer),
+        ("one image's largest activation", sizes.largest_activation * 4, per_buffer.min(MEMORY_BUDGET)),
+        (&format!("its {} parameters as f32", sizes.parameters) as &str, sizes.parameters * 4, MEMORY_BUDGET),
+    ];
+    for (what, needed, limit) in checks {
+        if needed > limit {
+            return Err(Error::ModelTooLarge { what: what.to_string(), needed_mib: needed.div_ceil(1 << 20), limit_mib: limit >> 20 });
+        }
+    }
+    Ok(())
+}
+
 impl Unet {
     /// Uploads the model's weights, checking each against the shape the config implies.
     pub fn new(ctx: &GpuContext, model: &Model) -> Result<Self> {
+        check_fits(ctx, &model.config)?;
         let mut unet = Self {
             config: model.config.clone(),
             weights: HashMap::new(),
@@ -79,6 +101,7 @@ impl Unet {
             largest_buffer_per_image: 0,
             peak_bytes_per_image: 0,
             tuned: RefCell::default(),
+            _live: None,
         };
         let mut g = Graph::new();
         let (x, t, eps) = io_tensors(&mut g, &unet.config, 1);
@@ -88,6 +111,7 @@ impl Unet {
         let own = |d: &&crate::gpu::graph::TensorDesc| !matches!(d.storage, Storage::Bound(_));
         unet.largest_buffer_per_image = g.tensors().iter().filter(own).map(|d| d.bytes()).max().unwrap_or(4);
         unet.peak_bytes_per_image = Assignment::new(&g).pool_bytes() + g.tensors().iter().filter(|d| matches!(d.storage, Storage::Kept)).map(|d| d.bytes()).sum::<u64>();
+        unet._live = Some(crate::gpu::live::Live::new(unet.weights.len(), unet.weights.values().map(Tensor::bytes).sum()));
         Ok(unet)
     }
 

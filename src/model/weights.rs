@@ -24,9 +24,39 @@ fn canonical_name(name: &str) -> String {
     name.to_string()
 }
 
+/// Values a weights file may hold (1 GiB once widened to f32), checked from its header before any is
+/// converted: the same bound as a config's implied parameters.
+pub const MAX_VALUES: u64 = crate::model::config::MAX_PARAMETERS;
+
+/// A safetensors parse error as a sentence, with the usual wrong files recognised by their first bytes.
+fn describe(bytes: &[u8], e: safetensors::SafeTensorError) -> Error {
+    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(64)]).trim_start().to_ascii_lowercase();
+    Error::Safetensors(if bytes.is_empty() {
+        "the file is empty (0 bytes)".into()
+    } else if head.starts_with('<') {
+        "it is an HTML page (the server sent a web page instead of the weights: is the model's address right?)".into()
+    } else if head.starts_with('{') {
+        "it is JSON text, not weights".into()
+    } else {
+        match e {
+            safetensors::SafeTensorError::HeaderTooSmall => format!("the file is {} bytes, too short for a safetensors header", bytes.len()),
+            safetensors::SafeTensorError::InvalidHeaderLength => "its header length is larger than the file (truncated or not safetensors)".into(),
+            other => format!("{other}"),
+        }
+    })
+}
+
 impl Weights {
     pub fn from_safetensors(bytes: &[u8]) -> Result<Self> {
-        let st = SafeTensors::deserialize(bytes).map_err(|e| Error::Safetensors(e.to_string()))?;
+        Self::parse(bytes, MAX_VALUES)
+    }
+
+    fn parse(bytes: &[u8], max_values: u64) -> Result<Self> {
+        let st = SafeTensors::deserialize(bytes).map_err(|e| describe(bytes, e))?;
+        let values: u64 = st.tensors().iter().map(|(_, v)| v.shape().iter().map(|&d| d as u64).product::<u64>()).sum();
+        if values > max_values {
+            return Err(Error::Safetensors(format!("it holds {values} values, more than the {max_values} ddpm-web loads")));
+        }
         let mut tensors = HashMap::new();
         for (name, view) in st.tensors() {
             let data = view.data();
@@ -97,5 +127,43 @@ mod tests {
         let file = safetensors::serialize([("w", safetensors::tensor::TensorView::new(Dtype::BF16, vec![3], &bytes).unwrap())], None).unwrap();
         let w = Weights::from_safetensors(&file).unwrap();
         assert_eq!(w.get("w", &[3]).unwrap(), &[0.5, -3.0, bf16::from_f32(1e-3).to_f32()]);
+    }
+
+    #[test]
+    fn names_the_usual_wrong_files() {
+        // Adds: an empty file, a server's HTML page and a JSON file in place of the weights each get a
+        // sentence saying what they are, not safetensors' variant name.
+        let msg = |b: &[u8]| Weights::from_safetensors(b).err().expect("refused").to_string();
+        assert!(msg(b"").contains("empty (0 bytes)"), "{}", msg(b""));
+        assert!(msg(b"<!DOCTYPE html><html><head><title>404</title></head></html>").contains("HTML page"));
+        assert!(msg(b"{\"a\": 1}  ").contains("JSON text"));
+        assert!(msg(b"abc").contains("3 bytes"), "{}", msg(b"abc"));
+    }
+
+    #[test]
+    fn declared_shapes_must_match_the_file_length_before_anything_is_read() {
+        // Adds: a header whose shape x dtype disagrees with the bytes present (a truncated download, or a
+        // header claiming a huge tensor) is refused by the format check, before any value is converted.
+        let vals = [0u8; 8];
+        let good = safetensors::serialize([("w", safetensors::tensor::TensorView::new(Dtype::F32, vec![2], &vals).unwrap())], None).unwrap();
+        assert!(Weights::from_safetensors(&good).is_ok());
+        assert!(Weights::from_safetensors(&good[..good.len() - 1]).is_err(), "one byte short");
+        let header = r#"{"w":{"dtype":"F32","shape":[1000000000,1000000000],"data_offsets":[0,8]}}"#;
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.extend_from_slice(&vals);
+        let e = Weights::from_safetensors(&bytes).err().expect("a shape the bytes cannot hold").to_string();
+        assert!(e.contains("safetensors"), "{e}");
+    }
+
+    #[test]
+    fn refuses_more_values_than_the_cap() {
+        // Adds: the total-size cap is checked from the header, before any value is widened (tested with a
+        // small cap: a file past the real one would be a gigabyte).
+        let vals = [0u8; 12];
+        let file = safetensors::serialize([("w", safetensors::tensor::TensorView::new(Dtype::F32, vec![3], &vals).unwrap())], None).unwrap();
+        assert!(Weights::parse(&file, 3).is_ok());
+        let e = Weights::parse(&file, 2).err().expect("3 values over a cap of 2").to_string();
+        assert!(e.contains("3 values") && e.contains("more than the 2"), "{e}");
     }
 }

@@ -20,9 +20,15 @@ pub fn join(base: &str, file: &str) -> String {
 /// GETs `url`; Ok(None) on 404 when `optional`. `progress(received, total)` is called as bytes arrive.
 pub async fn fetch_bytes(url: &str, optional: bool, mut progress: impl FnMut(u64, Option<u64>)) -> Result<Option<Vec<u8>>, String> {
     let window = web_sys::window().ok_or("no window")?;
-    let resp = JsFuture::from(window.fetch_with_str(url))
-        .await
-        .map_err(|e| format!("could not download {url}: {}", js_err(e)))?;
+    // fetch rejects only when no response can be read at all; the browser hides why (CORS and network
+    // failures look alike to the page), so name both.
+    let resp = JsFuture::from(window.fetch_with_str(url)).await.map_err(|e| {
+        format!(
+            "could not download {url}: the browser could not reach it or was not allowed to read it ({}): a network \
+             error, or a server on another site that does not allow cross-origin requests (CORS)",
+            js_err(e)
+        )
+    })?;
     let resp: web_sys::Response = resp.dyn_into().map_err(|_| "fetch did not return a Response".to_string())?;
     if resp.status() == 404 && optional {
         return Ok(None);
@@ -51,8 +57,9 @@ pub async fn fetch_bytes(url: &str, optional: bool, mut progress: impl FnMut(u64
     Ok(Some(out))
 }
 
-/// The three files of a model folder: (config.json, safetensors bytes, scheduler_config.json if present).
-pub async fn fetch_model(base: &str, progress: impl FnMut(u64, Option<u64>)) -> Result<(String, Vec<u8>, Option<String>), String> {
+/// The two small files of a model folder: (config.json, scheduler_config.json if present). They come first
+/// so a config that cannot fit is refused before the weights are downloaded.
+pub async fn fetch_configs(base: &str) -> Result<(String, Option<String>), String> {
     let text = |b: Vec<u8>, f: &str| String::from_utf8(b).map_err(|_| format!("{f} is not UTF-8 text"));
     let config = fetch_bytes(&join(base, CONFIG_FILE), false, |_, _| {}).await?.unwrap_or_default();
     let config = text(config, CONFIG_FILE)?;
@@ -60,8 +67,12 @@ pub async fn fetch_model(base: &str, progress: impl FnMut(u64, Option<u64>)) -> 
         Some(b) => Some(text(b, SCHEDULER_FILE)?),
         None => None,
     };
-    let weights = fetch_bytes(&join(base, WEIGHTS_FILE), false, progress).await?.unwrap_or_default();
-    Ok((config, weights, scheduler))
+    Ok((config, scheduler))
+}
+
+/// The safetensors bytes of a model folder.
+pub async fn fetch_weights(base: &str, progress: impl FnMut(u64, Option<u64>)) -> Result<Vec<u8>, String> {
+    Ok(fetch_bytes(&join(base, WEIGHTS_FILE), false, progress).await?.unwrap_or_default())
 }
 
 /// Whether the browser exposes WebGPU at all (`navigator.gpu`).
@@ -78,9 +89,14 @@ or later on Windows. On Linux, Chromium needs --enable-unsafe-webgpu (and --enab
 
 /// Resolves after the browser has had a turn (setTimeout 0), so the page repaints between steps.
 pub async fn next_tick() {
+    sleep_ms(0).await
+}
+
+/// Resolves after `ms` milliseconds (setTimeout).
+pub async fn sleep_ms(ms: i32) {
     let promise = js_sys::Promise::new(&mut |resolve, _| {
         if let Some(w) = web_sys::window() {
-            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0);
+            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
         }
     });
     let _ = JsFuture::from(promise).await;

@@ -2,6 +2,7 @@
 //! stored values and are only touched from event handlers and the sampling task, never from the view.
 
 mod canvas;
+mod debug;
 mod draw;
 mod forward;
 mod likelihood;
@@ -167,7 +168,7 @@ pub struct Ui {
 impl Ui {
     fn new() -> Self {
         let s = url::from_location();
-        Self {
+        let ui = Self {
             n: RwSignal::new(s.n.clamp(1, MAX_IMAGES)),
             seed: RwSignal::new(s.seed),
             steps: RwSignal::new(s.steps.unwrap_or(0)),
@@ -197,7 +198,11 @@ impl Ui {
             engine: StoredValue::new_local(None),
             frames: StoredValue::new_local(Frames::default()),
             cancel: StoredValue::new_local(Rc::new(Cell::new(false))),
+        };
+        if s.debug {
+            debug::install(ui);
         }
+        ui
     }
 
     fn settings(&self) -> url::Settings {
@@ -214,6 +219,7 @@ impl Ui {
             model: self.model_url.get_untracked(),
             bench: false,
             kernels: self.kernel_choice,
+            debug: false,
         }
     }
 
@@ -231,13 +237,15 @@ impl Ui {
         }
     }
 
-    /// Shows `e` in the alert. A lost device also drops the GPU objects so the next Load starts afresh.
+    /// Shows `e` in the alert. A lost device also drops the GPU objects and makes them again (device,
+    /// pipelines, the model's plan), so the next Generate works without a reload.
     fn fail(&self, e: String, lost: bool) {
         if lost {
             self.gpu.set_value(None);
             self.engine.set_value(None);
             self.info.set(None);
             self.phase.set(Phase::Idle);
+            return self.load_with(Some(e));
         }
         self.error.set(Some(e));
     }
@@ -245,10 +253,15 @@ impl Ui {
     /// Loads the model at `model_url` (creating the GPU context on first use). On failure the previous
     /// model, if any, stays usable.
     pub fn load(self) {
+        self.load_with(None)
+    }
+
+    /// `lost`: the message of a lost device this load recovers from; it stays shown until the load ends.
+    fn load_with(self, lost: Option<String>) {
         if self.phase.get_untracked() == Phase::Running || self.phase.get_untracked() == Phase::Loading {
             return;
         }
-        self.error.set(None);
+        self.error.set(lost.clone());
         self.notice.set(None);
         self.phase.set(Phase::Loading);
         self.download.set((0, None));
@@ -256,14 +269,19 @@ impl Ui {
             match self.load_inner().await {
                 Ok(()) => {
                     self.phase.set(Phase::Ready);
+                    if let Some(e) = &lost {
+                        self.error.set(None);
+                        self.notice.set(Some(format!("{e} A new GPU device was made and the model reloaded: Generate works again.")));
+                    }
                     if self.bench_on_load {
                         self.benchmark();
                     }
                 }
-                Err((msg, lost)) => {
+                Err((msg, lost_again)) => {
                     // The model loaded before, if any, stays usable (unless the device went with it).
                     self.phase.set(if self.engine.with_value(Option::is_some) { Phase::Ready } else { Phase::Idle });
-                    self.fail(msg, lost);
+                    // A device lost while recovering from a loss is not retried in a loop.
+                    self.fail(msg, lost_again && lost.is_none());
                 }
             }
         });
@@ -282,10 +300,19 @@ impl Ui {
             }
         };
         let base = self.model_url.get_untracked();
-        let (config, weights, scheduler) = loader::fetch_model(&base, |got, total| self.download.set((got, total)))
+        ddpm_web::model::check_model_address(&base).map_err(|e| (e.to_string(), false))?;
+        let unusable = |e: Error| (format!("The model at {base} cannot be used. {e}"), false);
+        let (config, scheduler) = loader::fetch_configs(&base).await.map_err(|e| (format!("The model could not be loaded: {e}."), false))?;
+        // Checked before the weights are downloaded: a config the adapter cannot hold is refused at once.
+        let cfg = ddpm_web::UNetConfig::from_json(&config).map_err(unusable)?;
+        ddpm_web::model::unet::check_fits(&gpu, &cfg).map_err(unusable)?;
+        if let Some(s) = &scheduler {
+            SchedulerConfig::from_json(s).map_err(unusable)?;
+        }
+        let weights = loader::fetch_weights(&base, |got, total| self.download.set((got, total)))
             .await
             .map_err(|e| (format!("The model could not be loaded: {e}."), false))?;
-        let model = Model::from_bytes(&config, &weights, scheduler.as_deref()).map_err(|e| (format!("The model at {base} cannot be used. {e}"), false))?;
+        let model = Model::from_bytes(&config, &weights, scheduler.as_deref()).map_err(unusable)?;
         let unet = Unet::new(&gpu, &model).map_err(|e| (format!("The model at {base} cannot be used. {e}"), matches!(e, Error::DeviceLost(_))))?;
         gpu.check().map_err(|e| (e.to_string(), matches!(e, Error::DeviceLost(_))))?;
         let schedule = model.schedule();
@@ -463,9 +490,23 @@ impl Ui {
                     }
                 }
                 Err(e) => {
-                    let lost = matches!(e, Error::DeviceLost(_)) || gpu.check().is_err();
+                    // A lost device fails the pending read-back before its lost promise resolves: give that
+                    // promise a moment before deciding this was an ordinary error.
+                    for _ in 0..20 {
+                        if gpu.check().is_err() {
+                            break;
+                        }
+                        loader::sleep_ms(50).await;
+                    }
+                    let fault = gpu.check().err();
+                    let lost = matches!(e, Error::DeviceLost(_)) || fault.is_some();
+                    // Name the loss, not the read-back it broke.
+                    let shown = match fault {
+                        Some(f @ Error::DeviceLost(_)) if !matches!(e, Error::DeviceLost(_)) => f,
+                        _ => e,
+                    };
                     self.phase.set(Phase::Ready);
-                    self.fail(format!("Sampling stopped: {e}"), lost);
+                    self.fail(format!("Sampling stopped: {shown}"), lost);
                 }
             }
         });

@@ -21,6 +21,8 @@ pub struct Settings {
     pub bench: bool,
     /// `?kernels=auto|blocked|tiled|fused`: the kernel family (default: the fastest, measured on this adapter).
     pub kernels: KernelChoice,
+    /// `?debug=1`: `window.ddpmDebug` with `stats()` and `destroyDevice()` (src/ui/debug.rs).
+    pub debug: bool,
 }
 
 /// Batch and timed steps of `?bench` when the URL does not give `n` or `steps`.
@@ -43,6 +45,7 @@ impl Default for Settings {
             model: DEFAULT_MODEL.into(),
             bench: false,
             kernels: KernelChoice::Auto,
+            debug: false,
         }
     }
 }
@@ -85,6 +88,7 @@ pub fn from_location() -> Settings {
     if let Some(k) = get("kernels").and_then(|v| v.parse().ok()) {
         s.kernels = k;
     }
+    s.debug = get("debug").is_some_and(|d| !matches!(d.as_str(), "0" | "false" | "no"));
     if params.has("bench") {
         s.bench = true;
         if get("n").is_none() {
