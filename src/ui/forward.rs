@@ -220,6 +220,10 @@ pub fn ForwardExplorer() -> impl IntoView {
                         <output for="forward-t" data-testid="forward-t-value">{move || format!("t = {}", t_now.get())}</output>
                         <button type="button" on:click=move |_| noise_seed.set((js_sys::Math::random() * 1e9) as u64)>"New noise"</button>
                     </div>
+                    <div class="explain">
+                        <SnrPlot log_snr=info.log_snr t=t_now />
+                        <p class="formula" data-testid="forward-formula">{formula}</p>
+                    </div>
                     <p class="row">
                         <button type="button" prop:disabled=move || ui.phase.get() != Phase::Ready
                             title="Start the chosen sampler from x₀ noised to this t (SDEdit): how much of the image survives?"
@@ -261,10 +265,6 @@ pub fn ForwardExplorer() -> impl IntoView {
                                     ui.inpaint(to_model(&x0.get_untracked()), known, resample.get_untracked());
                                 }>"Inpaint"</button>
                         </figure>
-                    </div>
-                    <div class="explain">
-                        <SnrPlot log_snr=info.log_snr t=t_now />
-                        <p class="formula" data-testid="forward-formula">{formula}</p>
                     </div>
                 }.into_any(),
             }}
