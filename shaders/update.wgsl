@@ -9,6 +9,9 @@
 //   heun_correct adds to_saved · saved + to_deriv · deriv to x'
 // add_noise_* draw or add noise without the network: x ← to_x · x + to_z · z (x_T, noising an image to t,
 // and RePaint's jumps back up the chain).
+// project_low_* (super-resolution, ILVR: Choi et al. 2021): one invocation per 2x2 block; the block's mean is
+// set to the low-resolution source noised to x's level, to_x · low + to_z · z / 2 (the mean of four
+// independent unit normals has standard deviation 1/2), and the detail within the block is kept.
 // replace_known_* (inpainting): where mask > 0.5, x ← to_x · known + to_z · z, the source noised to x's level;
 // elsewhere x stays. At the clean level (to_x = 1, to_z = 0) the known region is the source bit for bit.
 //
@@ -33,7 +36,9 @@ struct Params {
     seed_lo: u32, seed_hi: u32, step_key: u32, len: u32,
     // The noise repeats every `period` values: len for independent images, one image's size when every
     // image of the batch shares its noise (interpolation strips).
-    period: u32, _p0: u32, _p1: u32, _p2: u32,
+    period: u32,
+    // project_low_*: the full image's width and height (even), for the 2x2 blocks.
+    width: u32, height: u32, _p2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -45,6 +50,7 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> deriv: array<f32>;
 @group(0) @binding(7) var<storage, read> known: array<f32>;
 @group(0) @binding(8) var<storage, read> mask: array<f32>;
+@group(0) @binding(9) var<storage, read> low: array<f32>;
 
 fn gaussian(i: u32) -> f32 {
     return philox_gaussian(vec2<u32>(p.seed_lo, p.seed_hi), p.step_key, i % p.period);
@@ -165,4 +171,29 @@ fn replace_known_given(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
         return;
     }
     replace(i, z[i]);
+}
+
+fn project(b: u32, noise: f32) {
+    let half_w = p.width / 2u;
+    let per_image = (p.width / 2u) * (p.height / 2u);
+    let plane = b / per_image;            // image and channel
+    let r = b % per_image;
+    let row = (r / half_w) * 2u;
+    let col = (r % half_w) * 2u;
+    let base = plane * p.width * p.height + row * p.width + col;
+    let i = array<u32, 4>(base, base + 1u, base + p.width, base + p.width + 1u);
+    let mean = (x[i[0]] + x[i[1]] + x[i[2]] + x[i[3]]) * 0.25;
+    let shift = p.k.to_x * low[b] + p.k.to_z * 0.5 * noise - mean;
+    for (var k = 0u; k < 4u; k++) {
+        x[i[k]] = x[i[k]] + shift;
+    }
+}
+
+@compute @workgroup_size(64)
+fn project_low_philox(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let b = index(gid, nwg);
+    if (b >= p.len) {
+        return;
+    }
+    project(b, philox_z(b));
 }

@@ -1,4 +1,4 @@
-//! `ddpm inpaint` (issue 17): the known region of the result is the source bit for bit, the masked region is
+//! `ddpm inpaint` and `ddpm upscale` (issue 17): the known region of an inpainting is the source bit for bit, the masked region is
 //! generated (it differs from the source), with plain replacement and with RePaint's resampling, for the
 //! samplers that step one level per pass; and its bad inputs are messages.
 #![cfg(not(target_arch = "wasm32"))]
@@ -87,4 +87,46 @@ fn bad_masks_and_resampling_settings_are_messages() {
         let (ok, _, err) = ddpm(&args);
         assert!(!ok && err.contains(says), "{extra:?}: {err}");
     }
+}
+
+/// `ddpm upscale` (ILVR): from 14x14 images, 28x28 ones whose 2x2 averages equal the input within 1e-5 and
+/// which are more than the input blown up (the detail inside the blocks is generated); a wrong shape is refused.
+#[test]
+fn upscale_pools_back_to_its_input() {
+    let tmp = temp_dir("upscale");
+    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/www/data/fashion-mnist-test/images.u8")).unwrap();
+    // Two shipped test images pooled 2x2 to 14x14.
+    let low: Vec<f32> = (0..2)
+        .flat_map(|k| {
+            let img: Vec<f32> = bytes[k * 784..(k + 1) * 784].iter().map(|&b| b as f32 / 127.5 - 1.0).collect();
+            (0..196).map(move |b| {
+                let (r, c) = (2 * (b / 14), 2 * (b % 14));
+                (img[r * 28 + c] + img[r * 28 + c + 1] + img[(r + 1) * 28 + c] + img[(r + 1) * 28 + c + 1]) / 4.0
+            })
+        })
+        .collect();
+    let (lp, out) = (tmp.join("low.npy"), tmp.join("high.npy"));
+    {
+        let f = std::io::BufWriter::new(std::fs::File::create(&lp).unwrap());
+        let mut w = npyz::WriteOptions::new().default_dtype().shape(&[2, 1, 14, 14]).writer(f).begin_nd().unwrap();
+        w.extend(low.iter().copied()).unwrap();
+        w.finish().unwrap();
+    }
+    let (ok, _, err) = ddpm(&["upscale", "--model", TINY, "--x", s(&lp), "--steps", "5", "--sampler", "ddim", "--out-npy", s(&out)]);
+    assert!(ok, "{err}");
+    let high = read_npy(&out);
+    let mut worst = 0.0f32;
+    let mut detail = 0.0f32;
+    for (b, want) in low.iter().enumerate() {
+        let (k, r) = (b / 196, b % 196);
+        let (row, col) = (2 * (r / 14), 2 * (r % 14));
+        let idx = [0, 1, 28, 29].map(|o| k * 784 + row * 28 + col + o);
+        let mean = idx.iter().map(|&i| high[i]).sum::<f32>() / 4.0;
+        worst = worst.max((mean - want).abs());
+        detail = detail.max(idx.iter().map(|&i| (high[i] - mean).abs()).fold(0.0, f32::max));
+    }
+    assert!(worst < 1e-5, "pooled output off the input by {worst}");
+    assert!(detail > 0.05, "no detail inside the blocks ({detail})");
+    let (ok, _, err) = ddpm(&["upscale", "--model", TINY, "--x", s(&out), "--steps", "2", "--out-npy", s(&out)]);
+    assert!(!ok && err.contains("takes [N, 1, 14, 14]"), "{err}");
 }

@@ -254,6 +254,28 @@ mod cli {
             #[command(flatten)]
             kernels: KernelArg,
         },
+        /// Super-resolution (ILVR, Choi et al. 2021): images at twice the side of LOW whose 2x2 averages are LOW;
+        /// after every pass each 2x2 block's mean is set to LOW noised to that pass's level.
+        Upscale {
+            #[command(flatten)]
+            model: ModelArg,
+            /// Low-resolution images, .npy f32 [N, C, H/2, W/2] in the model's range.
+            #[arg(long)]
+            x: PathBuf,
+            #[arg(long, default_value_t = 0)]
+            seed: u64,
+            /// Noise levels (default T for ddpm, sde, langevin and pc, 50 for ddim, euler and heun).
+            #[arg(long)]
+            steps: Option<usize>,
+            #[command(flatten)]
+            sampler: SamplerArgs,
+            #[arg(long)]
+            out: Option<PathBuf>,
+            #[arg(long)]
+            out_npy: Option<PathBuf>,
+            #[command(flatten)]
+            kernels: KernelArg,
+        },
         /// A sampler's program as JSON: every network pass with its timestep and the update's coefficients, so
         /// other implementations (training/samplers.py) run exactly the same maths.
         Program {
@@ -500,6 +522,27 @@ mod cli {
                 println!("{count} images from A to B, {} passes ({}) -> {}", run.passes().len(), run.options().method.kind().name(),
                     out.iter().chain(out_npy.iter()).map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
                 Ok(())
+            }
+            Command::Upscale { model, x, seed, steps, sampler, out, out_npy, kernels } => {
+                if out.is_none() && out_npy.is_none() {
+                    bail!("say where the images go: --out PNG and/or --out-npy NPY");
+                }
+                let (model, unet) = load(&ctx, &model.model)?;
+                let schedule = model.schedule();
+                let (shape, lv) = read_npy(&x)?;
+                let (c, h, w) = unet.image_shape();
+                if shape.len() != 4 || shape[0] == 0 || shape[1..] != [c, h / 2, w / 2] || h % 2 != 0 || w % 2 != 0 {
+                    bail!("the input has shape {shape:?}, but upscaling to the model's {c}x{h}x{w} takes [N, {c}, {}, {}]", h / 2, w / 2);
+                }
+                let steps = steps.unwrap_or(match sampler.sampler {
+                    SamplerKind::Ddim | SamplerKind::Euler | SamplerKind::Heun => 50.min(schedule.len()),
+                    _ => schedule.len(),
+                });
+                let kernels = pollster::block_on(unet.kernels(&ctx, shape[0], kernels.kernels))?;
+                let opts = SamplerOptions { n: shape[0], seed, steps, method: sampler.method()?, kernels, start_t: None, shared_noise: false };
+                let mut run = Sampler::new(&ctx, &unet, &schedule, &model.scheduler, opts)?;
+                run.set_low(&ctx, &lv)?;
+                run_sampler(&ctx, &unet, &mut run, Init::Philox, out.as_deref(), out_npy.as_deref(), None, 1)
             }
             Command::Program { model, steps, sampler } => {
                 // Only the schedule is needed: no weights are read onto the GPU.

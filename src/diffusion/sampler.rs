@@ -86,14 +86,23 @@ struct UpdatePlans {
     renoise: Option<Plan>,
 }
 
-/// Inpainting: after every pass the known region is set to the source noised to the pass's level.
-struct Inpaint {
+/// Guidance after every pass toward a source noised to the pass's level: inpainting's known region, or
+/// super-resolution's low-pass (ILVR).
+struct Guide {
+    kind: GuideKind,
     plan: Plan,
     params: wgpu::Buffer,
     /// The source and mask buffers, kept for `gpu_bytes`.
     bytes: u64,
     /// These buffers in the engine's tally (`gpu::live`).
     _live: crate::gpu::live::Live,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum GuideKind {
+    Known,
+    /// The low-resolution source's length (the kernel's invocations).
+    Low { len: usize },
 }
 
 /// Philox keys of the known region's noise: the pass's key with the top bit set (pass keys stay below it).
@@ -105,7 +114,7 @@ pub struct Sampler {
     program: Program,
     /// For ᾱ at a pass's level (inpainting's replacement).
     schedule: Schedule,
-    inpaint: Option<Inpaint>,
+    guide: Option<Guide>,
     /// x_t [N, C, H, W], the timesteps [N], x̂_0, ε: owned here and bound into every plan.
     x: Tensor,
     t: Tensor,
@@ -219,7 +228,7 @@ impl Sampler {
             batch,
             program,
             schedule: schedule.clone(),
-            inpaint: None,
+            guide: None,
             x,
             t,
             own_bytes,
@@ -258,9 +267,9 @@ impl Sampler {
             u.heun_correct.as_ref(),
             u.langevin.as_ref(),
             u.renoise.as_ref(),
-            self.inpaint.as_ref().map(|i| &i.plan),
+            self.guide.as_ref().map(|i| &i.plan),
         ];
-        let known = self.inpaint.as_ref().map_or(0, |i| i.bytes);
+        let known = self.guide.as_ref().map_or(0, |i| i.bytes);
         self.own_bytes + known + plans.iter().flatten().map(|p| p.owned_buffers().1).sum::<u64>()
     }
 
@@ -313,7 +322,34 @@ impl Sampler {
         let (count, plan_bytes) = plan.owned_buffers();
         let bytes = img.bytes() + msk.bytes();
         let _live = crate::gpu::live::Live::new(count + 3, bytes + params.size() + plan_bytes);
-        self.inpaint = Some(Inpaint { plan, params, bytes, _live });
+        self.guide = Some(Guide { kind: GuideKind::Known, plan, params, bytes, _live });
+        Ok(())
+    }
+
+    /// Makes this run a super-resolution (before `first_frame`), ILVR's way (Choi et al. 2021): `low` is the
+    /// batch at half the width and height (model range); after every pass, and at the start, each 2x2 block's
+    /// mean is set to `low` noised to x's level. At the end the 2x2 average of the result is `low`.
+    pub fn set_low(&mut self, ctx: &GpuContext, low: &[f32]) -> Result<()> {
+        let (n, c, h, w) = (self.batch.n, self.batch.c, self.batch.h, self.batch.w);
+        if h % 2 != 0 || w % 2 != 0 {
+            return Err(Error::InputShape { expected: "an image with even sides for 2x upscaling".into(), found: vec![h, w] });
+        }
+        let len = n * c * (h / 2) * (w / 2);
+        if low.len() != len {
+            return Err(Error::InputShape { expected: format!("a low-resolution batch of {len} values ([{n}, {c}, {}, {}])", h / 2, w / 2), found: vec![low.len()] });
+        }
+        if self.submitted + self.returned != 0 {
+            return Err(Error::Gpu("internal: set_low before first_frame".into()));
+        }
+        let t = Tensor::upload(ctx, "low", &[n, c, h / 2, w / 2], low);
+        let params = params_buffer(ctx);
+        let mut g = Graph::new();
+        let (xg, lg) = (g.bound("x_t", &self.x), g.bound("low", &t));
+        update::project_low(&mut g, &params, xg, lg);
+        let plan = Plan::compile(ctx, &g)?;
+        let (count, plan_bytes) = plan.owned_buffers();
+        let _live = crate::gpu::live::Live::new(count + 2, t.bytes() + params.size() + plan_bytes);
+        self.guide = Some(Guide { kind: GuideKind::Low { len }, plan, params, bytes: t.bytes(), _live });
         Ok(())
     }
 
@@ -327,13 +363,21 @@ impl Sampler {
         }
     }
 
-    /// Encodes the known region's replacement at `level` (keyed by `key`), when inpainting.
+    /// Encodes the guidance at `level` (keyed by `key`): inpainting's replacement or ILVR's projection.
     fn encode_known(&self, ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, level: f64, key: u32) {
-        let Some(inp) = &self.inpaint else { return };
+        let Some(guide) = &self.guide else { return };
         let ab = Program::alpha_bar_at(&self.schedule, level);
-        let params = self.update_params(StepCoeffs::noise(ab.sqrt(), (1.0 - ab).max(0.0).sqrt()), key | KNOWN_KEY_BIT);
-        ctx.queue.write_buffer(&inp.params, 0, bytemuck::bytes_of(&params));
-        inp.plan.encode(ctx, enc);
+        let coeffs = StepCoeffs::noise(ab.sqrt(), (1.0 - ab).max(0.0).sqrt());
+        let params = match guide.kind {
+            GuideKind::Known => self.update_params(coeffs, key | KNOWN_KEY_BIT),
+            GuideKind::Low { len } => update::Params {
+                width: self.batch.w as u32,
+                height: self.batch.h as u32,
+                ..update::Params::new(coeffs, self.opts.seed, key | KNOWN_KEY_BIT, len)
+            },
+        };
+        ctx.queue.write_buffer(&guide.params, 0, bytemuck::bytes_of(&params));
+        guide.plan.encode(ctx, enc);
     }
 
     /// Puts x_T on the GPU (drawn, given, or an image noised) and returns it as frame 0. Must be the first call.

@@ -152,6 +152,8 @@ pub enum Kernel {
     Langevin(Noise),
     /// Inpainting: the known region of x replaced by the source noised to x's level (`update.wgsl`).
     ReplaceKnown(Noise),
+    /// Super-resolution (ILVR): each 2x2 block's mean set to the noised low-resolution source.
+    ProjectLow,
     PackFrame,
     /// x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) z: the forward process q(x_t | x_0) in one step.
     Forward(Noise),
@@ -194,7 +196,7 @@ const CONV_RES: &[Binding] = &[uniform(), read(1, "x"), read(2, "w"), read(3, "b
 
 impl Kernel {
     /// Every kernel, in the order pipelines are compiled.
-    pub const ALL: [Kernel; 38] = [
+    pub const ALL: [Kernel; 39] = [
         Kernel::Conv(ConvAlgo::General, Epilogue::Bias),
         Kernel::Conv(ConvAlgo::General, Epilogue::ChannelAdd),
         Kernel::Conv(ConvAlgo::General, Epilogue::Residual),
@@ -230,6 +232,7 @@ impl Kernel {
         Kernel::Langevin(Noise::Given),
         Kernel::ReplaceKnown(Noise::Philox),
         Kernel::ReplaceKnown(Noise::Given),
+        Kernel::ProjectLow,
         Kernel::PackFrame,
         Kernel::Forward(Noise::Philox),
         Kernel::Forward(Noise::Given),
@@ -248,7 +251,7 @@ impl Kernel {
             Kernel::TimeEmbed => EMBED,
             Kernel::AttnScores | Kernel::AttnSoftmax | Kernel::AttnApply | Kernel::AttnFused => ATTENTION,
             Kernel::Upsample | Kernel::Concat => RESAMPLE,
-            Kernel::Affine(_) | Kernel::HeunPredict | Kernel::HeunCorrect | Kernel::AddNoise(_) | Kernel::ReplaceKnown(_) => UPDATE,
+            Kernel::Affine(_) | Kernel::HeunPredict | Kernel::HeunCorrect | Kernel::AddNoise(_) | Kernel::ReplaceKnown(_) | Kernel::ProjectLow => UPDATE,
             Kernel::Langevin(_) => LANGEVIN,
             Kernel::PackFrame => FRAMES,
             Kernel::Forward(_) => FORWARD,
@@ -289,6 +292,7 @@ impl Kernel {
             Kernel::Langevin(Noise::Given) => "langevin_given",
             Kernel::ReplaceKnown(Noise::Philox) => "replace_known_philox",
             Kernel::ReplaceKnown(Noise::Given) => "replace_known_given",
+            Kernel::ProjectLow => "project_low_philox",
             Kernel::Forward(Noise::Philox) => "philox_noise",
             Kernel::Forward(Noise::Given) => "given_noise",
         }
@@ -333,6 +337,7 @@ impl Kernel {
             Kernel::AddNoise(Noise::Given) => const { &[uniform(), read(2, "z"), write(3, "x")] },
             Kernel::ReplaceKnown(Noise::Philox) => const { &[uniform(), write(3, "x"), read(7, "known"), read(8, "mask")] },
             Kernel::ReplaceKnown(Noise::Given) => const { &[uniform(), read(2, "z"), write(3, "x"), read(7, "known"), read(8, "mask")] },
+            Kernel::ProjectLow => const { &[uniform(), write(3, "x"), read(9, "low")] },
             Kernel::PackFrame => const { &[uniform(), read(1, "src"), write(2, "out")] },
             Kernel::Forward(Noise::Philox) => const { &[uniform(), read(1, "x0"), write(3, "xt")] },
             Kernel::Forward(Noise::Given) => const { &[uniform(), read(1, "x0"), read(2, "z"), write(3, "xt")] },
@@ -351,7 +356,7 @@ impl Kernel {
             Kernel::TimeEmbed => "TimeEmbed",
             Kernel::AttnScores | Kernel::AttnSoftmax | Kernel::AttnApply | Kernel::AttnFused => "Attention",
             Kernel::Upsample | Kernel::Concat => "Resample",
-            Kernel::Affine(_) | Kernel::HeunPredict | Kernel::HeunCorrect | Kernel::AddNoise(_) | Kernel::Langevin(_) | Kernel::ReplaceKnown(_) => {
+            Kernel::Affine(_) | Kernel::HeunPredict | Kernel::HeunCorrect | Kernel::AddNoise(_) | Kernel::Langevin(_) | Kernel::ReplaceKnown(_) | Kernel::ProjectLow => {
                 "Update"
             }
             Kernel::PackFrame => "Frames",

@@ -18,14 +18,17 @@ pub struct Params {
     pub len: u32,
     /// z repeats every `period` values (len: every value its own; one image's size: shared by the batch).
     pub period: u32,
-    pub _pad: [u32; 3],
+    /// project_low: the full image's width and height.
+    pub width: u32,
+    pub height: u32,
+    pub _pad: u32,
 }
 const _: () = assert!(std::mem::size_of::<Params>() == 80);
 
 impl Params {
     pub fn new(coeffs: StepCoeffs, seed: u64, step_key: u32, len: usize) -> Self {
         let (len, period) = (len as u32, len as u32);
-        Self { coeffs, seed_lo: seed as u32, seed_hi: (seed >> 32) as u32, step_key, len, period, _pad: [0; 3] }
+        Self { coeffs, seed_lo: seed as u32, seed_hi: (seed >> 32) as u32, step_key, len, period, width: 0, height: 0, _pad: 0 }
     }
 
     /// The same noise for every `period` values (every image of a batch, with one image's size).
@@ -143,6 +146,14 @@ pub fn replace_known(g: &mut Graph, params: &wgpu::Buffer, x: TensorId, known: K
     let mut args = vec![("x", x), ("known", known.image), ("mask", known.mask)];
     let kernel = Kernel::ReplaceKnown(noise.kernel_noise(g, len, &mut args));
     g.record_with(kernel, OpParams::Buffer(params.clone()), &args, grid_1d(len, 64), 0);
+}
+
+/// Records ILVR's low-pass projection: each 2x2 block of `x` ([N, C, H, W], H and W even) gets the mean of
+/// `low` ([N, C, H/2, W/2]) noised as the params say, its detail kept. Params: len = low's length, width, height.
+pub fn project_low(g: &mut Graph, params: &wgpu::Buffer, x: TensorId, low: TensorId) {
+    assert_eq!(g.len(x), 4 * g.len(low));
+    let len = g.len(low);
+    g.record_with(Kernel::ProjectLow, OpParams::Buffer(params.clone()), &[("x", x), ("low", low)], grid_1d(len, 64), 0);
 }
 
 fn mul_hi_lo(a: u32, b: u32) -> (u32, u32) {
@@ -366,6 +377,37 @@ mod tests {
                     }
                 } else {
                     assert_eq!(got[i].to_bits(), xv[i].to_bits(), "{i}: unmasked values stay");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn project_low_sets_each_blocks_mean_and_keeps_its_detail() {
+        let c = ctx();
+        let (n, ch, h, w) = (2, 1, 6, 4);
+        let xv = values(n * ch * h * w, 111);
+        let lv = values(n * ch * (h / 2) * (w / 2), 112);
+        let len = lv.len();
+        for (keep, sigma) in [(1.0, 0.0), (0.7, 0.5)] {
+            let buf = params_buffer(c);
+            let p = Params { width: w as u32, height: h as u32, ..Params::new(StepCoeffs::noise(keep, sigma), 9, 4, len) };
+            c.queue.write_buffer(&buf, 0, bytemuck::bytes_of(&p));
+            let mut g = Graph::new();
+            let x = upload(&mut g, "x", &[n, ch, h, w], &xv);
+            let low = upload(&mut g, "low", &[n, ch, h / 2, w / 2], &lv);
+            project_low(&mut g, &buf, x, low);
+            let got = run_and_read(&g, x);
+            for (b, &l) in lv.iter().enumerate() {
+                let (plane, r) = (b / ((h / 2) * (w / 2)), b % ((h / 2) * (w / 2)));
+                let (row, col) = (2 * (r / (w / 2)), 2 * (r % (w / 2)));
+                let idx = [0, 1, w, w + 1].map(|o| plane * h * w + row * w + col + o);
+                let want_mean = keep as f32 * l + sigma as f32 * 0.5 * reference_gaussian(9, 4, b as u32);
+                let old_mean = idx.iter().map(|&i| xv[i]).sum::<f32>() / 4.0;
+                let mean = idx.iter().map(|&i| got[i]).sum::<f32>() / 4.0;
+                assert!((mean - want_mean).abs() < 1e-5, "block {b}: mean {mean} vs {want_mean}");
+                for &i in &idx {
+                    assert!(((got[i] - mean) - (xv[i] - old_mean)).abs() < 1e-5, "block {b}: detail at {i} changed");
                 }
             }
         }
