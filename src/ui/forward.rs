@@ -54,6 +54,15 @@ async fn fetch_test_images() -> Result<Vec<(String, Vec<u8>)>, String> {
 }
 
 /// Display bytes to model range [−1, 1], as the model's training data was scaled.
+/// The 2x2 average of a SIDE x SIDE image (super-resolution's low-resolution source).
+fn pool2(x: &[f32]) -> Vec<f32> {
+    let (s, h) = (SIDE as usize, SIDE as usize / 2);
+    (0..h * h).map(|b| {
+        let (r, c) = (2 * (b / h), 2 * (b % h));
+        (x[r * s + c] + x[r * s + c + 1] + x[(r + 1) * s + c] + x[(r + 1) * s + c + 1]) / 4.0
+    }).collect()
+}
+
 pub(super) fn to_model(grey: &[u8]) -> Vec<f32> {
     grey.iter().map(|&b| b as f32 / 127.5 - 1.0).collect()
 }
@@ -245,6 +254,12 @@ pub fn ForwardExplorer() -> impl IntoView {
                                     ui.interpolate(to_model(&x0.get_untracked()), b, t_now.get_untracked(), 8);
                                 }
                             }>"Interpolate (8 images)"</button>
+                    </p>
+                    <h3>"Super-resolution"</h3>
+                    <p class="row">
+                        <button type="button" prop:disabled=move || ui.phase.get() != Phase::Ready
+                            title="x₀ averaged to 14x14, then images at 28x28 whose 2x2 averages are it (ILVR): the sampler invents the detail"
+                            on:click=move |_| ui.upscale(pool2(&to_model(&x0.get_untracked())))>"Upscale x₀ from 14x14"</button>
                     </p>
                     <h3>"Inpainting"</h3>
                     <p class="hint">"Paint over the part of x₀ to replace; the chosen sampler fills it while, after every step, the rest is set to x₀ noised to that step's level (replacement). RePaint's resampling goes back up the chain and down again to blend the seam (ddpm, ddim, sde)."</p>

@@ -113,6 +113,8 @@ enum Start {
     Inpaint { x0: Vec<f32>, known: Vec<f32>, resample: usize },
     /// Interpolation: `count` starts between a and b, both noised to network timestep `t` with one z.
     Interpolate { a: Vec<f32>, b: Vec<f32>, t: usize, count: usize },
+    /// Super-resolution: every image's 2x2 averages are `low` (one image at half the side).
+    Upscale { low: Vec<f32> },
 }
 
 #[derive(Clone)]
@@ -385,6 +387,12 @@ impl Ui {
         self.start(Start::Interpolate { a, b, t: t - 1, count })
     }
 
+    /// Super-resolution (ILVR): images whose 2x2 averages are `low` (one image at half the side), one per
+    /// image of the batch, each with its own detail.
+    pub fn upscale(self, low: Vec<f32>) {
+        self.start(Start::Upscale { low })
+    }
+
     /// A run from noise, from an image noised to a network timestep, an inpainting or an interpolation.
     fn start(self, how: Start) {
         if self.phase.get_untracked() != Phase::Ready {
@@ -414,7 +422,7 @@ impl Ui {
         let program = method.program(&engine.schedule, &engine.scheduler, steps).and_then(|p| match &how {
             Start::Image { t, .. } | Start::Interpolate { t, .. } => p.from_level(&engine.schedule, *t as f64),
             Start::Inpaint { resample, .. } => p.repaint(&engine.schedule, (steps / 10).max(1), *resample),
-            Start::Noise => Ok(p),
+            Start::Noise | Start::Upscale { .. } => Ok(p),
         });
         let program = match program {
             Ok(p) => p,
@@ -438,9 +446,13 @@ impl Ui {
         // Every image of the batch starts from (or keeps) the same x_0; each gets its own noise.
         let repeat = |v: &[f32]| -> Vec<f32> { (0..n).flat_map(|_| v.iter().copied()).collect() };
         let (image, known) = match &how {
-            Start::Noise | Start::Interpolate { .. } => (None, None),
+            Start::Noise | Start::Interpolate { .. } | Start::Upscale { .. } => (None, None),
             Start::Image { x0, .. } => (Some(repeat(x0)), None),
             Start::Inpaint { x0, known, .. } => (None, Some((repeat(x0), repeat(known)))),
+        };
+        let low: Option<Vec<f32>> = match &how {
+            Start::Upscale { low } => Some(repeat(low)),
+            _ => None,
         };
         // The strip's starts, with the z an image start draws for one image (so its ends are the plain runs).
         let exact = match &how {
@@ -460,6 +472,9 @@ impl Ui {
                 let mut sampler = self.start_run(&gpu, &engine, program, placeholder, choice).await?;
                 if let Some((x0, known)) = &known {
                     sampler.set_known(&gpu, x0, known)?;
+                }
+                if let Some(low) = &low {
+                    sampler.set_low(&gpu, low)?;
                 }
                 let init = match (&image, &exact) {
                     (Some(x0), _) => Init::Image { x0, z: None },

@@ -251,6 +251,29 @@ try {
   check(ends > 10 && Math.max(...steps) < ends, `the strip goes from one image to the other in smaller steps (ends ${ends.toFixed(1)}, largest neighbour step ${Math.max(...steps).toFixed(1)})`);
   await page.screenshot({ path: `${OUT}/interpolate.png`, fullPage: true });
 
+  // Super-resolution: the pad's image averaged to 14x14, then 28x28 images whose 2x2 averages are it.
+  await page.getByRole('button', { name: 'Upscale x₀ from 14x14' }).click();
+  await until(async () => (await page.getByTestId('progress-text').textContent()).includes('done'), 'the upscaling to finish', 180_000);
+  await timestep.focus();
+  await page.keyboard.press('End');
+  const high = await grey(page, '#image-0');
+  const padNow2 = await grey(page, PAD);
+  // Blocks with a pixel clipped to 0 or 255 on screen cannot show their mean; the others must.
+  let pooledOff = 0;
+  let detail = 0;
+  let blocks = 0;
+  for (let b = 0; b < 196; b++) {
+    const [r, c] = [2 * Math.floor(b / 14), 2 * (b % 14)];
+    const idx = [r * 28 + c, r * 28 + c + 1, (r + 1) * 28 + c, (r + 1) * 28 + c + 1];
+    if (idx.some((i) => high[i] === 0 || high[i] === 255)) continue;
+    blocks++;
+    const m = idx.reduce((a, i) => a + high[i], 0) / 4;
+    const want = idx.reduce((a, i) => a + padNow2[i], 0) / 4;
+    pooledOff = Math.max(pooledOff, Math.abs(m - want));
+    detail = Math.max(detail, ...idx.map((i) => Math.abs(high[i] - m)));
+  }
+  check(blocks >= 5 && pooledOff <= 1 && detail > 5, `the upscaled image averages back to x₀'s 14x14 (${blocks} unclipped blocks, max ${pooledOff.toFixed(2)} of 255 off in 8-bit pixels) with detail inside the blocks (${detail.toFixed(0)})`);
+
   // Likelihood of the pad's image: Cancel stops it; a full run draws one bar per computed term (the first 10
   // and one in 10 above: 10 + 99 = 109 of T = 1000) and states the bound.
   const compute = page.getByRole('button', { name: 'Compute bits/dim' });
