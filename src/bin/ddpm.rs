@@ -501,21 +501,13 @@ mod cli {
                     strip(&noised(&av, ab, seed, key), &noised(&bv, ab, seed, key), count, path)
                 };
                 let batch = run.batch();
-                let row = |frame: &[u8]| -> Result<()> {
-                    let Some(p) = &out else { return Ok(()) };
-                    let (w, h, rgba) = grid_rgba(frame, batch, count, 2);
-                    let file = File::create(p).with_context(|| format!("creating {}", p.display()))?;
-                    let mut enc = png::Encoder::new(BufWriter::new(file), w as u32, h as u32);
-                    enc.set_color(png::ColorType::Rgba);
-                    enc.set_depth(png::BitDepth::Eight);
-                    enc.write_header()?.write_image_data(&rgba)?;
-                    Ok(())
-                };
                 let mut frame = pollster::block_on(run.first_frame(&ctx, Init::Exact(&starts)))?;
                 while !run.is_done() {
                     frame = pollster::block_on(run.step(&ctx))?;
                 }
-                row(&frame.x)?;
+                if let Some(p) = &out {
+                    save_grid_cols(p, &frame.x, batch, count)?;
+                }
                 if let Some(p) = &out_npy {
                     write_npy(p, &[count, batch.c, batch.h, batch.w], &pollster::block_on(run.read_x(&ctx))?)?;
                 }
@@ -741,7 +733,12 @@ mod cli {
     }
 
     fn save_grid(path: &Path, frame: &[u8], batch: Batch) -> Result<()> {
-        let (w, h, rgba) = grid_rgba(frame, batch, default_cols(batch.n), 2);
+        save_grid_cols(path, frame, batch, default_cols(batch.n))
+    }
+
+    /// The batch as a PNG grid of `cols` columns (one row: an interpolation strip).
+    fn save_grid_cols(path: &Path, frame: &[u8], batch: Batch, cols: usize) -> Result<()> {
+        let (w, h, rgba) = grid_rgba(frame, batch, cols, 2);
         let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
         let mut enc = png::Encoder::new(BufWriter::new(file), w as u32, h as u32);
         enc.set_color(png::ColorType::Rgba);
