@@ -3,49 +3,17 @@
 //! samplers that step one level per pass; and its bad inputs are messages.
 #![cfg(not(target_arch = "wasm32"))]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-use npyz::WriterBuilder;
-
-fn ddpm(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ddpm")).args(args).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!stderr.contains("panicked"), "ddpm {args:?} panicked:\n{stderr}");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ddpm-inpaint-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn write_npy(path: &Path, shape: &[u64], data: &[f32]) {
-    let f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    let mut w = npyz::WriteOptions::new().default_dtype().shape(shape).writer(f).begin_nd().unwrap();
-    w.extend(data.iter().copied()).unwrap();
-    w.finish().unwrap();
-}
-
-fn read_npy(path: &Path) -> Vec<f32> {
-    let f = std::fs::File::open(path).unwrap();
-    npyz::NpyFile::new(std::io::BufReader::new(f)).unwrap().into_vec::<f32>().unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use common::{ddpm, read_npy, s, temp_dir, write_npy};
 
 const TINY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/models/tiny");
 
 #[test]
 fn known_region_is_the_source_bit_for_bit_and_the_hole_is_generated() {
-    let tmp = temp_dir("known");
+    let tmp = temp_dir("inpaint-known");
     // Two shipped test images; the mask keeps the left half of each (one image's mask, broadcast).
-    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/www/data/fashion-mnist-test/images.u8")).unwrap();
-    let x: Vec<f32> = bytes[..2 * 784].iter().map(|&b| b as f32 / 127.5 - 1.0).collect();
+    let x = common::shipped_images(2);
     let mask: Vec<f32> = (0..784).map(|i| ((i % 28) < 14) as u8 as f32).collect();
     let (xp, mp) = (tmp.join("x.npy"), tmp.join("mask.npy"));
     write_npy(&xp, &[2, 1, 28, 28], &x);
@@ -70,7 +38,7 @@ fn known_region_is_the_source_bit_for_bit_and_the_hole_is_generated() {
 
 #[test]
 fn bad_masks_and_resampling_settings_are_messages() {
-    let tmp = temp_dir("bad");
+    let tmp = temp_dir("inpaint-bad");
     let xp = tmp.join("x.npy");
     write_npy(&xp, &[1, 1, 28, 28], &vec![0.0; 784]);
     let (wrong, half) = (tmp.join("wrong.npy"), tmp.join("half.npy"));
@@ -93,12 +61,12 @@ fn bad_masks_and_resampling_settings_are_messages() {
 /// which are more than the input blown up (the detail inside the blocks is generated); a wrong shape is refused.
 #[test]
 fn upscale_pools_back_to_its_input() {
-    let tmp = temp_dir("upscale");
-    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/www/data/fashion-mnist-test/images.u8")).unwrap();
+    let tmp = temp_dir("inpaint-upscale");
     // Two shipped test images pooled 2x2 to 14x14.
+    let images = common::shipped_images(2);
     let low: Vec<f32> = (0..2)
         .flat_map(|k| {
-            let img: Vec<f32> = bytes[k * 784..(k + 1) * 784].iter().map(|&b| b as f32 / 127.5 - 1.0).collect();
+            let img = &images[k * 784..(k + 1) * 784];
             (0..196).map(move |b| {
                 let (r, c) = (2 * (b / 14), 2 * (b % 14));
                 (img[r * 28 + c] + img[r * 28 + c + 1] + img[(r + 1) * 28 + c] + img[(r + 1) * 28 + c + 1]) / 4.0
@@ -106,12 +74,7 @@ fn upscale_pools_back_to_its_input() {
         })
         .collect();
     let (lp, out) = (tmp.join("low.npy"), tmp.join("high.npy"));
-    {
-        let f = std::io::BufWriter::new(std::fs::File::create(&lp).unwrap());
-        let mut w = npyz::WriteOptions::new().default_dtype().shape(&[2, 1, 14, 14]).writer(f).begin_nd().unwrap();
-        w.extend(low.iter().copied()).unwrap();
-        w.finish().unwrap();
-    }
+    write_npy(&lp, &[2, 1, 14, 14], &low);
     let (ok, _, err) = ddpm(&["upscale", "--model", TINY, "--x", s(&lp), "--steps", "5", "--sampler", "ddim", "--out-npy", s(&out)]);
     assert!(ok, "{err}");
     let high = read_npy(&out);

@@ -3,55 +3,20 @@
 //! (--latents, DDIM η = 0) runs.
 #![cfg(not(target_arch = "wasm32"))]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-use npyz::WriterBuilder;
-
-fn ddpm(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ddpm")).args(args).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!stderr.contains("panicked"), "ddpm {args:?} panicked:\n{stderr}");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ddpm-interpolate-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn write_npy(path: &Path, data: &[f32]) {
-    let f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    let mut w = npyz::WriteOptions::new().default_dtype().shape(&[1, 1, 28, 28]).writer(f).begin_nd().unwrap();
-    w.extend(data.iter().copied()).unwrap();
-    w.finish().unwrap();
-}
-
-fn read_npy(path: &Path) -> Vec<f32> {
-    let f = std::fs::File::open(path).unwrap();
-    npyz::NpyFile::new(std::io::BufReader::new(f)).unwrap().into_vec::<f32>().unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
-}
+use common::{ddpm, max_diff, read_npy, s, temp_dir, write_npy};
 
 const TINY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/models/tiny");
 
 #[test]
 fn the_strips_ends_are_the_plain_runs_from_a_and_b() {
-    let tmp = temp_dir("ends");
-    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/www/data/fashion-mnist-test/images.u8")).unwrap();
-    let img = |k: usize| -> Vec<f32> { bytes[k * 784..(k + 1) * 784].iter().map(|&b| b as f32 / 127.5 - 1.0).collect() };
+    let tmp = temp_dir("interpolate-ends");
+    let images = common::shipped_images(6);
+    let img = |k: usize| -> Vec<f32> { images[k * 784..(k + 1) * 784].to_vec() };
     let (a, b) = (tmp.join("a.npy"), tmp.join("b.npy"));
-    write_npy(&a, &img(0));
-    write_npy(&b, &img(5));
+    write_npy(&a, &[1, 1, 28, 28], &img(0));
+    write_npy(&b, &[1, 1, 28, 28], &img(5));
     for (sampler, path) in [("ddpm", "slerp"), ("ddim", "lerp")] {
         let strip = tmp.join(format!("strip-{sampler}.npy"));
         let common = ["--model", TINY, "--seed", "3", "--steps", "10", "--sampler", sampler];
@@ -77,8 +42,8 @@ fn the_strips_ends_are_the_plain_runs_from_a_and_b() {
     }
     // The latent walk between two x_T draws.
     let (za, zb) = (tmp.join("za.npy"), tmp.join("zb.npy"));
-    write_npy(&za, &(0..784u32).map(|i| ddpm_web::gpu::kernels::update::reference_gaussian(1, 0, i)).collect::<Vec<_>>());
-    write_npy(&zb, &(0..784u32).map(|i| ddpm_web::gpu::kernels::update::reference_gaussian(2, 0, i)).collect::<Vec<_>>());
+    write_npy(&za, &[1, 1, 28, 28], &(0..784u32).map(|i| ddpm_web::gpu::kernels::update::reference_gaussian(1, 0, i)).collect::<Vec<_>>());
+    write_npy(&zb, &[1, 1, 28, 28], &(0..784u32).map(|i| ddpm_web::gpu::kernels::update::reference_gaussian(2, 0, i)).collect::<Vec<_>>());
     let png = tmp.join("walk.png");
     let (ok, out, err) = ddpm(&["interpolate", "--model", TINY, "--a", s(&za), "--b", s(&zb), "--latents", "--sampler", "ddim", "--steps", "5", "--count", "5", "--out", s(&png)]);
     assert!(ok && out.contains("5 images from A to B"), "{err}");
