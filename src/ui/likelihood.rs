@@ -41,6 +41,8 @@ pub fn Likelihood(x0: RwSignal<Vec<u8>>) -> impl IntoView {
         let opts = BoundOptions { variance: ui.variance.get_untracked(), clip: false, every: EVERY, seed: ui.seed.get_untracked() };
         ui.phase.set(Phase::Running);
         ui.error.set(None);
+        // A previous run's "cancelled" must not stand beside this one's result.
+        ui.notice.set(None);
         report.set(None);
         progress.set(Some((0, 1)));
         spawn_local(async move {
