@@ -92,3 +92,43 @@ pub async fn bench(ctx: &GpuContext, unet: &Unet, schedule: &Schedule, n: usize,
         gpu_ms_per_family,
     })
 }
+
+/// As [`bench`], on the CPU executor ([`crate::cpu`]) with `unet` loaded by [`Unet::on_host`]: one thread,
+/// the same DDPM steps, frames packed on the host.
+pub fn bench_host(unet: &Unet, schedule: &Schedule, n: usize, steps: usize) -> Result<BenchReport> {
+    let steps = steps.max(1);
+    let total = (WARMUP_STEPS + steps).min(schedule.len());
+    let steps = total - WARMUP_STEPS.min(total - 1);
+    let method = Method::Ddpm { variance: Variance::Small, clip: false };
+    let opts = SamplerOptions { n, seed: 0, steps: total, method, kernels: crate::gpu::kernel::KernelFamily::Blocked, start_t: None, shared_noise: false };
+    let begun = Instant::now();
+    let mut sampler = crate::cpu::sampler::HostSampler::new(unet, schedule, &SchedulerConfig::default(), opts)?;
+    sampler.first_frame(Init::Philox)?;
+    let first_frame_ms = begun.elapsed().as_secs_f64() * 1e3;
+    for _ in 0..total - steps {
+        sampler.step()?;
+    }
+    let start = Instant::now();
+    for _ in 0..steps {
+        sampler.step()?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let gflop_per_pass = sampler.flops_per_pass() as f64 / 1e9;
+    Ok(BenchReport {
+        adapter: "CPU executor (Rust, 1 thread)".into(),
+        backend: "Cpu".into(),
+        device_type: "Cpu".into(),
+        batch: n,
+        steps,
+        ms_per_step: secs * 1e3 / steps as f64,
+        images_per_s: (n * steps) as f64 / secs,
+        gflop_per_pass,
+        gflops_per_s: gflop_per_pass * steps as f64 / secs,
+        first_frame_ms,
+        gpu_bytes: 0,
+        precision: "f32".into(),
+        kernels: "cpu".into(),
+        kernel_ms: None,
+        gpu_ms_per_family: None,
+    })
+}

@@ -6,6 +6,7 @@
 //! (`src/bin/ddpm.rs`) are two front ends over the same calls.
 
 pub mod bench;
+pub mod cpu;
 pub mod diffusion;
 pub mod error;
 pub mod gpu;

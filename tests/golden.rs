@@ -54,13 +54,13 @@ fn eps_matches_diffusers() {
         for t in meta(name)["eps_timesteps"].as_array().unwrap() {
             let t = t.as_u64().unwrap().to_string();
             let got = out.join(format!("eps_t{t}.npy"));
-            // Every convolution family the engine can choose must pass the same goldens.
-            for kernels in ["blocked", "tiled", "fused"] {
-                let (ok, err) = ddpm(&["eps", "--model", s(&dir.join("model")), "--x", s(&dir.join("x.npy")), "--t", &t, "--out", s(&got), "--kernels", kernels]);
+            // Every convolution family the engine can choose, and the CPU executor, must pass the same goldens.
+            for (backend, kernels) in [("gpu", "blocked"), ("gpu", "tiled"), ("gpu", "fused"), ("cpu", "blocked")] {
+                let (ok, err) = ddpm(&["eps", "--backend", backend, "--model", s(&dir.join("model")), "--x", s(&dir.join("x.npy")), "--t", &t, "--out", s(&got), "--kernels", kernels]);
                 assert!(ok, "{err}");
                 let e = max_abs_diff(&got, &dir.join(format!("eps_t{t}.npy")));
-                println!("golden {name} eps t={t} ({kernels}): max abs error {e:.2e}");
-                assert!(e <= TOLERANCE, "{name} eps t={t} ({kernels}): {e}");
+                println!("golden {name} eps t={t} ({backend} {kernels}): max abs error {e:.2e}");
+                assert!(e <= TOLERANCE, "{name} eps t={t} ({backend} {kernels}): {e}");
             }
         }
     }

@@ -74,14 +74,15 @@ fn ddim_euler_and_heun_runs_equal_diffusers_pipelines() {
     let z = dir().join("z.npy");
     for (config, steps) in [("saved", "10"), ("defaults", "12")] {
         let m = model(config, &tmp);
-        for sampler in ["ddim", "euler", "heun"] {
-            let out = tmp.join(format!("{sampler}-{config}.npy"));
-            let args = ["sample", "--model", s(&m), "--sampler", sampler, "--steps", steps, "--init", s(&z), "--out-npy", s(&out)];
+        // On the GPU and on the CPU executor: the same program, so the same goldens.
+        for (sampler, backend) in ["ddim", "euler", "heun"].into_iter().flat_map(|k| [(k, "gpu"), (k, "cpu")]) {
+            let out = tmp.join(format!("{sampler}-{config}-{backend}.npy"));
+            let args = ["sample", "--backend", backend, "--model", s(&m), "--sampler", sampler, "--steps", steps, "--init", s(&z), "--out-npy", s(&out)];
             let (ok, _, err) = ddpm(&args);
             assert!(ok, "{err}");
             let e = max_error(&out, &dir().join(format!("run_{sampler}_{config}.npy")));
-            println!("golden {sampler} ({config} scheduler config, {steps} steps): max error {e:.2e}");
-            assert!(e <= TOLERANCE, "{sampler} {config}: {e}");
+            println!("golden {sampler} ({config} scheduler config, {steps} steps, {backend}): max error {e:.2e}");
+            assert!(e <= TOLERANCE, "{sampler} {config} {backend}: {e}");
         }
     }
 }

@@ -27,6 +27,7 @@ mod cli {
     use clap::{Args, Parser, Subcommand};
     use ddpm_web::diffusion::forward::{ForwardNoise, Noiser};
     use ddpm_web::diffusion::nll::{Bound, BoundOptions, UnetEps};
+    use ddpm_web::cpu::sampler::HostSampler;
     use ddpm_web::diffusion::sampler::single_pass;
     use ddpm_web::diffusion::samplers::{Predictor, Program, DEFAULT_SNR};
     use ddpm_web::image::{default_cols, grid_rgba, Batch};
@@ -37,8 +38,19 @@ mod cli {
     #[derive(Parser)]
     #[command(name = "ddpm", version, about = "DDPM (Ho et al. 2020) on the GPU through wgpu: ε_θ, one Algorithm 2 step, or a whole run")]
     struct Cli {
+        /// Where the network runs: `gpu` (a Vulkan adapter through wgpu), `cpu` (the CPU executor: eps, sample,
+        /// bench, info), or `auto` (the GPU, or the CPU when there is no adapter, saying so on stderr).
+        #[arg(long, global = true, default_value = "auto")]
+        backend: Backend,
         #[command(subcommand)]
         command: Command,
+    }
+
+    #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+    enum Backend {
+        Auto,
+        Gpu,
+        Cpu,
     }
 
     #[derive(Args)]
@@ -378,19 +390,43 @@ mod cli {
 
     pub fn run() -> Result<()> {
         let cli = Cli::parse();
-        let ctx = pollster::block_on(GpuContext::new())?;
+        let device = match cli.backend {
+            Backend::Cpu => Device::Cpu,
+            Backend::Gpu => Device::Gpu(pollster::block_on(GpuContext::new())?),
+            Backend::Auto => match pollster::block_on(GpuContext::new()) {
+                Ok(ctx) => Device::Gpu(ctx),
+                Err(ddpm_web::Error::NoAdapter(why)) => {
+                    eprintln!("note: no GPU adapter ({why}); running on the CPU");
+                    Device::Cpu
+                }
+                Err(e) => return Err(e.into()),
+            },
+        };
         match cli.command {
             Command::Eps { model, x, t, out, kernels } => {
-                let (model, unet) = load(&ctx, &model.model)?;
+                let (model, unet) = device.load(&model.model)?;
                 let (shape, xv) = read_npy(&x)?;
                 check_input(&unet, &shape)?;
                 check_t(&model, t)?;
-                let kernels = pollster::block_on(unet.kernels(&ctx, shape[0], kernels.kernels))?;
-                let eps = pollster::block_on(unet.eps(&ctx, &xv, &vec![t; shape[0]], kernels))?;
+                let eps = match &device {
+                    Device::Gpu(ctx) => {
+                        let kernels = device.kernels(&unet, shape[0], kernels.kernels)?;
+                        pollster::block_on(unet.eps(ctx, &xv, &vec![t; shape[0]], kernels))?
+                    }
+                    Device::Cpu => {
+                        let (g, [xi, ti, ei]) = unet.host_graph(shape[0])?;
+                        let mut plan = ddpm_web::cpu::HostPlan::compile(&g)?;
+                        plan.write(xi, &xv)?;
+                        plan.write(ti, &vec![t as f32; shape[0]])?;
+                        plan.run()?;
+                        plan.read(ei).to_vec()
+                    }
+                };
                 write_npy(&out, &[shape[0], unet.config.out_channels, shape[2], shape[3]], &eps)
             }
             Command::Step { model, x, t, prev, z, sampler, out, x0_out, kernels } => {
-                let (model, unet) = load(&ctx, &model.model)?;
+                let ctx = device.gpu("step")?;
+                let (model, unet) = device.load(&model.model)?;
                 let (shape, xv) = read_npy(&x)?;
                 check_input(&unet, &shape)?;
                 check_t(&model, t)?;
@@ -399,8 +435,8 @@ mod cli {
                     bail!("z has shape {zshape:?} but x has {shape:?}");
                 }
                 let pass = sampler.method()?.single_pass(&model.schedule(), &model.scheduler, t, prev.unwrap_or(t as isize - 1))?;
-                let kernels = pollster::block_on(unet.kernels(&ctx, shape[0], kernels.kernels))?;
-                let (next, x0) = pollster::block_on(single_pass(&ctx, &unet, &xv, &pass, &zv, kernels))?;
+                let kernels = device.kernels(&unet, shape[0], kernels.kernels)?;
+                let (next, x0) = pollster::block_on(single_pass(ctx, &unet, &xv, &pass, &zv, kernels))?;
                 write_npy(&out, &shape, &next)?;
                 if let Some(p) = x0_out {
                     write_npy(&p, &shape, &x0)?;
@@ -411,39 +447,23 @@ mod cli {
                 if out.is_none() && out_npy.is_none() {
                     bail!("say where the images go: --out PNG and/or --out-npy NPY");
                 }
-                let (model, unet) = load(&ctx, &model.model)?;
+                let (model, unet) = device.load(&model.model)?;
                 let schedule = model.schedule();
                 let method = sampler.method()?;
-                let steps = steps.unwrap_or(match sampler.sampler {
-                    SamplerKind::Ddim | SamplerKind::Euler | SamplerKind::Heun => 50.min(schedule.len()),
-                    _ => schedule.len(),
-                });
-                let z = init.as_deref().map(read_npy).transpose()?;
-                let x0 = from.as_deref().map(read_npy).transpose()?;
-                for (shape, _) in z.iter().chain(&x0) {
-                    check_input(&unet, shape)?;
-                }
-                if let (Some((zs, _)), Some((xs, _))) = (&z, &x0) {
-                    if zs != xs {
-                        bail!("--init has shape {zs:?} but --from has {xs:?}");
-                    }
-                }
-                let n = z.as_ref().or(x0.as_ref()).map_or(n, |(shape, _)| shape[0]);
-                let kernels = pollster::block_on(unet.kernels(&ctx, n, kernels.kernels))?;
+                let steps = steps.unwrap_or(default_steps(sampler.sampler, schedule.len()));
+                let (z, x0) = (init.as_deref().map(read_npy).transpose()?, from.as_deref().map(read_npy).transpose()?);
+                let n = start_shape(&unet, &z, &x0)?.unwrap_or(n);
+                let kernels = device.kernels(&unet, n, kernels.kernels)?;
                 let opts = SamplerOptions { n, seed, steps, method, kernels, start_t, shared_noise: false };
-                let mut sampler = Sampler::new(&ctx, &unet, &schedule, &model.scheduler, opts)?;
-                let init = match (&x0, &z) {
-                    (Some((_, x0)), z) => Init::Image { x0, z: z.as_ref().map(|z| &z.1[..]) },
-                    (None, Some((_, z))) => Init::Noise(z),
-                    (None, None) => Init::Philox,
-                };
-                run_sampler(&ctx, &unet, &mut sampler, init, out.as_deref(), out_npy.as_deref(), trajectory.as_deref(), every)
+                let mut sampler = device.sampler(&unet, &schedule, &model.scheduler, opts)?;
+                let init = init_of(&z, &x0);
+                run_sampler(&unet, &mut sampler, init, out.as_deref(), out_npy.as_deref(), trajectory.as_deref(), every)
             }
             Command::Inpaint { model, x, mask, seed, steps, jump, resample, sampler, out, out_npy, kernels } => {
                 if out.is_none() && out_npy.is_none() {
                     bail!("say where the images go: --out PNG and/or --out-npy NPY");
                 }
-                let (model, unet) = load(&ctx, &model.model)?;
+                let (model, unet) = device.load(&model.model)?;
                 let schedule = model.schedule();
                 let (shape, xv) = read_npy(&x)?;
                 check_input(&unet, &shape)?;
@@ -460,11 +480,11 @@ mod cli {
                 }
                 let steps = steps.unwrap_or(if sampler.sampler == SamplerKind::Ddim { 50 } else { schedule.len() });
                 let program = sampler.method()?.program(&schedule, &model.scheduler, steps)?.repaint(&schedule, jump, resample)?;
-                let kernels = pollster::block_on(unet.kernels(&ctx, shape[0], kernels.kernels))?;
+                let kernels = device.kernels(&unet, shape[0], kernels.kernels)?;
                 let opts = SamplerOptions { n: shape[0], seed, steps, method: sampler.method()?, kernels, start_t: None, shared_noise: false };
-                let mut run = Sampler::with_program(&ctx, &unet, &schedule, program, opts)?;
-                run.set_known(&ctx, &xv, &mask)?;
-                run_sampler(&ctx, &unet, &mut run, Init::Philox, out.as_deref(), out_npy.as_deref(), None, 1)
+                let mut run = device.run(&unet, &schedule, program, opts)?;
+                run.set_known(&xv, &mask)?;
+                run_sampler(&unet, &mut run, Init::Philox, out.as_deref(), out_npy.as_deref(), None, 1)
             }
             Command::Interpolate { model, a, b, t, latents, count, path, seed, steps, sampler, out, out_npy, kernels } => {
                 use ddpm_web::diffusion::interpolate::{noised, strip};
@@ -474,7 +494,7 @@ mod cli {
                 if !(2..=64).contains(&count) {
                     bail!("--count must be 2 to 64, not {count}");
                 }
-                let (model, unet) = load(&ctx, &model.model)?;
+                let (model, unet) = device.load(&model.model)?;
                 let schedule = model.schedule();
                 let ((sa, av), (sb, bv)) = (read_npy(&a)?, read_npy(&b)?);
                 for shape in [&sa, &sb] {
@@ -487,10 +507,10 @@ mod cli {
                     SamplerKind::Ddim | SamplerKind::Euler | SamplerKind::Heun => 50.min(schedule.len()),
                     _ => schedule.len(),
                 });
-                let kernels = pollster::block_on(unet.kernels(&ctx, count, kernels.kernels))?;
+                let kernels = device.kernels(&unet, count, kernels.kernels)?;
                 let start_t = if latents { None } else { t };
                 let opts = SamplerOptions { n: count, seed, steps, method: sampler.method()?, kernels, start_t, shared_noise: true };
-                let mut run = Sampler::new(&ctx, &unet, &schedule, &model.scheduler, opts)?;
+                let mut run = device.sampler(&unet, &schedule, &model.scheduler, opts)?;
                 let starts = if latents {
                     let scale = run.program().init_scale as f32;
                     strip(&av.iter().map(|v| v * scale).collect::<Vec<_>>(), &bv.iter().map(|v| v * scale).collect::<Vec<_>>(), count, path)
@@ -501,17 +521,17 @@ mod cli {
                     strip(&noised(&av, ab, seed, key), &noised(&bv, ab, seed, key), count, path)
                 };
                 let batch = run.batch();
-                let mut frame = pollster::block_on(run.first_frame(&ctx, Init::Exact(&starts)))?;
+                let mut frame = run.first_frame(Init::Exact(&starts))?;
                 while !run.is_done() {
-                    frame = pollster::block_on(run.step(&ctx))?;
+                    frame = run.step()?;
                 }
                 if let Some(p) = &out {
                     save_grid_cols(p, &frame.x, batch, count)?;
                 }
                 if let Some(p) = &out_npy {
-                    write_npy(p, &[count, batch.c, batch.h, batch.w], &pollster::block_on(run.read_x(&ctx))?)?;
+                    write_npy(p, &[count, batch.c, batch.h, batch.w], &run.read_x()?)?;
                 }
-                println!("{count} images from A to B, {} passes ({}) -> {}", run.passes().len(), run.options().method.kind().name(),
+                println!("{count} images from A to B, {} passes ({}) -> {}", run.passes(), run.method_name(),
                     out.iter().chain(out_npy.iter()).map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
                 Ok(())
             }
@@ -519,7 +539,7 @@ mod cli {
                 if out.is_none() && out_npy.is_none() {
                     bail!("say where the images go: --out PNG and/or --out-npy NPY");
                 }
-                let (model, unet) = load(&ctx, &model.model)?;
+                let (model, unet) = device.load(&model.model)?;
                 let schedule = model.schedule();
                 let (shape, lv) = read_npy(&x)?;
                 let (c, h, w) = unet.image_shape();
@@ -530,39 +550,33 @@ mod cli {
                     SamplerKind::Ddim | SamplerKind::Euler | SamplerKind::Heun => 50.min(schedule.len()),
                     _ => schedule.len(),
                 });
-                let kernels = pollster::block_on(unet.kernels(&ctx, shape[0], kernels.kernels))?;
+                let kernels = device.kernels(&unet, shape[0], kernels.kernels)?;
                 let opts = SamplerOptions { n: shape[0], seed, steps, method: sampler.method()?, kernels, start_t: None, shared_noise: false };
-                let mut run = Sampler::new(&ctx, &unet, &schedule, &model.scheduler, opts)?;
-                run.set_low(&ctx, &lv)?;
-                run_sampler(&ctx, &unet, &mut run, Init::Philox, out.as_deref(), out_npy.as_deref(), None, 1)
+                let mut run = device.sampler(&unet, &schedule, &model.scheduler, opts)?;
+                run.set_low(&lv)?;
+                run_sampler(&unet, &mut run, Init::Philox, out.as_deref(), out_npy.as_deref(), None, 1)
             }
-            Command::Program { model, steps, sampler } => {
-                // Only the schedule is needed: no weights are read onto the GPU.
-                let model = Model::load_dir(&model.model)?;
-                let program = sampler.method()?.program(&model.schedule(), &model.scheduler, steps)?;
-                println!("{}", serde_json::to_string(&program)?);
-                Ok(())
-            }
+            Command::Program { model, steps, sampler } => print_program(&model.model, steps, &sampler),
             Command::Invert { model, x, steps, out, roundtrip, kernels } => {
-                let (model, unet) = load(&ctx, &model.model)?;
+                let (model, unet) = device.load(&model.model)?;
                 let (shape, xv) = read_npy(&x)?;
                 check_input(&unet, &shape)?;
                 let schedule = model.schedule();
                 let program = Program::ddim_inversion(&schedule, &model.scheduler, steps)?;
-                let kernels = pollster::block_on(unet.kernels(&ctx, shape[0], kernels.kernels))?;
+                let kernels = device.kernels(&unet, shape[0], kernels.kernels)?;
                 let opts = SamplerOptions { n: shape[0], seed: 0, steps, method: Method::Ddim { eta: 0.0 }, kernels, start_t: None, shared_noise: false };
-                let mut sampler = Sampler::with_program(&ctx, &unet, &schedule, program, opts)?;
+                let mut sampler = device.run(&unet, &schedule, program, opts)?;
                 // The chain starts at the clean images themselves.
-                run_sampler(&ctx, &unet, &mut sampler, Init::Exact(&xv), None, Some(&out), None, 1)?;
+                run_sampler(&unet, &mut sampler, Init::Exact(&xv), None, Some(&out), None, 1)?;
                 let Some(back) = roundtrip else { return Ok(()) };
                 // Decoding with the model's own DDIM (clip_sample from its config) would clip x̂_0 at high noise
                 // and leave the inverted path: the round trip uses the unclipped chain the inversion assumed.
                 let unclipped = ddpm_web::SchedulerConfig { clip_sample: Some(false), ..model.scheduler.clone() };
                 let decode = Method::Ddim { eta: 0.0 }.program(&schedule, &unclipped, steps)?;
-                let latents = pollster::block_on(sampler.read_x(&ctx))?;
-                let mut sampler = Sampler::with_program(&ctx, &unet, &schedule, decode, opts)?;
-                run_sampler(&ctx, &unet, &mut sampler, Init::Exact(&latents), None, Some(&back), None, 1)?;
-                let got = pollster::block_on(sampler.read_x(&ctx))?;
+                let latents = sampler.read_x()?;
+                let mut sampler = device.run(&unet, &schedule, decode, opts)?;
+                run_sampler(&unet, &mut sampler, Init::Exact(&latents), None, Some(&back), None, 1)?;
+                let got = sampler.read_x()?;
                 let n = xv.len() as f64;
                 let mean_abs = xv.iter().zip(&got).map(|(a, b)| (a - b).abs() as f64).sum::<f64>() / n;
                 let rmse = (xv.iter().zip(&got).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>() / n).sqrt();
@@ -570,14 +584,19 @@ mod cli {
                 Ok(())
             }
             Command::Bench { model, batch, steps, kernels } => {
-                let (model, unet) = load(&ctx, &model.model)?;
-                unet.check_batch(&ctx, batch)?;
-                let report = pollster::block_on(ddpm_web::bench::bench(&ctx, &unet, &model.schedule(), batch, steps, kernels))?;
+                let (model, unet) = device.load(&model.model)?;
+                let report = match &device {
+                    Device::Gpu(ctx) => {
+                        unet.check_batch(ctx, batch)?;
+                        pollster::block_on(ddpm_web::bench::bench(ctx, &unet, &model.schedule(), batch, steps, kernels))?
+                    }
+                    Device::Cpu => ddpm_web::bench::bench_host(&unet, &model.schedule(), batch.max(1), steps)?,
+                };
                 println!("{}", serde_json::to_string(&report)?);
                 Ok(())
             }
             Command::Info { model, batch } => {
-                let (model, unet) = load(&ctx, &model.model)?;
+                let (model, unet) = device.load(&model.model)?;
                 let (c, h, w) = unet.image_shape();
                 println!("parameters:       {}", unet.parameter_count());
                 println!("FLOPs per pass:   {:.3} G per image", unet.flops_per_image() as f64 / 1e9);
@@ -586,23 +605,28 @@ mod cli {
                 if let Some(p) = &model.config.provenance {
                     println!("trained on:       {}", p.dataset.as_deref().unwrap_or("?"));
                 }
+                let Device::Gpu(ctx) = &device else {
+                    println!("runs on:          the CPU executor (no GPU adapter used)");
+                    return Ok(());
+                };
                 println!("adapter:          {}", ctx.adapter_name());
-                println!("largest batch:    {}", unet.max_batch(&ctx));
-                let batch = batch.clamp(1, unet.max_batch(&ctx));
-                let tuning = pollster::block_on(unet.tune(&ctx, batch))?;
+                println!("largest batch:    {}", unet.max_batch(ctx));
+                let batch = batch.clamp(1, unet.max_batch(ctx));
+                let tuning = pollster::block_on(unet.tune(ctx, batch))?;
                 let times: Vec<String> = tuning.ms.iter().map(|(k, ms)| format!("{} {ms:.1} ms", k.name())).collect();
                 let skipped = if tuning.others_skipped { "; too slow an adapter to time the others" } else { "" };
                 println!("kernels (auto):   {} at batch {batch} (per pass: {}{skipped})", tuning.chosen.name(), times.join(", "));
                 Ok(())
             }
             Command::Nll { model, x, variance, clip, seed, every, batch, out, kernels } => {
-                let (model, unet) = load(&ctx, &model.model)?;
+                let ctx = device.gpu("nll")?;
+                let (model, unet) = device.load(&model.model)?;
                 let (shape, xv) = read_npy(&x)?;
                 check_input(&unet, &shape)?;
                 let bound = Bound::new(&model.schedule(), BoundOptions { variance, clip, every, seed })?;
-                let batch = batch.clamp(1, unet.max_batch(&ctx));
-                let kernels = pollster::block_on(unet.kernels(&ctx, batch, kernels.kernels))?;
-                let mut source = UnetEps::new(&ctx, &unet, kernels);
+                let batch = batch.clamp(1, unet.max_batch(ctx));
+                let kernels = device.kernels(&unet, batch, kernels.kernels)?;
+                let mut source = UnetEps::new(ctx, &unet, kernels);
                 let total = bound.computed().len() * shape[0];
                 let bar = indicatif::ProgressBar::new(total as u64);
                 bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} (image, t) passes  eta {eta}").unwrap());
@@ -628,6 +652,7 @@ mod cli {
                 Ok(())
             }
             Command::Noise { model, x, t, z, out } => {
+                let ctx = device.gpu("noise")?;
                 let model = Model::load_dir(&model.model)?;
                 check_t(&model, t)?;
                 let (shape, xv) = read_npy(&x)?;
@@ -635,68 +660,235 @@ mod cli {
                 if zshape != shape {
                     bail!("z has shape {zshape:?} but x has {shape:?}");
                 }
-                let noiser = Noiser::new(&ctx, &xv, ForwardNoise::Given(zv))?;
-                let xt = pollster::block_on(noiser.x_t(&ctx, model.schedule().alpha_bar(t as isize)))?;
+                let noiser = Noiser::new(ctx, &xv, ForwardNoise::Given(zv))?;
+                let xt = pollster::block_on(noiser.x_t(ctx, model.schedule().alpha_bar(t as isize)))?;
                 write_npy(&out, &shape, &xt)
             }
         }
     }
 
-    /// Runs a sampler to the end with a progress bar, saving the trajectory and the final batch.
-    #[allow(clippy::too_many_arguments)]
-    fn run_sampler(
-        ctx: &GpuContext,
-        unet: &Unet,
-        sampler: &mut Sampler,
-        init: Init,
-        out: Option<&Path>,
-        out_npy: Option<&Path>,
-        trajectory: Option<&Path>,
-        every: usize,
-    ) -> Result<()> {
-        let batch = sampler.batch();
-        let passes = sampler.passes().len();
+    /// `ddpm program`: only the schedule is needed, no weights and no device.
+    fn print_program(dir: &Path, steps: usize, sampler: &SamplerArgs) -> Result<()> {
+        let model = Model::load_dir(dir)?;
+        let program = sampler.method()?.program(&model.schedule(), &model.scheduler, steps)?;
+        println!("{}", serde_json::to_string(&program)?);
+        Ok(())
+    }
+
+    /// A sampler's default number of noise levels: T for the stochastic chains, 50 for the ODE-like ones.
+    fn default_steps(kind: SamplerKind, len: usize) -> usize {
+        match kind {
+            SamplerKind::Ddim | SamplerKind::Euler | SamplerKind::Heun => 50.min(len),
+            _ => len,
+        }
+    }
+
+    type Npy = Option<(Vec<usize>, Vec<f32>)>;
+
+    /// Checks `--init` and `--from` against the model and each other; the batch size they imply.
+    fn start_shape(unet: &Unet, z: &Npy, x0: &Npy) -> Result<Option<usize>> {
+        for (shape, _) in z.iter().chain(x0) {
+            check_input(unet, shape)?;
+        }
+        if let (Some((zs, _)), Some((xs, _))) = (z, x0) {
+            if zs != xs {
+                bail!("--init has shape {zs:?} but --from has {xs:?}");
+            }
+        }
+        Ok(z.as_ref().or(x0.as_ref()).map(|(shape, _)| shape[0]))
+    }
+
+    fn init_of<'a>(z: &'a Npy, x0: &'a Npy) -> Init<'a> {
+        match (x0, z) {
+            (Some((_, x0)), z) => Init::Image { x0, z: z.as_ref().map(|z| &z.1[..]) },
+            (None, Some((_, z))) => Init::Noise(z),
+            (None, None) => Init::Philox,
+        }
+    }
+
+    /// Takes frames from `next` until `passes` are done, with a progress bar and the trajectory saved;
+    /// returns the last frame.
+    fn drive(first: ddpm_web::Frame, passes: usize, trajectory: Option<&Path>, every: usize, batch: Batch, mut next: impl FnMut() -> Result<ddpm_web::Frame>) -> Result<ddpm_web::Frame> {
         if let Some(dir) = trajectory {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let bar = indicatif::ProgressBar::new(passes as u64);
         bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} passes  {per_sec}  eta {eta}  t={msg}").unwrap());
-        let start = Instant::now();
-        let mut frame = pollster::block_on(sampler.first_frame(ctx, init))?;
-        save_trajectory(trajectory, &frame, batch, every, passes)?;
-        while !sampler.is_done() {
-            frame = pollster::block_on(sampler.step(ctx))?;
+        save_trajectory(trajectory, &first, batch, every, passes)?;
+        let mut frame = first;
+        for _ in 0..passes {
+            frame = next()?;
             bar.set_message(frame.t.to_string());
             bar.inc(1);
             save_trajectory(trajectory, &frame, batch, every, passes)?;
         }
         bar.finish();
+        Ok(frame)
+    }
+
+    /// Saves the final batch and prints the run's figures.
+    #[allow(clippy::too_many_arguments)]
+    fn finish(out: Option<&Path>, out_npy: Option<&Path>, frame: &ddpm_web::Frame, x: &[f32], batch: Batch, passes: usize, start: Instant, sampler: &str, flops_per_image: u64, device: &str) -> Result<()> {
         let secs = start.elapsed().as_secs_f64();
         if let Some(out) = out {
             save_grid(out, &frame.x, batch)?;
         }
         if let Some(path) = out_npy {
-            // Prefetch ran nothing past the last pass: x on the GPU is the final batch.
-            let x = pollster::block_on(sampler.read_x(ctx))?;
-            write_npy(path, &[batch.n, batch.c, batch.h, batch.w], &x)?;
+            write_npy(path, &[batch.n, batch.c, batch.h, batch.w], x)?;
         }
         let outs: Vec<String> = out.iter().chain(out_npy.iter()).map(|p| p.display().to_string()).collect();
         println!(
-            "{} images, {passes} passes ({}) in {secs:.1} s ({:.2} passes/s, {:.2} GFLOP/s) on {} -> {}",
+            "{} images, {passes} passes ({sampler}) in {secs:.1} s ({:.2} passes/s, {:.2} GFLOP/s) on {device} -> {}",
             batch.n,
-            sampler.options().method.kind().name(),
             passes as f64 / secs,
-            unet.flops_per_image() as f64 * batch.n as f64 * passes as f64 / secs / 1e9,
-            ctx.adapter_name(),
+            flops_per_image as f64 * batch.n as f64 * passes as f64 / secs / 1e9,
             outs.join(", ")
         );
         Ok(())
     }
 
-    fn load(ctx: &GpuContext, dir: &Path) -> Result<(Model, Unet)> {
-        let model = Model::load_dir(dir)?;
-        let unet = Unet::new(ctx, &model)?;
-        Ok((model, unet))
+    /// Runs a sampler to the end with a progress bar, saving the trajectory and the final batch.
+    #[allow(clippy::too_many_arguments)]
+    fn run_sampler(unet: &Unet, run: &mut Run, init: Init, out: Option<&Path>, out_npy: Option<&Path>, trajectory: Option<&Path>, every: usize) -> Result<()> {
+        let batch = run.batch();
+        let passes = run.passes();
+        let start = Instant::now();
+        let first = run.first_frame(init)?;
+        let last = drive(first, passes, trajectory, every, batch, || run.step())?;
+        let x = if out_npy.is_some() { run.read_x()? } else { Vec::new() };
+        finish(out, out_npy, &last, &x, batch, passes, start, run.method_name(), unet.flops_per_image(), &run.device_name())
+    }
+
+    /// Where the network runs: a GPU adapter, or the CPU executor.
+    enum Device {
+        Gpu(GpuContext),
+        Cpu,
+    }
+
+    impl Device {
+        /// The adapter, for a command only the GPU path runs.
+        fn gpu(&self, command: &str) -> Result<&GpuContext> {
+            match self {
+                Device::Gpu(ctx) => Ok(ctx),
+                Device::Cpu => bail!("`ddpm {command}` needs a GPU adapter (the CPU executor runs eps, sample, inpaint, upscale, interpolate, invert, bench, info and program); install mesa-vulkan-drivers for lavapipe, or pass --backend gpu to see why none was found"),
+            }
+        }
+
+        fn load(&self, dir: &Path) -> Result<(Model, Unet)> {
+            let model = Model::load_dir(dir)?;
+            let unet = match self {
+                Device::Gpu(ctx) => Unet::new(ctx, &model)?,
+                Device::Cpu => Unet::on_host(&model)?,
+            };
+            Ok((model, unet))
+        }
+
+        /// The GPU's convolution kernels for a batch of `n` (the CPU executor has one way).
+        fn kernels(&self, unet: &Unet, n: usize, choice: KernelChoice) -> Result<ddpm_web::gpu::kernel::KernelFamily> {
+            match self {
+                Device::Gpu(ctx) => Ok(pollster::block_on(unet.kernels(ctx, n, choice))?),
+                Device::Cpu => Ok(ddpm_web::gpu::kernel::KernelFamily::Blocked),
+            }
+        }
+
+        fn sampler(&self, unet: &Unet, schedule: &ddpm_web::Schedule, scheduler: &ddpm_web::SchedulerConfig, opts: SamplerOptions) -> Result<Run<'_>> {
+            Ok(match self {
+                Device::Gpu(ctx) => Run::Gpu(ctx, Sampler::new(ctx, unet, schedule, scheduler, opts)?),
+                Device::Cpu => Run::Cpu(HostSampler::new(unet, schedule, scheduler, opts)?),
+            })
+        }
+
+        fn run(&self, unet: &Unet, schedule: &ddpm_web::Schedule, program: Program, opts: SamplerOptions) -> Result<Run<'_>> {
+            Ok(match self {
+                Device::Gpu(ctx) => Run::Gpu(ctx, Sampler::with_program(ctx, unet, schedule, program, opts)?),
+                Device::Cpu => Run::Cpu(HostSampler::with_program(unet, schedule, program, opts)?),
+            })
+        }
+    }
+
+    /// A sampler's run on either device, with the calls the commands make.
+    enum Run<'a> {
+        Gpu(&'a GpuContext, Sampler),
+        Cpu(HostSampler),
+    }
+
+    impl Run<'_> {
+        fn batch(&self) -> Batch {
+            match self {
+                Run::Gpu(_, s) => s.batch(),
+                Run::Cpu(s) => s.batch(),
+            }
+        }
+
+        fn program(&self) -> &Program {
+            match self {
+                Run::Gpu(_, s) => s.program(),
+                Run::Cpu(s) => s.program(),
+            }
+        }
+
+        fn passes(&self) -> usize {
+            self.program().passes.len()
+        }
+
+        fn method_name(&self) -> &'static str {
+            match self {
+                Run::Gpu(_, s) => s.options().method.kind().name(),
+                Run::Cpu(s) => s.options().method.kind().name(),
+            }
+        }
+
+        fn device_name(&self) -> String {
+            match self {
+                Run::Gpu(ctx, _) => ctx.adapter_name(),
+                Run::Cpu(_) => "the CPU executor".into(),
+            }
+        }
+
+        fn is_done(&self) -> bool {
+            match self {
+                Run::Gpu(_, s) => s.is_done(),
+                Run::Cpu(s) => s.is_done(),
+            }
+        }
+
+        fn set_known(&mut self, image: &[f32], mask: &[f32]) -> Result<()> {
+            match self {
+                Run::Gpu(ctx, s) => s.set_known(ctx, image, mask)?,
+                Run::Cpu(s) => s.set_known(image, mask)?,
+            }
+            Ok(())
+        }
+
+        fn set_low(&mut self, low: &[f32]) -> Result<()> {
+            match self {
+                Run::Gpu(ctx, s) => s.set_low(ctx, low)?,
+                Run::Cpu(s) => s.set_low(low)?,
+            }
+            Ok(())
+        }
+
+        fn first_frame(&mut self, init: Init) -> Result<ddpm_web::Frame> {
+            Ok(match self {
+                Run::Gpu(ctx, s) => pollster::block_on(s.first_frame(ctx, init))?,
+                Run::Cpu(s) => s.first_frame(init)?,
+            })
+        }
+
+        fn step(&mut self) -> Result<ddpm_web::Frame> {
+            Ok(match self {
+                Run::Gpu(ctx, s) => pollster::block_on(s.step(ctx))?,
+                Run::Cpu(s) => s.step()?,
+            })
+        }
+
+        /// x_t after the last frame (the GPU's prefetch runs nothing past the last pass).
+        fn read_x(&self) -> Result<Vec<f32>> {
+            Ok(match self {
+                Run::Gpu(ctx, s) => pollster::block_on(s.read_x(ctx))?,
+                Run::Cpu(s) => s.x().to_vec(),
+            })
+        }
     }
 
     fn check_input(unet: &Unet, shape: &[usize]) -> Result<()> {

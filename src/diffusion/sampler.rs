@@ -59,7 +59,7 @@ pub enum Init<'a> {
 }
 
 /// The batch at one point of the chain, in bytes (model range [−1, 1] ↦ 0..255, NCHW).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Frame {
     /// 0 for x_T, k after k passes.
     pub index: usize,

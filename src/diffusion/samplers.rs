@@ -310,7 +310,7 @@ fn check_langevin(steps: usize, snr: f64, min_steps: usize) -> Result<()> {
 }
 
 /// One network pass and the update after it.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Pass {
     /// The timestep fed to the network's time embedding (fractional where the scheduler makes it so).
     pub t_model: f32,
@@ -322,7 +322,7 @@ pub struct Pass {
     pub key: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "coeffs")]
 pub enum Update {
     Affine(StepCoeffs),
@@ -334,7 +334,7 @@ pub enum Update {
 }
 
 /// A whole run (as JSON, what `ddpm program` prints for other implementations to run: training/samplers.py).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Program {
     /// x_T = init_scale · z for z ~ N(0, I) (1 except where diffusers scales its Euler/Heun latents).
     pub init_scale: f64,

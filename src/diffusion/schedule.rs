@@ -215,7 +215,7 @@ pub struct Schedule {
 ///   x'  = to_x0 · x̂_0 + to_x · x_t + to_eps · ε + to_z · z  [+ to_saved · saved + to_deriv · deriv]
 /// and Heun's first stage also keeps deriv = deriv_x · x_t + deriv_x0 · x̂_0.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable, serde::Serialize, serde::Deserialize)]
 pub struct StepCoeffs {
     /// x̂_0 = (x_t − √(1−ᾱ_t) ε) / √ᾱ_t (paper eq. 15 rearranged) for the VP samplers.
     pub x0_x: f32,

@@ -21,6 +21,9 @@ pub enum Storage {
     Kept,
     /// A buffer the caller owns and passes in (weights, buffers shared between plans).
     Bound(wgpu::Buffer),
+    /// Values on the host that the pass only reads: the weights of a U-Net loaded for the CPU executor
+    /// ([`crate::cpu::HostPlan`]). Shared, not copied, between the graphs of every batch size.
+    Host(std::sync::Arc<[f32]>),
 }
 
 #[derive(Debug, Clone)]
@@ -108,6 +111,12 @@ impl Graph {
     /// A buffer the caller owns, with the shape it holds.
     pub fn bound(&mut self, label: &str, tensor: &Tensor) -> TensorId {
         self.add(label, &tensor.shape, Storage::Bound(tensor.buffer.clone()))
+    }
+
+    /// Host values the pass reads (the CPU executor's weights), with their shape.
+    pub fn host(&mut self, label: &str, shape: &[usize], values: std::sync::Arc<[f32]>) -> TensorId {
+        assert_eq!(shape.iter().product::<usize>(), values.len(), "{label}: values do not match shape");
+        self.add(label, shape, Storage::Host(values))
     }
 
     pub fn tensor(&self, id: TensorId) -> &TensorDesc {

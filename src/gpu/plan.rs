@@ -144,6 +144,11 @@ impl Plan {
                 let buffer = match &desc.storage {
                     Storage::Bound(b) => b.clone(),
                     Storage::Kept => new_buffer(&desc.label, desc.bytes(), &mut owned),
+                    // The host's values, uploaded once into a buffer of the plan's own.
+                    Storage::Host(values) => {
+                        owned.push(desc.bytes());
+                        Tensor::upload(ctx, &desc.label, &desc.shape, values).buffer
+                    }
                     Storage::Activation => pool[assignment.slot[t]?].clone(),
                 };
                 Some(Tensor { buffer, shape: desc.shape.clone() })

@@ -8,6 +8,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
@@ -29,10 +30,11 @@ use crate::model::Model;
 /// adapter's own limits say: browsers kill tabs long before a GPU runs out.
 const MEMORY_BUDGET: u64 = 1 << 30;
 
-/// The network on the GPU: weights uploaded and checked, ready to record passes.
+/// The network with its weights checked and placed (on the GPU, or on the host for the CPU executor),
+/// ready to record passes.
 pub struct Unet {
     pub config: UNetConfig,
-    weights: HashMap<String, Tensor>,
+    weights: HashMap<String, Weight>,
     parameter_count: usize,
     /// Per image: FLOPs of one pass, the largest single buffer, and the activation memory of a compiled pass.
     flops_per_image: u64,
@@ -42,6 +44,42 @@ pub struct Unet {
     tuned: RefCell<HashMap<usize, Tuning>>,
     /// The weights' buffers in the engine's tally (`gpu::live`), set once they are uploaded.
     _live: Option<crate::gpu::live::Live>,
+}
+
+/// Where a weight lives: a GPU buffer, or host values the CPU executor reads in place.
+#[derive(Clone)]
+enum Weight {
+    Gpu(Tensor),
+    Host { values: Arc<[f32]>, shape: Vec<usize> },
+}
+
+impl Weight {
+    fn shape(&self) -> &[usize] {
+        match self {
+            Weight::Gpu(t) => &t.shape,
+            Weight::Host { shape, .. } => shape,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.shape().iter().product()
+    }
+
+    /// The weight as a tensor of `g`.
+    fn bind(&self, g: &mut Graph, label: &str) -> TensorId {
+        match self {
+            Weight::Gpu(t) => g.bound(label, t),
+            Weight::Host { values, shape } => g.host(label, shape, values.clone()),
+        }
+    }
+}
+
+/// Where [`Unet::load`] puts the weights.
+#[derive(Clone, Copy)]
+pub enum Target<'a> {
+    Gpu(&'a GpuContext),
+    /// The host, for the CPU executor ([`crate::cpu`]).
+    Host,
 }
 
 /// The outcome of timing each convolution family on a whole pass.
@@ -92,7 +130,19 @@ pub fn check_fits(ctx: &GpuContext, cfg: &UNetConfig) -> Result<()> {
 impl Unet {
     /// Uploads the model's weights, checking each against the shape the config implies.
     pub fn new(ctx: &GpuContext, model: &Model) -> Result<Self> {
-        check_fits(ctx, &model.config)?;
+        Self::load(Target::Gpu(ctx), model)
+    }
+
+    /// The model's weights on the host, checked as [`Unet::new`] checks them, for the CPU executor.
+    pub fn on_host(model: &Model) -> Result<Self> {
+        Self::load(Target::Host, model)
+    }
+
+    /// Places the model's weights on `target`, checking each against the shape the config implies.
+    pub fn load(target: Target, model: &Model) -> Result<Self> {
+        if let Target::Gpu(ctx) = target {
+            check_fits(ctx, &model.config)?;
+        }
         let mut unet = Self {
             config: model.config.clone(),
             weights: HashMap::new(),
@@ -105,13 +155,15 @@ impl Unet {
         };
         let mut g = Graph::new();
         let (x, t, eps) = io_tensors(&mut g, &unet.config, 1);
-        Builder { ctx, cfg: &unet.config, uploaded: &mut unet.weights, source: Some(&model.weights), g: &mut g, kernels: KernelFamily::Blocked, temb_proj: None }.forward(x, t, eps)?;
-        unet.parameter_count = unet.weights.values().map(Tensor::len).sum();
+        Builder { target, cfg: &unet.config, uploaded: &mut unet.weights, source: Some(&model.weights), g: &mut g, kernels: KernelFamily::Blocked, temb_proj: None }.forward(x, t, eps)?;
+        unet.parameter_count = unet.weights.values().map(Weight::len).sum();
         unet.flops_per_image = g.flops();
-        let own = |d: &&crate::gpu::graph::TensorDesc| !matches!(d.storage, Storage::Bound(_));
+        let own = |d: &&crate::gpu::graph::TensorDesc| !matches!(d.storage, Storage::Bound(_) | Storage::Host(_));
         unet.largest_buffer_per_image = g.tensors().iter().filter(own).map(|d| d.bytes()).max().unwrap_or(4);
         unet.peak_bytes_per_image = Assignment::new(&g).pool_bytes() + g.tensors().iter().filter(|d| matches!(d.storage, Storage::Kept)).map(|d| d.bytes()).sum::<u64>();
-        unet._live = Some(crate::gpu::live::Live::new(unet.weights.len(), unet.weights.values().map(Tensor::bytes).sum()));
+        if let Target::Gpu(_) = target {
+            unet._live = Some(crate::gpu::live::Live::new(unet.weights.len(), 4 * unet.parameter_count as u64));
+        }
         Ok(unet)
     }
 
@@ -161,8 +213,27 @@ impl Unet {
     /// later op of the same graph consumes).
     pub fn record(&self, ctx: &GpuContext, g: &mut Graph, x: TensorId, t: TensorId, eps: TensorId, kernels: KernelFamily) -> Result<()> {
         self.check_batch(ctx, g.shape(x)[0])?;
+        self.record_any(Target::Gpu(ctx), g, x, t, eps, kernels)
+    }
+
+    /// As [`Unet::record`], for a Unet loaded with [`Unet::on_host`]: the graph the CPU executor runs.
+    /// Its convolutions are recorded as `Tiled` and attention `Fused` (one op each); the executor computes
+    /// them its own way.
+    pub fn record_host(&self, g: &mut Graph, x: TensorId, t: TensorId, eps: TensorId) -> Result<()> {
+        self.record_any(Target::Host, g, x, t, eps, KernelFamily::Fused)
+    }
+
+    fn record_any(&self, target: Target, g: &mut Graph, x: TensorId, t: TensorId, eps: TensorId, kernels: KernelFamily) -> Result<()> {
         let mut weights = self.weights.clone();
-        Builder { ctx, cfg: &self.config, uploaded: &mut weights, source: None, g, kernels, temb_proj: None }.forward(x, t, eps)
+        Builder { target, cfg: &self.config, uploaded: &mut weights, source: None, g, kernels, temb_proj: None }.forward(x, t, eps)
+    }
+
+    /// The pass for a batch of `n` as a host graph (for [`crate::cpu::HostPlan`]), x, t and eps kept.
+    pub fn host_graph(&self, n: usize) -> Result<(Graph, [TensorId; 3])> {
+        let mut g = Graph::new();
+        let (x, t, eps) = io_tensors(&mut g, &self.config, n);
+        self.record_host(&mut g, x, t, eps)?;
+        Ok((g, [x, t, eps]))
     }
 
     /// The pass for a batch of `n` as a graph, with x, t and eps kept (returned in that order).
@@ -258,10 +329,10 @@ fn io_tensors(g: &mut Graph, cfg: &UNetConfig, n: usize) -> (TensorId, TensorId,
 
 /// Walks `UNet2DModel.forward` in diffusers' order, recording ops into `g`.
 struct Builder<'a> {
-    ctx: &'a GpuContext,
+    target: Target<'a>,
     cfg: &'a UNetConfig,
-    /// Uploaded weights by name; filled from `source` on the first walk.
-    uploaded: &'a mut HashMap<String, Tensor>,
+    /// Placed weights by name; filled from `source` on the first walk.
+    uploaded: &'a mut HashMap<String, Weight>,
     source: Option<&'a Weights>,
     g: &'a mut Graph,
     kernels: KernelFamily,
@@ -275,16 +346,24 @@ impl Builder<'_> {
     fn w(&mut self, prefix: &str, name: &str, shape: &[usize]) -> Result<TensorId> {
         let key = if prefix.is_empty() { name.to_string() } else { format!("{prefix}.{name}") };
         if let Some(t) = self.uploaded.get(&key) {
-            if t.shape != shape {
-                return Err(Error::ShapeMismatch { name: key, expected: shape.to_vec(), found: t.shape.clone() });
+            if t.shape() != shape {
+                return Err(Error::ShapeMismatch { name: key, expected: shape.to_vec(), found: t.shape().to_vec() });
             }
-            return Ok(self.g.bound(&key, t));
+            return Ok(t.bind(self.g, &key));
         }
         let source = self.source.ok_or_else(|| Error::MissingTensor(key.clone()))?;
         let data = source.get(&key, shape)?;
-        let t = Tensor::upload(self.ctx, &key, shape, data);
-        let id = self.g.bound(&key, &t);
-        self.uploaded.insert(key, t);
+        self.place(key, shape, data)
+    }
+
+    /// Puts a weight on the target and binds it.
+    fn place(&mut self, key: String, shape: &[usize], data: &[f32]) -> Result<TensorId> {
+        let weight = match self.target {
+            Target::Gpu(ctx) => Weight::Gpu(Tensor::upload(ctx, &key, shape, data)),
+            Target::Host => Weight::Host { values: data.into(), shape: shape.to_vec() },
+        };
+        let id = weight.bind(self.g, &key);
+        self.uploaded.insert(key, weight);
         Ok(id)
     }
 
@@ -294,17 +373,14 @@ impl Builder<'_> {
         let rows: usize = parts.iter().map(|(_, s)| s[0]).sum();
         let shape: Vec<usize> = std::iter::once(rows).chain(parts[0].1[1..].iter().copied()).collect();
         if let Some(t) = self.uploaded.get(key) {
-            return Ok(self.g.bound(key, t));
+            return Ok(t.bind(self.g, key));
         }
         let source = self.source.ok_or_else(|| Error::MissingTensor(key.to_string()))?;
         let mut data = Vec::with_capacity(shape.iter().product());
         for (name, part) in parts {
             data.extend_from_slice(source.get(name, part)?);
         }
-        let t = Tensor::upload(self.ctx, key, &shape, &data);
-        let id = self.g.bound(key, &t);
-        self.uploaded.insert(key.to_string(), t);
-        Ok(id)
+        self.place(key.to_string(), &shape, &data)
     }
 
     /// Every ResNet block of the walk, in order, with its output width.

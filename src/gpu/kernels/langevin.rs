@@ -6,7 +6,7 @@ use crate::gpu::kernel::Kernel;
 use crate::gpu::kernels::update::{NoiseSource, StepIo};
 
 /// What one Langevin step at a noise level needs (computed by `samplers.rs` from the schedule).
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LangevinCoeffs {
     /// score = score_eps · ε = −ε / √(1−ᾱ_t) (seed 004 §5).
     pub score_eps: f32,
