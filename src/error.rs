@@ -17,6 +17,9 @@ pub enum Error {
     #[error("A GPU operation failed: {0}")]
     Gpu(String),
 
+    #[error("The CPU path failed: {0}")]
+    Cpu(String),
+
     #[error("Shader `{name}` did not compile on this adapter: {message}")]
     Shader { name: &'static str, message: String },
 

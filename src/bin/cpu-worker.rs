@@ -33,4 +33,6 @@ fn main() {
     });
     scope.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     on_message.forget();
+    let ready = serde_json::to_string(&Reply::Ready).unwrap_or_default();
+    let _ = scope.post_message(&JsValue::from_str(&ready));
 }

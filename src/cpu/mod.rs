@@ -40,8 +40,8 @@ pub struct HostPlan {
 
 fn params<P: bytemuck::Pod>(op: &Op) -> Result<P> {
     match &op.params {
-        Params::Inline(bytes) => bytemuck::try_pod_read_unaligned(bytes).map_err(|e| Error::Gpu(format!("internal: {:?}'s params: {e}", op.kernel))),
-        Params::Buffer(_) => Err(Error::Gpu(format!("internal: {:?} takes its params from a GPU buffer, which the CPU executor cannot read", op.kernel))),
+        Params::Inline(bytes) => bytemuck::try_pod_read_unaligned(bytes).map_err(|e| Error::Cpu(format!("internal: {:?}'s params: {e}", op.kernel))),
+        Params::Buffer(_) => Err(Error::Cpu(format!("internal: {:?} takes its params from a GPU buffer, which the CPU executor cannot read", op.kernel))),
     }
 }
 
@@ -54,16 +54,16 @@ impl HostPlan {
                 Storage::Host(v) => Values::Host(v.clone()),
                 Storage::Kept => Values::Owned(vec![0.0; desc.len()]),
                 Storage::Activation => Values::Empty,
-                Storage::Bound(_) => return Err(Error::Gpu(format!("internal: `{}` is a GPU buffer in a CPU plan", desc.label))),
+                Storage::Bound(_) => return Err(Error::Cpu(format!("internal: `{}` is a GPU buffer in a CPU plan", desc.label))),
             });
         }
         let mut last = vec![None; values.len()];
         for (i, op) in g.ops().iter().enumerate() {
             if !Self::supports(op.kernel) {
-                return Err(Error::Gpu(format!("internal: the CPU executor has no kernel for {:?}", op.kernel)));
+                return Err(Error::Cpu(format!("internal: the CPU executor has no kernel for {:?}", op.kernel)));
             }
             if let Params::Buffer(_) = op.params {
-                return Err(Error::Gpu(format!("internal: {:?} takes its params from a GPU buffer, which the CPU executor cannot read", op.kernel)));
+                return Err(Error::Cpu(format!("internal: {:?} takes its params from a GPU buffer, which the CPU executor cannot read", op.kernel)));
             }
             for t in op.uses() {
                 last[t.0] = Some(i);
@@ -144,7 +144,7 @@ impl HostPlan {
         let mut out = match std::mem::replace(&mut self.values[out_id.0], Values::Empty) {
             Values::Owned(v) => v,
             Values::Empty => vec![0.0; self.len(out_id)],
-            Values::Host(_) => return Err(Error::Gpu(format!("internal: {:?} writes a host tensor", op.kernel))),
+            Values::Host(_) => return Err(Error::Cpu(format!("internal: {:?} writes a host tensor", op.kernel))),
         };
         let v = |name: &str| -> &[f32] {
             match &self.values[arg(name).0] {
@@ -172,9 +172,46 @@ impl HostPlan {
             Kernel::AttnApply => ops::attention_apply(&params::<attention::Params>(op)?, v("probs"), v("v"), &mut out),
             Kernel::Upsample => ops::upsample_nearest2x(&params::<resample::Params>(op)?, v("x"), &mut out),
             Kernel::Concat => ops::concat_channels(&params::<resample::Params>(op)?, v("a"), v("b"), &mut out),
-            other => return Err(Error::Gpu(format!("internal: the CPU executor has no kernel for {other:?}"))),
+            other => return Err(Error::Cpu(format!("internal: the CPU executor has no kernel for {other:?}"))),
         }
         self.values[out_id.0] = Values::Owned(out);
         Ok(())
+    }
+}
+
+/// ε_θ on the CPU executor for any batch size (one compiled plan per size), the
+/// [`crate::diffusion::nll::EpsSource`] of the likelihood bound where there is no GPU.
+pub struct HostEps<'a> {
+    unet: &'a crate::model::unet::Unet,
+    plans: std::collections::HashMap<usize, (HostPlan, [TensorId; 3])>,
+}
+
+impl<'a> HostEps<'a> {
+    pub fn new(unet: &'a crate::model::unet::Unet) -> Self {
+        Self { unet, plans: Default::default() }
+    }
+
+    /// ε_θ(x, t) for a batch: x is N·C·H·W values, one network timestep per image.
+    pub fn eps_now(&mut self, x: &[f32], t: &[usize]) -> Result<Vec<f32>> {
+        let n = t.len();
+        let (c, h, w) = self.unet.image_shape();
+        if n == 0 || x.len() != n * c * h * w {
+            return Err(Error::InputShape { expected: format!("{n} images of {c}x{h}x{w}"), found: vec![x.len()] });
+        }
+        if !self.plans.contains_key(&n) {
+            let (g, io) = self.unet.host_graph(n)?;
+            self.plans.insert(n, (HostPlan::compile(&g)?, io));
+        }
+        let (plan, [xi, ti, ei]) = self.plans.get_mut(&n).expect("inserted above");
+        plan.write(*xi, x)?;
+        plan.write(*ti, &t.iter().map(|&v| v as f32).collect::<Vec<_>>())?;
+        plan.run()?;
+        Ok(plan.read(*ei).to_vec())
+    }
+}
+
+impl crate::diffusion::nll::EpsSource for HostEps<'_> {
+    async fn eps(&mut self, x: &[f32], t: &[usize]) -> Result<Vec<f32>> {
+        self.eps_now(x, t)
     }
 }

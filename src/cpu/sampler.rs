@@ -208,7 +208,7 @@ impl HostSampler {
     /// x_T (drawn, given, or an image noised) as frame 0. Must be the first call.
     pub fn first_frame(&mut self, init: Init<'_>) -> Result<Frame> {
         if self.returned != 0 {
-            return Err(Error::Gpu("internal: first_frame starts the run".into()));
+            return Err(Error::Cpu("internal: first_frame starts the run".into()));
         }
         let len = self.batch.len();
         let n = self.batch.n;
@@ -234,7 +234,7 @@ impl HostSampler {
                 let ab = self.program.start_alpha_bar;
                 (ab.sqrt(), (1.0 - ab).sqrt(), z)
             }
-            _ => return Err(Error::Gpu("internal: an image start needs start_t, and start_t an image".into())),
+            _ => return Err(Error::Cpu("internal: an image start needs start_t, and start_t an image".into())),
         };
         let c = StepCoeffs::noise(keep, scale);
         match z {
@@ -256,7 +256,7 @@ impl HostSampler {
     #[allow(clippy::needless_range_loop)]
     pub fn step(&mut self) -> Result<Frame> {
         if self.returned == 0 {
-            return Err(Error::Gpu("internal: call first_frame before step".into()));
+            return Err(Error::Cpu("internal: call first_frame before step".into()));
         }
         if self.is_done() {
             return Err(Error::Timestep { t: self.returned, steps: self.program.passes.len() });
@@ -290,7 +290,7 @@ impl HostSampler {
             }
             Update::HeunCorrect(c) => {
                 if self.saved.len() != len {
-                    return Err(Error::Gpu("internal: Heun's second stage before its first".into()));
+                    return Err(Error::Cpu("internal: Heun's second stage before its first".into()));
                 }
                 for i in 0..len {
                     (self.x[i], self.x0[i], _) = reference_update(&c, self.x[i], eps[i], 0.0, self.saved[i], self.deriv[i]);

@@ -24,6 +24,8 @@ pub enum Request {
     Start(Job),
     /// The next pass of the run: returns its frame.
     Step,
+    /// ε_θ(x, t) for a batch (the likelihood bound's network calls).
+    Eps { x: Vec<f32>, t: Vec<usize> },
 }
 
 /// One worker's share of a run.
@@ -54,8 +56,12 @@ pub enum JobInit {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Reply {
+    /// The worker's wasm instance is running and listening (posted once, unasked: messages sent to a worker
+    /// before its handler is installed are lost).
+    Ready,
     Loaded { parameters: usize },
     Frame(Frame),
+    Eps(Vec<f32>),
     /// A sentence for the page's alert.
     Failed(String),
 }
@@ -89,7 +95,7 @@ impl WorkerState {
             }
             Request::Start(job) => {
                 self.run = None;
-                let (unet, schedule) = self.engine.as_ref().ok_or_else(|| Error::Gpu("internal: a run started before its model loaded".into()))?;
+                let (unet, schedule) = self.engine.as_ref().ok_or_else(|| Error::Cpu("internal: a run started before its model loaded".into()))?;
                 let image_start = matches!(job.init, JobInit::Image(_));
                 let opts = SamplerOptions {
                     n: job.n,
@@ -118,8 +124,12 @@ impl WorkerState {
                 self.run = Some(run);
                 Ok(Reply::Frame(frame))
             }
+            Request::Eps { x, t } => {
+                let (unet, _) = self.engine.as_ref().ok_or_else(|| Error::Cpu("internal: ε_θ asked before the model loaded".into()))?;
+                Ok(Reply::Eps(crate::cpu::HostEps::new(unet).eps_now(&x, &t)?))
+            }
             Request::Step => {
-                let run = self.run.as_mut().ok_or_else(|| Error::Gpu("internal: a step without a run".into()))?;
+                let run = self.run.as_mut().ok_or_else(|| Error::Cpu("internal: a step without a run".into()))?;
                 Ok(Reply::Frame(run.step()?))
             }
         }

@@ -99,6 +99,15 @@ pub fn alpha_bar_at(schedule: &Schedule, paper_t: usize) -> f64 {
     schedule.alpha_bar(paper_t.min(schedule.len()) as isize - 1)
 }
 
+/// x_t's frame bytes computed on the host, as [`Noiser::frame`] computes them on the GPU with
+/// `ForwardNoise::Seed(seed)` (the same Philox z): the forward explorer where there is no GPU.
+pub fn frame_on_host(x0: &[f32], alpha_bar: f64, seed: u64) -> Vec<u8> {
+    use crate::gpu::kernels::forward::reference;
+    use crate::gpu::kernels::update::reference_gaussian;
+    let p = Params::new(alpha_bar, seed, 0, x0.len());
+    x0.iter().enumerate().map(|(i, &x)| crate::image::to_byte(reference(&p, x, reference_gaussian(seed, 0, i as u32)))).collect()
+}
+
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
@@ -131,6 +140,22 @@ mod tests {
         assert!(noiser.set_x0(c, &other[1..]).is_err());
         assert_eq!(alpha_bar_at(&s, 0), 1.0);
         assert_eq!(alpha_bar_at(&s, 1000), s.alphas_cumprod[999]);
+    }
+
+    /// The CPU path's x_t: the GPU noiser's bytes from the same seed (the same Philox z), at three t.
+    #[test]
+    fn host_frames_equal_the_gpu_noisers() {
+        let c = ctx();
+        let x0 = values(784, 74);
+        let noiser = Noiser::new(c, &x0, ForwardNoise::Seed(9)).unwrap();
+        let s = Schedule::linear(1000, 1e-4, 0.02);
+        for t in [0, 300, 1000] {
+            let ab = alpha_bar_at(&s, t);
+            let (gpu, host) = (pollster::block_on(noiser.frame(c, ab)).unwrap(), frame_on_host(&x0, ab, 9));
+            let off = gpu.iter().zip(&host).map(|(a, b)| (*a as i32 - *b as i32).abs()).max().unwrap();
+            assert!(off <= 1, "t={t}: host bytes differ from the GPU's by {off}");
+            assert!(t == 0 || gpu != frame_on_host(&x0, ab, 10), "t={t}: the seed does not matter");
+        }
     }
 
     /// Mismatched noise is an error sentence, not a panic.

@@ -9,7 +9,7 @@ use std::rc::Rc;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use ddpm_web::diffusion::forward::{alpha_bar_at, ForwardNoise, Noiser};
+use ddpm_web::diffusion::forward::{alpha_bar_at, frame_on_host, ForwardNoise, Noiser};
 use ddpm_web::image::Batch;
 use ddpm_web::GpuContext;
 
@@ -118,21 +118,28 @@ pub fn ForwardExplorer() -> impl IntoView {
         spawn_local(async move {
             loop {
                 again.set(false);
-                let (Some(ctx), Some(schedule)) = (ui.gpu.get_value(), ui.engine.with_value(|e| e.as_ref().map(|e| e.schedule.clone()))) else { break };
+                let Some(engine) = ui.engine.get_value() else { break };
                 let (t, seed, grey) = (ui.forward_t.get_untracked(), noise_seed.get_untracked(), x0.get_untracked());
-                let result = async {
-                    let noiser = match gpu.get_value().noiser {
-                        Some((c, s, n)) if Rc::ptr_eq(&c, &ctx) && s == seed => n,
-                        _ => {
-                            let n = Rc::new(Noiser::new(&ctx, &to_model(&grey), ForwardNoise::Seed(seed))?);
-                            gpu.set_value(Gpu { noiser: Some((ctx.clone(), seed, n.clone())) });
-                            n
+                let alpha_bar = alpha_bar_at(&engine.schedule, t);
+                let result = match engine.gpu() {
+                    Some((ctx, _)) => {
+                        async {
+                            let noiser = match gpu.get_value().noiser {
+                                Some((c, s, n)) if Rc::ptr_eq(&c, &ctx) && s == seed => n,
+                                _ => {
+                                    let n = Rc::new(Noiser::new(&ctx, &to_model(&grey), ForwardNoise::Seed(seed))?);
+                                    gpu.set_value(Gpu { noiser: Some((ctx.clone(), seed, n.clone())) });
+                                    n
+                                }
+                            };
+                            noiser.set_x0(&ctx, &to_model(&grey))?;
+                            noiser.frame(&ctx, alpha_bar).await
                         }
-                    };
-                    noiser.set_x0(&ctx, &to_model(&grey))?;
-                    noiser.frame(&ctx, alpha_bar_at(&schedule, t)).await
-                }
-                .await;
+                        .await
+                    }
+                    // The CPU path: 784 values, the same Philox z as the GPU's.
+                    None => Ok(frame_on_host(&to_model(&grey), alpha_bar, seed)),
+                };
                 match result {
                     Ok(bytes) => draw_into(XT_ID, &bytes, Batch { n: 1, c: 1, h: SIDE as usize, w: SIDE as usize }, 0),
                     Err(e) => {

@@ -14,7 +14,7 @@ use ddpm_web::diffusion::nll::{Bound, BoundOptions, NllReport, UnetEps};
 use ddpm_web::Error;
 
 use super::forward::to_model;
-use super::{Phase, Ui};
+use super::{Compute, Phase, Ui};
 
 /// Every K-th KL term above the first K (the page's estimate).
 const EVERY: usize = 10;
@@ -34,7 +34,7 @@ pub fn Likelihood(x0: RwSignal<Vec<u8>>) -> impl IntoView {
         if ui.phase.get_untracked() != Phase::Ready {
             return;
         }
-        let (Some(gpu), Some(engine)) = (ui.gpu.get_value(), ui.engine.get_value()) else { return };
+        let Some(engine) = ui.engine.get_value() else { return };
         let flag = Rc::new(Cell::new(false));
         cancel.set_value(flag.clone());
         let x = to_model(&x0.get_untracked());
@@ -48,13 +48,17 @@ pub fn Likelihood(x0: RwSignal<Vec<u8>>) -> impl IntoView {
         spawn_local(async move {
             let result: Result<NllReport, Error> = async {
                 let bound = Bound::new(&engine.schedule, opts)?;
-                let (kernels, _) = engine.unet.choose(&gpu, BATCH, ui.kernel_choice).await?;
-                let mut source = UnetEps::new(&gpu, &engine.unet, kernels);
-                bound.run(&x, 1, &mut source, BATCH, |done, total| {
+                let keep_going = |done, total| {
                     progress.set(Some((done, total)));
                     !flag.get()
-                })
-                .await
+                };
+                match &engine.compute {
+                    Compute::Gpu(gpu, unet) => {
+                        let (kernels, _) = unet.choose(gpu, BATCH, ui.kernel_choice).await?;
+                        bound.run(&x, 1, &mut UnetEps::new(gpu, unet, kernels), BATCH, keep_going).await
+                    }
+                    Compute::Cpu(pool) => bound.run(&x, 1, &mut &**pool, BATCH, keep_going).await,
+                }
             }
             .await;
             ui.phase.set(Phase::Ready);

@@ -87,6 +87,10 @@ Use a recent Chrome or Edge (113 or later) on Windows, macOS, ChromeOS or Androi
 or later on Windows. On Linux, Chromium needs --enable-unsafe-webgpu (and --enable-features=Vulkan), or \
 --use-webgpu-adapter=swiftshader to run on the CPU.";
 
+pub const NO_ADAPTER: &str = "This browser offers WebGPU but has no graphics adapter for it: WebGPU may be switched \
+off in its settings or blocked for this graphics driver, or the machine has no GPU the browser can use. Recent Chrome, \
+Edge and Safari run it on most machines.";
+
 /// Resolves after the browser has had a turn (setTimeout 0), so the page repaints between steps.
 pub async fn next_tick() {
     sleep_ms(0).await

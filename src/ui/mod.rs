@@ -2,6 +2,7 @@
 //! stored values and are only touched from event handlers and the sampling task, never from the view.
 
 mod canvas;
+mod cpu;
 mod debug;
 mod draw;
 mod forward;
@@ -21,6 +22,7 @@ use leptos::task::spawn_local;
 use ddpm_web::gpu::kernel::KernelChoice;
 use ddpm_web::image::Batch;
 use ddpm_web::model::unet::Tuning;
+use ddpm_web::cpu::worker::JobInit;
 use ddpm_web::diffusion::samplers::{Pass, Predictor, Program};
 use ddpm_web::{Error, Frame, GpuContext, Init, Method, Model, Sampler, SamplerKind, SamplerOptions, Schedule, SchedulerConfig, Unet, Variance};
 
@@ -117,12 +119,43 @@ enum Start {
     Upscale { low: Vec<f32> },
 }
 
+/// Where the network runs in this page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunOn {
+    Gpu,
+    Cpu,
+}
+
+/// The loaded model, ready to run on one of the two paths.
+#[derive(Clone)]
+enum Compute {
+    Gpu(Rc<GpuContext>, Rc<Unet>),
+    Cpu(Rc<cpu::CpuPool>),
+}
+
 #[derive(Clone)]
 struct Engine {
-    unet: Rc<Unet>,
+    compute: Compute,
     schedule: Schedule,
     scheduler: SchedulerConfig,
+    /// (channels, height, width) of the model's images.
+    image: (usize, usize, usize),
 }
+
+impl Engine {
+    /// The GPU objects, where the model runs there.
+    fn gpu(&self) -> Option<(Rc<GpuContext>, Rc<Unet>)> {
+        match &self.compute {
+            Compute::Gpu(g, u) => Some((g.clone(), u.clone())),
+            Compute::Cpu(_) => None,
+        }
+    }
+}
+
+/// Images and steps the CPU path starts with when the URL gives none: a few seconds per image here.
+const CPU_DEFAULTS: (usize, usize) = (4, 50);
+/// The Steps field before a model says its T: the paper's (and the shipped model's) 1000.
+const DEFAULT_STEPS: usize = 1000;
 
 #[derive(Clone, Copy)]
 pub struct Ui {
@@ -160,6 +193,15 @@ pub struct Ui {
     /// Which convolution kernels to run (`?kernels=`), and what the info panel says about the choice.
     kernel_choice: KernelChoice,
     pub kernels_used: RwSignal<Option<String>>,
+    /// `?backend=`: where the person asked the model to run.
+    backend: url::Backend,
+    /// `?workers=`: CPU workers (None: one per core but one, at most 4).
+    workers: Option<usize>,
+    /// Where the loaded model runs, and why the CPU when that was not asked for (a `role=status` line).
+    pub run_on: RwSignal<Option<RunOn>>,
+    pub fallback: RwSignal<Option<String>>,
+    /// The URL set the batch size or steps: the CPU defaults leave them alone.
+    explicit: (bool, bool),
 
     gpu: StoredValue<Option<Rc<GpuContext>>, LocalStorage>,
     engine: StoredValue<Option<Engine>, LocalStorage>,
@@ -173,7 +215,7 @@ impl Ui {
         let ui = Self {
             n: RwSignal::new(s.n.clamp(1, MAX_IMAGES)),
             seed: RwSignal::new(s.seed),
-            steps: RwSignal::new(s.steps.unwrap_or(0)),
+            steps: RwSignal::new(s.steps.unwrap_or(DEFAULT_STEPS)),
             variance: RwSignal::new(s.variance),
             clip: RwSignal::new(s.clip),
             sampler: RwSignal::new(s.sampler),
@@ -196,6 +238,11 @@ impl Ui {
             bench_on_load: s.bench,
             kernel_choice: s.kernels,
             kernels_used: RwSignal::new(None),
+            backend: s.backend,
+            workers: s.workers,
+            run_on: RwSignal::new(None),
+            fallback: RwSignal::new(None),
+            explicit: (s.n_given, s.steps.is_some()),
             gpu: StoredValue::new_local(None),
             engine: StoredValue::new_local(None),
             frames: StoredValue::new_local(Frames::default()),
@@ -222,6 +269,9 @@ impl Ui {
             bench: false,
             kernels: self.kernel_choice,
             debug: false,
+            backend: self.backend,
+            workers: self.workers,
+            n_given: true,
         }
     }
 
@@ -290,69 +340,130 @@ impl Ui {
     }
 
     async fn load_inner(self) -> Result<(), (String, bool)> {
-        if !loader::has_webgpu() {
-            return Err((loader::NO_WEBGPU.to_string(), false));
-        }
-        let gpu = match self.gpu.get_value() {
-            Some(g) => g,
-            None => {
-                let g = Rc::new(GpuContext::new().await.map_err(|e| (e.to_string(), false))?);
-                self.gpu.set_value(Some(g.clone()));
-                g
-            }
-        };
         let base = self.model_url.get_untracked();
         ddpm_web::model::check_model_address(&base).map_err(|e| (e.to_string(), false))?;
         let unusable = |e: Error| (format!("The model at {base} cannot be used. {e}"), false);
         let (config, scheduler) = loader::fetch_configs(&base).await.map_err(|e| (format!("The model could not be loaded: {e}."), false))?;
-        // Checked before the weights are downloaded: a config the adapter cannot hold is refused at once.
         let cfg = ddpm_web::UNetConfig::from_json(&config).map_err(unusable)?;
-        ddpm_web::model::unet::check_fits(&gpu, &cfg).map_err(unusable)?;
         if let Some(s) = &scheduler {
             SchedulerConfig::from_json(s).map_err(unusable)?;
+        }
+        let gpu = self.gpu_or_cpu().await?;
+        // Checked before the weights are downloaded: a config the adapter cannot hold is refused at once.
+        if let Some(gpu) = &gpu {
+            ddpm_web::model::unet::check_fits(gpu, &cfg).map_err(unusable)?;
         }
         let weights = loader::fetch_weights(&base, |got, total| self.download.set((got, total)))
             .await
             .map_err(|e| (format!("The model could not be loaded: {e}."), false))?;
         let model = Model::from_bytes(&config, &weights, scheduler.as_deref()).map_err(unusable)?;
+        let schedule = model.schedule();
+        let dataset = model
+            .config
+            .provenance
+            .as_ref()
+            .and_then(|p| p.dataset.clone().map(|d| match p.images_seen {
+                Some(n) => format!("{d}; {n} training images seen"),
+                None => d,
+            }))
+            .unwrap_or_else(|| "not stated in config.json".into());
+        let log_snr = (0..schedule.len()).map(|t| schedule.log_snr(t)).collect();
+        let Some(gpu) = gpu else {
+            // The CPU path: the workers load the model themselves; the page keeps only what it shows.
+            let shape = Unet::on_host(&model).map_err(unusable)?;
+            let count = self.workers.unwrap_or_else(cpu::worker_count);
+            let pool = Rc::new(cpu::CpuPool::new(count).map_err(|e| (e.to_string(), false))?);
+            pool.load(&config, scheduler.as_deref(), &weights).await.map_err(|e| (format!("The model at {base} cannot be used on the CPU. {e}"), false))?;
+            let info = ModelInfo {
+                url: base,
+                adapter: format!("the CPU: {count} Web Worker{} running WebAssembly", if count == 1 { "" } else { "s" }),
+                parameters: shape.parameter_count(),
+                gflop: shape.flops_per_image() as f64 / 1e9,
+                dataset,
+                steps: schedule.len(),
+                image: shape.image_shape(),
+                max_batch: MAX_IMAGES,
+                log_snr,
+            };
+            if !self.explicit.0 {
+                self.n.set(CPU_DEFAULTS.0);
+            }
+            if !self.explicit.1 {
+                self.steps.set(CPU_DEFAULTS.1.min(schedule.len()));
+            }
+            self.finish_load(info, Engine { compute: Compute::Cpu(pool), image: shape.image_shape(), schedule, scheduler: model.scheduler.clone() }, RunOn::Cpu);
+            self.kernels_used.set(Some("the CPU executor's (im2col and GEMM, WebAssembly SIMD)".into()));
+            return Ok(());
+        };
         let unet = Unet::new(&gpu, &model).map_err(|e| (format!("The model at {base} cannot be used. {e}"), matches!(e, Error::DeviceLost(_))))?;
         gpu.check().map_err(|e| (e.to_string(), matches!(e, Error::DeviceLost(_))))?;
-        let schedule = model.schedule();
         let max_batch = unet.max_batch(&gpu).min(MAX_IMAGES);
         let info = ModelInfo {
             url: base,
             adapter: gpu.adapter_name(),
             parameters: unet.parameter_count(),
             gflop: unet.flops_per_image() as f64 / 1e9,
-            dataset: model
-                .config
-                .provenance
-                .as_ref()
-                .and_then(|p| p.dataset.clone().map(|d| match p.images_seen {
-                    Some(n) => format!("{d}; {n} training images seen"),
-                    None => d,
-                }))
-                .unwrap_or_else(|| "not stated in config.json".into()),
+            dataset,
             steps: schedule.len(),
             image: unet.image_shape(),
             max_batch,
-            log_snr: (0..schedule.len()).map(|t| schedule.log_snr(t)).collect(),
+            log_snr,
         };
         if self.n.get_untracked() > max_batch {
             self.notice.set(Some(format!("This adapter runs at most {max_batch} images of this model at once; the number was lowered.")));
             self.n.set(max_batch);
         }
-        let steps = self.steps.get_untracked();
-        if steps == 0 || steps > schedule.len() {
-            self.steps.set(schedule.len());
-        }
         // Time the kernel families now, for the batch the page will run, so the first Generate starts at once.
         let n = self.n.get_untracked().min(max_batch);
         let (_, tuning) = unet.choose(&gpu, n, self.kernel_choice).await.map_err(|e| (e.to_string(), matches!(e, Error::DeviceLost(_))))?;
         self.kernels_used.set(Some(describe_kernels(self.kernel_choice, n, tuning.as_ref())));
-        self.engine.set_value(Some(Engine { unet: Rc::new(unet), schedule, scheduler: model.scheduler.clone() }));
-        self.info.set(Some(info));
+        let image = unet.image_shape();
+        self.finish_load(info, Engine { compute: Compute::Gpu(gpu, Rc::new(unet)), image, schedule, scheduler: model.scheduler.clone() }, RunOn::Gpu);
         Ok(())
+    }
+
+    fn finish_load(&self, info: ModelInfo, engine: Engine, on: RunOn) {
+        let steps = self.steps.get_untracked();
+        if steps == 0 || steps > engine.schedule.len() {
+            self.steps.set(engine.schedule.len());
+        }
+        self.engine.set_value(Some(engine));
+        self.info.set(Some(info));
+        self.run_on.set(Some(on));
+    }
+
+    /// The GPU context (made on first use), or None to run on the CPU: asked for with `?backend=cpu`, or
+    /// where there is no WebGPU or no adapter (`?backend=auto`, the default). The reason goes in `fallback`.
+    async fn gpu_or_cpu(self) -> Result<Option<Rc<GpuContext>>, (String, bool)> {
+        if let Some(g) = self.gpu.get_value() {
+            return Ok(Some(g));
+        }
+        if self.backend == url::Backend::Cpu {
+            self.fallback.set(Some("The model runs on the CPU, as the address asks (?backend=cpu).".into()));
+            return Ok(None);
+        }
+        let made = if loader::has_webgpu() {
+            GpuContext::new().await.map_err(|e| match e {
+                // wgpu's own text lists backends it did not try: a person needs what is missing instead.
+                Error::NoAdapter(_) => loader::NO_ADAPTER.to_string(),
+                other => other.to_string(),
+            })
+        } else {
+            Err(loader::NO_WEBGPU.to_string())
+        };
+        match made {
+            Ok(g) => {
+                let g = Rc::new(g);
+                self.gpu.set_value(Some(g.clone()));
+                self.fallback.set(None);
+                Ok(Some(g))
+            }
+            Err(why) if self.backend == url::Backend::Auto => {
+                self.fallback.set(Some(format!("{why} The model runs on the CPU instead: slower, so fewer images and steps to start with.")));
+                Ok(None)
+            }
+            Err(why) => Err((format!("{why} The address asks for the GPU (?backend=gpu); without it the page runs the model on the CPU."), false)),
+        }
     }
 
     /// Starts a run with the current settings; frames arrive as the GPU makes them.
@@ -398,7 +509,7 @@ impl Ui {
         if self.phase.get_untracked() != Phase::Ready {
             return;
         }
-        let (Some(gpu), Some(engine)) = (self.gpu.get_value(), self.engine.get_value()) else { return };
+        let Some(engine) = self.engine.get_value() else { return };
         self.error.set(None);
         let info = self.info.get_untracked();
         let max = info.as_ref().map_or(1, |i| i.max_batch);
@@ -430,7 +541,7 @@ impl Ui {
         };
         let passes = program.passes.clone();
         url::write_location(&self.settings(), steps);
-        let (c, h, w) = engine.unet.image_shape();
+        let (c, h, w) = engine.image;
         let batch = Batch { n, c, h, w };
         let per_frame = 2 * batch.len();
         let stride = ((per_frame * (passes.len() + 1)).div_ceil(FRAME_BUDGET)).max(1);
@@ -468,29 +579,54 @@ impl Ui {
         self.phase.set(Phase::Running);
         spawn_local(async move {
             let start = loader::now_ms();
-            let result: Result<(), Error> = async {
-                let mut sampler = self.start_run(&gpu, &engine, program, placeholder, choice).await?;
-                if let Some((x0, known)) = &known {
-                    sampler.set_known(&gpu, x0, known)?;
+            let result: Result<(), Error> = match &engine.compute {
+                Compute::Gpu(gpu, _) => {
+                    async {
+                        let mut sampler = self.start_run(gpu, &engine, program, placeholder, choice).await?;
+                        if let Some((x0, known)) = &known {
+                            sampler.set_known(gpu, x0, known)?;
+                        }
+                        if let Some(low) = &low {
+                            sampler.set_low(gpu, low)?;
+                        }
+                        let init = match (&image, &exact) {
+                            (Some(x0), _) => Init::Image { x0, z: None },
+                            (None, Some(x)) => Init::Exact(x),
+                            (None, None) => Init::Philox,
+                        };
+                        let f = sampler.first_frame(gpu, init).await?;
+                        self.add_frame(f, 0, start);
+                        while !sampler.is_done() && !cancel.get() {
+                            loader::next_tick().await;
+                            let f = sampler.step(gpu).await?;
+                            self.add_frame(f, sampler.steps_done(), start);
+                        }
+                        Ok(())
+                    }
+                    .await
                 }
-                if let Some(low) = &low {
-                    sampler.set_low(&gpu, low)?;
+                Compute::Cpu(pool) => {
+                    async {
+                        let init = match (image, exact) {
+                            (Some(x0), _) => JobInit::Image(x0),
+                            (None, Some(x)) => JobInit::Exact(x),
+                            (None, None) => JobInit::Philox,
+                        };
+                        let passes = program.passes.len();
+                        let f = pool.start(&program, n, batch.image_len(), seed, shared_noise, init, known, low).await?;
+                        self.add_frame(f, 0, start);
+                        for done in 1..=passes {
+                            if cancel.get() {
+                                break;
+                            }
+                            let f = pool.step().await?;
+                            self.add_frame(f, done, start);
+                        }
+                        Ok(())
+                    }
+                    .await
                 }
-                let init = match (&image, &exact) {
-                    (Some(x0), _) => Init::Image { x0, z: None },
-                    (None, Some(x)) => Init::Exact(x),
-                    (None, None) => Init::Philox,
-                };
-                let f = sampler.first_frame(&gpu, init).await?;
-                self.add_frame(f, 0, start);
-                while !sampler.is_done() && !cancel.get() {
-                    loader::next_tick().await;
-                    let f = sampler.step(&gpu).await?;
-                    self.add_frame(f, sampler.steps_done(), start);
-                }
-                Ok(())
-            }
-            .await;
+            };
             self.run.update(|r| {
                 if let Some(r) = r {
                     r.finished = true;
@@ -505,6 +641,10 @@ impl Ui {
                     }
                 }
                 Err(e) => {
+                    let Some((gpu, _)) = engine.gpu() else {
+                        self.phase.set(Phase::Ready);
+                        return self.fail(format!("Sampling stopped: {e}"), false);
+                    };
                     // A lost device fails the pending read-back before its lost promise resolves: give that
                     // promise a moment before deciding this was an ordinary error.
                     for _ in 0..20 {
@@ -529,7 +669,8 @@ impl Ui {
 
     /// Chooses the kernels for this batch (timing them if not yet done) and builds the sampler.
     async fn start_run(&self, gpu: &GpuContext, engine: &Engine, program: Program, opts: SamplerOptions, choice: KernelChoice) -> Result<Sampler, Error> {
-        let (kernels, tuning) = engine.unet.choose(gpu, opts.n, choice).await?;
+        let (_, unet) = engine.gpu().ok_or_else(|| Error::Gpu("internal: a GPU run without a GPU".into()))?;
+        let (kernels, tuning) = unet.choose(gpu, opts.n, choice).await?;
         self.kernels_used.set(Some(describe_kernels(choice, opts.n, tuning.as_ref())));
         let opts = SamplerOptions { kernels, ..opts };
         self.run.update(|r| {
@@ -537,7 +678,7 @@ impl Ui {
                 r.opts = opts;
             }
         });
-        Sampler::with_program(gpu, &engine.unet, &engine.schedule, program, opts)
+        Sampler::with_program(gpu, &unet, &engine.schedule, program, opts)
     }
 
     fn add_frame(&self, f: Frame, done: usize, start: f64) {
@@ -564,19 +705,25 @@ impl Ui {
         if self.phase.get_untracked() != Phase::Ready {
             return;
         }
-        let (Some(gpu), Some(engine)) = (self.gpu.get_value(), self.engine.get_value()) else { return };
-        let n = self.n.get_untracked().clamp(1, self.info.get_untracked().map_or(1, |i| i.max_batch));
+        let (Some(engine), Some(info)) = (self.engine.get_value(), self.info.get_untracked()) else { return };
+        let n = self.n.get_untracked().clamp(1, info.max_batch);
         self.error.set(None);
         self.bench_result.set(None);
         self.phase.set(Phase::Running);
         spawn_local(async move {
-            let result = ddpm_web::bench::bench(&gpu, &engine.unet, &engine.schedule, n, self.bench_steps, self.kernel_choice).await;
+            let result = match &engine.compute {
+                Compute::Gpu(gpu, unet) => ddpm_web::bench::bench(gpu, unet, &engine.schedule, n, self.bench_steps, self.kernel_choice).await,
+                Compute::Cpu(pool) => {
+                    let (c, h, w) = engine.image;
+                    cpu::bench(pool, &engine.schedule, c * h * w, n, self.bench_steps, info.gflop).await
+                }
+            };
             self.phase.set(Phase::Ready);
             match result.map(|r| serde_json::to_string_pretty(&r)) {
                 Ok(Ok(json)) => self.bench_result.set(Some(json)),
                 Ok(Err(e)) => self.fail(format!("The benchmark's figures could not be written: {e}"), false),
                 Err(e) => {
-                    let lost = matches!(e, Error::DeviceLost(_)) || gpu.check().is_err();
+                    let lost = matches!(e, Error::DeviceLost(_)) || engine.gpu().is_some_and(|(g, _)| g.check().is_err());
                     self.fail(format!("The benchmark stopped: {e}"), lost);
                 }
             }

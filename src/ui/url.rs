@@ -23,6 +23,31 @@ pub struct Settings {
     pub kernels: KernelChoice,
     /// `?debug=1`: `window.ddpmDebug` with `stats()` and `destroyDevice()` (src/ui/debug.rs).
     pub debug: bool,
+    /// `?backend=auto|gpu|cpu`: where the model runs (auto: the GPU, or the CPU without WebGPU).
+    pub backend: Backend,
+    /// `?workers=N`: Web Workers on the CPU path (default: one per core but one, at most 4).
+    pub workers: Option<usize>,
+    /// Whether the address gave `n` (the CPU path's smaller default applies only when it did not).
+    pub n_given: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Auto,
+    Gpu,
+    Cpu,
+}
+
+impl std::str::FromStr for Backend {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "auto" => Ok(Backend::Auto),
+            "gpu" => Ok(Backend::Gpu),
+            "cpu" => Ok(Backend::Cpu),
+            _ => Err(()),
+        }
+    }
 }
 
 /// Batch and timed steps of `?bench` when the URL does not give `n` or `steps`.
@@ -46,6 +71,9 @@ impl Default for Settings {
             bench: false,
             kernels: KernelChoice::Auto,
             debug: false,
+            backend: Backend::Auto,
+            workers: None,
+            n_given: false,
         }
     }
 }
@@ -58,6 +86,7 @@ pub fn from_location() -> Settings {
     let get = |k: &str| params.get(k);
     if let Some(n) = get("n").and_then(|v| v.parse().ok()) {
         s.n = n;
+        s.n_given = true;
     }
     if let Some(seed) = get("seed").and_then(|v| v.parse().ok()) {
         s.seed = seed;
@@ -88,6 +117,10 @@ pub fn from_location() -> Settings {
     if let Some(k) = get("kernels").and_then(|v| v.parse().ok()) {
         s.kernels = k;
     }
+    if let Some(b) = get("backend").and_then(|v| v.parse().ok()) {
+        s.backend = b;
+    }
+    s.workers = get("workers").and_then(|v| v.parse().ok()).map(|w: usize| w.clamp(1, 16));
     s.debug = get("debug").is_some_and(|d| !matches!(d.as_str(), "0" | "false" | "no"));
     if params.has("bench") {
         s.bench = true;
@@ -116,6 +149,11 @@ pub fn write_location(s: &Settings, steps: usize) {
     if let KernelChoice::Fixed(k) = s.kernels {
         q.push_str("&kernels=");
         q.push_str(k.name());
+    }
+    match s.backend {
+        Backend::Auto => {}
+        Backend::Gpu => q.push_str("&backend=gpu"),
+        Backend::Cpu => q.push_str("&backend=cpu"),
     }
     if s.model != DEFAULT_MODEL {
         q.push_str("&model=");

@@ -6,7 +6,7 @@ use super::canvas::{draw_images, image_id, save_grid, save_image, x0_id};
 use super::forward::ForwardExplorer;
 use super::playground::Playground;
 use super::plot::SnrPlot;
-use super::{Phase, Ui};
+use super::{Phase, RunOn, Ui};
 use ddpm_web::diffusion::samplers::{Pass, Update};
 use ddpm_web::{SamplerKind, Variance};
 
@@ -18,7 +18,8 @@ pub fn App() -> impl IntoView {
     view! {
         <header>
             <h1>"ddpm-web"</h1>
-            <p class="tagline">"Denoising diffusion (Ho et al. 2020) running on your own GPU, in WGSL through WebGPU."</p>
+            <p class="tagline">"Denoising diffusion (Ho et al. 2020) running on your own GPU, in WGSL through WebGPU, or on your CPU in WebAssembly where WebGPU is missing."</p>
+            <RunOnIndicator />
         </header>
         <main>
             <section class="panel">
@@ -54,6 +55,22 @@ fn Alerts() -> impl IntoView {
             </div>
         })}
         {move || ui.notice.get().map(|m| view! { <p role="status" class="notice">{m}</p> })}
+        {move || ui.fallback.get().map(|m| view! { <p role="status" class="notice fallback" data-testid="fallback">{m}</p> })}
+    }
+}
+
+/// Which path runs the model, always in view: "GPU" (WebGPU) or "CPU" (WebAssembly in Web Workers).
+#[component]
+fn RunOnIndicator() -> impl IntoView {
+    let ui = ui();
+    view! {
+        {move || ui.run_on.get().map(|on| {
+            let (label, title) = match on {
+                RunOn::Gpu => ("GPU", "The network runs on your GPU through WebGPU."),
+                RunOn::Cpu => ("CPU", "The network runs on your CPU in WebAssembly, in Web Workers."),
+            };
+            view! { <p class="run-on" data-testid="run-on" title=title>"Run on: " <strong>{label}</strong></p> }
+        })}
     }
 }
 
@@ -88,8 +105,8 @@ fn ModelPanel() -> impl IntoView {
             })}
             {move || ui.info.get().map(|i| view! {
                 <dl class="info">
-                    <dt>"GPU"</dt><dd data-testid="adapter">{i.adapter}</dd>
-                    <dt>"Model"</dt><dd>{format!("{} ({}×{}×{})", i.url, i.image.0, i.image.1, i.image.2)}</dd>
+                    <dt>"Runs on"</dt><dd data-testid="adapter">{i.adapter}</dd>
+                    <dt>"Model"</dt><dd data-testid="model-info-url">{format!("{} ({}×{}×{})", i.url, i.image.0, i.image.1, i.image.2)}</dd>
                     <dt>"Parameters"</dt><dd data-testid="parameters">{format!("{:.2} M; {:.2} GFLOP per image per step", i.parameters as f64 / 1e6, i.gflop)}</dd>
                     <dt>"Trained on"</dt><dd>{i.dataset}</dd>
                     <dt>"T"</dt><dd>{i.steps}</dd>

@@ -7,7 +7,10 @@ import { chromium } from 'playwright-core';
 
 const BASE = process.env.BASE_URL ?? 'http://127.0.0.1:8080';
 const OUT = new URL('../out/', import.meta.url).pathname;
-const ARGS = ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--no-sandbox', '--disable-background-networking',
+// NO_WEBGPU=1: the same checks with Chromium's WebGPU left without an adapter, so every application runs on
+// the page's CPU path (Web Workers) instead.
+const CPU = process.env.NO_WEBGPU === '1';
+const ARGS = [...(CPU ? [] : ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader']), '--no-sandbox', '--disable-background-networking',
   '--disable-component-update', '--no-first-run', '--disable-sync'];
 
 function check(ok, what) {
@@ -46,6 +49,8 @@ try {
   page.on('pageerror', (e) => pageErrors.push(String(e)));
   page.on('console', (m) => { if (m.type() === 'error') console.log(`  [console] ${m.text()}`); });
   await page.goto(`${BASE}/?model=models/tiny/&n=2&steps=4&seed=5`);
+  await until(() => page.getByTestId('run-on').count().then((n) => n === 1), 'the page to say where the model runs');
+  check((await page.getByTestId('run-on').textContent()) === `Run on: ${CPU ? 'CPU' : 'GPU'}`, `the model runs on the ${CPU ? 'CPU (no WebGPU adapter)' : 'GPU'}`);
 
   // The shipped images, as the page fetches them.
   const labels = await (await fetch(`${BASE}/data/fashion-mnist-test/labels.json`)).json();
@@ -176,7 +181,7 @@ try {
   check((await page.getByTestId('timestep-value').textContent()) === 't = 0', 'the Timestep slider follows the Forward t slider to t = 0');
   await slider.fill('750'); // t = 250: the image still shows through the noise
   await page.waitForTimeout(1000);
-  await page.screenshot({ path: `${OUT}/forward.png`, fullPage: true });
+  await page.screenshot({ path: `${OUT}/forward${CPU ? '-cpu' : ''}.png`, fullPage: true });
 
   // "Noise to t and denoise" (SDEdit): the run starts from the pad's image noised to the first of its steps
   // at or below Forward t (steps=4: 750, 500, 250, 0, so t = 300 starts at diffusers' 250, the paper's 251),
@@ -200,7 +205,7 @@ try {
   };
   const c = corr(start, padNow);
   check(c > 0.5, `the noised start still shows the image (correlation ${c.toFixed(2)} with x₀; √ᾱ = 0.72 at t = 251)`);
-  await page.screenshot({ path: `${OUT}/sdedit.png`, fullPage: true });
+  await page.screenshot({ path: `${OUT}/sdedit${CPU ? '-cpu' : ''}.png`, fullPage: true });
 
   // Inpainting: a mouse stroke on the mask pad paints it; with the right half masked, the run keeps the left
   // half of x₀ exactly (at t = 0, byte for byte) and fills the right; RePaint's resampling adds its passes.
@@ -227,7 +232,7 @@ try {
   check(keptDiff === 0, `the unmasked region is x₀ itself at t = 0 (max difference ${keptDiff} of 255)`);
   const holeDiff = filled.reduce((a, v, i) => a + (mask[i] >= 128 ? Math.abs(v - source[i]) : 0), 0) / mask.filter((m) => m >= 128).length;
   check(holeDiff > 5, `the masked region is generated, not copied (mean difference ${holeDiff.toFixed(1)})`);
-  await page.screenshot({ path: `${OUT}/inpaint.png`, fullPage: true });
+  await page.screenshot({ path: `${OUT}/inpaint${CPU ? '-cpu' : ''}.png`, fullPage: true });
   await page.getByRole('spinbutton', { name: /RePaint resampling/ }).fill('2');
   await page.getByRole('spinbutton', { name: /RePaint resampling/ }).press('Tab');
   await page.getByRole('button', { name: 'Inpaint', exact: true }).click();
@@ -249,7 +254,7 @@ try {
   const ends = mean(strip[0], strip[7]);
   const steps = [...Array(7).keys()].map((k) => mean(strip[k], strip[k + 1]));
   check(ends > 10 && Math.max(...steps) < ends, `the strip goes from one image to the other in smaller steps (ends ${ends.toFixed(1)}, largest neighbour step ${Math.max(...steps).toFixed(1)})`);
-  await page.screenshot({ path: `${OUT}/interpolate.png`, fullPage: true });
+  await page.screenshot({ path: `${OUT}/interpolate${CPU ? '-cpu' : ''}.png`, fullPage: true });
 
   // Super-resolution: the pad's image averaged to 14x14, then 28x28 images whose 2x2 averages are it.
   await page.getByRole('button', { name: 'Upscale x₀ from 14x14' }).click();
@@ -289,9 +294,9 @@ try {
   const nll = await page.getByTestId('nll-result').textContent();
   check(bars === 109 && /^\d+\.\d+ bits\/dim/.test(nll), `the likelihood chart has a bar per computed term (${bars}): "${nll.slice(0, 80)}"`);
   await page.getByTestId('nll-chart').scrollIntoViewIfNeeded();
-  await page.screenshot({ path: `${OUT}/likelihood.png`, fullPage: true });
+  await page.screenshot({ path: `${OUT}/likelihood${CPU ? '-cpu' : ''}.png`, fullPage: true });
   check(pageErrors.length === 0, `no uncaught errors in the page (${pageErrors.join('; ')})`);
 } finally {
   await browser.close();
 }
-console.log('forward explorer test passed');
+console.log(`forward explorer test passed (${CPU ? 'CPU path' : 'WebGPU'})`);

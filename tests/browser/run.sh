@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the site, adds the tiny test model, a corrupt one and the hostile ones to dist/models/, serves dist/ on a
-# free 127.0.0.1 port, and runs the page, forward, playground and hostile tests in Debian's headless Chromium
-# (SwiftShader WebGPU).
+# free 127.0.0.1 port, and runs the page, forward (on WebGPU and on the CPU path), CPU-path, playground and
+# hostile tests in Debian's headless Chromium (SwiftShader WebGPU, or no adapter).
 # SKIP_BUILD=1 reuses an existing dist/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -35,5 +35,8 @@ for _ in $(seq 100); do python3 -c "import urllib.request; urllib.request.urlope
 mkdir -p tests/out
 BASE_URL="http://127.0.0.1:$PORT" node tests/browser/page.test.mjs
 BASE_URL="http://127.0.0.1:$PORT" node tests/browser/forward.test.mjs
+# The same explorer and applications on the CPU path (Chromium's WebGPU without an adapter).
+BASE_URL="http://127.0.0.1:$PORT" NO_WEBGPU=1 node tests/browser/forward.test.mjs
+BASE_URL="http://127.0.0.1:$PORT" node tests/browser/cpu.test.mjs
 BASE_URL="http://127.0.0.1:$PORT" node tests/browser/playground.test.mjs
 BASE_URL="http://127.0.0.1:$PORT" node tests/browser/hostile.test.mjs
