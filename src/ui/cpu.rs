@@ -47,10 +47,11 @@ pub struct CpuPool {
     starting: RefCell<Vec<oneshot::Receiver<Reply>>>,
 }
 
-/// Workers for this machine: one per core the browser reports, leaving one for the page, within 1..=4.
+/// Workers for this machine: one per core the browser reports, within 1..=4. The page's own thread only
+/// draws frames between steps: on 2 cores, 2 workers ran a step 1.9x faster than 1 (BENCHMARKS.md).
 pub fn worker_count() -> usize {
     let cores = web_sys::window().map_or(1.0, |w| w.navigator().hardware_concurrency()) as usize;
-    cores.saturating_sub(1).clamp(1, MAX_WORKERS)
+    cores.clamp(1, MAX_WORKERS)
 }
 
 impl CpuPool {

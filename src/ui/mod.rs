@@ -195,7 +195,7 @@ pub struct Ui {
     pub kernels_used: RwSignal<Option<String>>,
     /// `?backend=`: where the person asked the model to run.
     backend: url::Backend,
-    /// `?workers=`: CPU workers (None: one per core but one, at most 4).
+    /// `?workers=`: CPU workers (None: one per core, at most 4).
     workers: Option<usize>,
     /// Where the loaded model runs, and why the CPU when that was not asked for (a `role=status` line).
     pub run_on: RwSignal<Option<RunOn>>,

@@ -25,7 +25,7 @@ pub struct Settings {
     pub debug: bool,
     /// `?backend=auto|gpu|cpu`: where the model runs (auto: the GPU, or the CPU without WebGPU).
     pub backend: Backend,
-    /// `?workers=N`: Web Workers on the CPU path (default: one per core but one, at most 4).
+    /// `?workers=N`: Web Workers on the CPU path (default: one per core, at most 4).
     pub workers: Option<usize>,
     /// Whether the address gave `n` (the CPU path's smaller default applies only when it did not).
     pub n_given: bool,

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Builds the site, adds the tiny test model, a corrupt one and the hostile ones to dist/models/, serves dist/ on a
-# free 127.0.0.1 port, and runs the page, forward (on WebGPU and on the CPU path), CPU-path, playground and
-# hostile tests in Debian's headless Chromium (SwiftShader WebGPU, or no adapter).
+# free 127.0.0.1 port, and runs the page, forward (on WebGPU and on the CPU path), CPU-path, playground,
+# hostile and load tests in Debian's headless Chromium (SwiftShader WebGPU, or no adapter).
 # SKIP_BUILD=1 reuses an existing dist/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 [ -n "${SKIP_BUILD:-}" ] && [ -f dist/index.html ] || trunk build --release
-rm -rf dist/models/tiny dist/models/corrupt
+rm -rf dist/models/tiny dist/models/tiny-copy dist/models/corrupt
 cp -r tests/models/tiny dist/models/tiny
+# A second folder with the same model, for load.test.mjs's change of model every cycle.
+cp -r tests/models/tiny dist/models/tiny-copy
 mkdir -p dist/models/corrupt
 cp tests/models/tiny/config.json tests/models/tiny/scheduler_config.json dist/models/corrupt/
 printf 'this is not a safetensors file' > dist/models/corrupt/diffusion_pytorch_model.safetensors
@@ -40,3 +42,5 @@ BASE_URL="http://127.0.0.1:$PORT" NO_WEBGPU=1 node tests/browser/forward.test.mj
 BASE_URL="http://127.0.0.1:$PORT" node tests/browser/cpu.test.mjs
 BASE_URL="http://127.0.0.1:$PORT" node tests/browser/playground.test.mjs
 BASE_URL="http://127.0.0.1:$PORT" node tests/browser/hostile.test.mjs
+# 100 cycles of model change, Generate, scrub and Cancel (about 3 minutes here).
+BASE_URL="http://127.0.0.1:$PORT" node tests/browser/load.test.mjs
