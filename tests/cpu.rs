@@ -71,6 +71,28 @@ fn applications_give_the_gpu_images() {
     }
 }
 
+/// The likelihood bound on the CPU executor: the GPU's figures from the same seed (ε_θ within float
+/// rounding, so the bits/dim agree to a few parts in a million).
+#[test]
+fn likelihood_gives_the_gpus_bits_per_dim() {
+    let tmp = temp_dir("cpu-nll");
+    let xp = tmp.join("x.npy");
+    write_npy(&xp, &[2, 1, 28, 28], &shipped_images(2));
+    let bits = |backend: &str| -> Vec<f64> {
+        let out = tmp.join(format!("{backend}.json"));
+        let (ok, _, err) = ddpm(&["nll", "--backend", backend, "--model", TINY, "--x", s(&xp), "--every", "100", "--out", s(&out)]);
+        assert!(ok, "nll on {backend}: {err}");
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        v["bits_per_dim"].as_array().unwrap().iter().map(|b| b.as_f64().unwrap()).collect()
+    };
+    let (gpu, cpu) = (bits("gpu"), bits("cpu"));
+    println!("nll bits/dim: GPU {gpu:?}, CPU executor {cpu:?}");
+    assert_eq!(gpu.len(), 2);
+    for (g, c) in gpu.iter().zip(&cpu) {
+        assert!(g.is_finite() && *g > 0.0 && (g - c).abs() <= 1e-4 * g, "GPU {g} vs CPU {c}");
+    }
+}
+
 #[test]
 fn no_adapter_falls_back_to_the_cpu_and_gpu_says_why() {
     let tmp = temp_dir("cpu-fallback");
@@ -97,6 +119,6 @@ fn no_adapter_falls_back_to_the_cpu_and_gpu_says_why() {
     let (ok, _, err) = hidden(&["sample", "--backend", "gpu", "--model", TINY, "--steps", "3", "--n", "1", "--out-npy", s(&out)]);
     assert!(!ok && err.contains("No GPU adapter"), "{err}");
     // A command the CPU executor does not run names the ones it does.
-    let (ok, _, err) = hidden(&["nll", "--model", TINY, "--x", s(&out), "--out", s(&tmp.join("n.json"))]);
+    let (ok, _, err) = hidden(&["step", "--model", TINY, "--x", s(&out), "--t", "5", "--z", s(&out), "--out", s(&tmp.join("s.npy"))]);
     assert!(!ok && err.contains("needs a GPU adapter") && err.contains("sample"), "{err}");
 }

@@ -619,22 +619,26 @@ mod cli {
                 Ok(())
             }
             Command::Nll { model, x, variance, clip, seed, every, batch, out, kernels } => {
-                let ctx = device.gpu("nll")?;
                 let (model, unet) = device.load(&model.model)?;
                 let (shape, xv) = read_npy(&x)?;
                 check_input(&unet, &shape)?;
                 let bound = Bound::new(&model.schedule(), BoundOptions { variance, clip, every, seed })?;
-                let batch = batch.clamp(1, unet.max_batch(ctx));
-                let kernels = device.kernels(&unet, batch, kernels.kernels)?;
-                let mut source = UnetEps::new(ctx, &unet, kernels);
                 let total = bound.computed().len() * shape[0];
                 let bar = indicatif::ProgressBar::new(total as u64);
                 bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} (image, t) passes  eta {eta}").unwrap());
-                let start = Instant::now();
-                let report = pollster::block_on(bound.run(&xv, shape[0], &mut source, batch, |done, _| {
+                let progress = |done, _| {
                     bar.set_position(done as u64);
                     true
-                }))?;
+                };
+                let start = Instant::now();
+                let report = match &device {
+                    Device::Gpu(ctx) => {
+                        let batch = batch.clamp(1, unet.max_batch(ctx));
+                        let kernels = device.kernels(&unet, batch, kernels.kernels)?;
+                        pollster::block_on(bound.run(&xv, shape[0], &mut UnetEps::new(ctx, &unet, kernels), batch, progress))?
+                    }
+                    Device::Cpu => pollster::block_on(bound.run(&xv, shape[0], &mut ddpm_web::cpu::HostEps::new(&unet), batch.max(1), progress))?,
+                };
                 bar.finish();
                 let file = File::create(&out).with_context(|| format!("creating {}", out.display()))?;
                 serde_json::to_writer(BufWriter::new(file), &report)?;
@@ -646,7 +650,7 @@ mod cli {
                     report.variance,
                     if clip { "clipped" } else { "paper" },
                     start.elapsed().as_secs_f64(),
-                    ctx.adapter_name(),
+                    device.name(),
                     out.display()
                 );
                 Ok(())
@@ -766,11 +770,18 @@ mod cli {
     }
 
     impl Device {
+        fn name(&self) -> String {
+            match self {
+                Device::Gpu(ctx) => ctx.adapter_name(),
+                Device::Cpu => "the CPU executor".into(),
+            }
+        }
+
         /// The adapter, for a command only the GPU path runs.
         fn gpu(&self, command: &str) -> Result<&GpuContext> {
             match self {
                 Device::Gpu(ctx) => Ok(ctx),
-                Device::Cpu => bail!("`ddpm {command}` needs a GPU adapter (the CPU executor runs eps, sample, inpaint, upscale, interpolate, invert, bench, info and program); install mesa-vulkan-drivers for lavapipe, or pass --backend gpu to see why none was found"),
+                Device::Cpu => bail!("`ddpm {command}` needs a GPU adapter (the CPU executor runs eps, sample, inpaint, upscale, interpolate, invert, nll, bench, info and program); install mesa-vulkan-drivers for lavapipe, or pass --backend gpu to see why none was found"),
             }
         }
 

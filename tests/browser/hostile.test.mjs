@@ -17,7 +17,6 @@ function check(ok, what) {
   console.log(`ok - ${what}`);
 }
 
-const ok = (what) => console.log(`ok - ${what}`);
 
 async function until(fn, what, ms = 60_000) {
   const end = Date.now() + ms;
@@ -105,7 +104,8 @@ try {
   await until(async () => (await page.getByRole('alert').count()) === 0 && await generate.isEnabled(), 'the good model to load again');
   await generate.click();
   await until(async () => /^step 4 of 4/.test(await page.getByTestId('progress-text').textContent()), 'a 4-step run after the failures', 120_000);
-  ok('the good model loads and runs after every failure, without a reload');
+  check(await page.getByRole('alert').count() === 0 && /^step 4 of 4/.test(await page.getByTestId('progress-text').textContent()),
+    'the good model loads and runs after every failure, without a reload');
 
   // Buffers: a run adds its own, and every Generate/Cancel cycle gives them all back.
   const stats = () => page.evaluate(() => window.ddpmDebug.stats());
@@ -136,7 +136,9 @@ try {
   await until(async () => /lost/i.test(await page.locator('.alert, .notice').allTextContents().then((t) => t.join(' '))), 'the page to say the device was lost');
   await until(async () => /new GPU device/.test(await page.getByRole('status').allTextContents().then((t) => t.join(' '))) && await generate.isEnabled(),
     'the page to recreate the device and reload the model', 120_000);
-  ok(`the lost device is reported and recovered: "${(await page.getByRole('status').allTextContents()).join(' ').slice(0, 160)}"`);
+  const recoveredText = (await page.getByRole('status').allTextContents()).join(' ');
+  check(/lost/i.test(recoveredText) && /new GPU device/.test(recoveredText) && await generate.isEnabled() && await page.getByRole('alert').count() === 0,
+    `the lost device is reported and recovered: "${recoveredText.slice(0, 160)}"`);
   await steps.fill('4');
   await steps.press('Tab');
   await generate.click();

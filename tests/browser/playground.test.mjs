@@ -128,7 +128,8 @@ try {
   const box = await canvas.boundingBox();
   await canvas.click({ position: { x: (spot[0] + 3) / 6 * box.width, y: (3 - spot[1]) / 6 * box.height } });
   await until(async () => (await brightnessAt(canvas, ...spot)) > before + 200, 'the clicked component to show in the density', 5_000);
-  check(true, `a click adds a mixture component where it lands (brightness ${before} → ${await brightnessAt(canvas, ...spot)})`);
+  const after = await brightnessAt(canvas, ...spot);
+  check(after > before + 200, `a click adds a mixture component where it lands (brightness ${before} → ${after})`);
   check((await pixels(canvas)).particles === 0, 'Reset mixture clears the particles');
 
   // The page's Timestep slider (there after an image run) moves the playground's t with it.
