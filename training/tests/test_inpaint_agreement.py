@@ -6,8 +6,8 @@ with the hole filled with grey or with noise: that shows the model completed the
 guessing from what was kept. Measured (2026-11-27, same images and seed): source 0.95, inpainted 0.875, grey
 0.60, noise 0.65. Other masks, for the record: keeping the left half, the kept half alone already gives 0.75,
 so it cannot show anything; keeping the top half or the left third, plain replacement does worse than grey
-(0.68 vs 0.73; 0.28 vs 0.50): the completion does not match the kept part, the failure RePaint's resampling
-addresses. Needs the `ddpm` binary, Debian's dataset-fashion-mnist and training/classifier.pt."""
+(0.68 vs 0.73; 0.28 vs 0.50): the completion does not match the kept part; RePaint's resampling (jump 5,
+resample 4) lifts the left third to 0.48 and leaves the top half at 0.68. Needs the `ddpm` binary, Debian's dataset-fashion-mnist and training/classifier.pt."""
 
 import subprocess
 import sys
