@@ -47,6 +47,9 @@ pub struct BenchReport {
     /// GPU milliseconds of one ε_θ pass per kernel family (each dispatch timed alone with timestamps), where
     /// the adapter has `timestamp-query`; null otherwise.
     pub gpu_ms_per_family: Option<std::collections::BTreeMap<String, f64>>,
+    /// The CPU path: one thread's GFLOP/s on a 256³ GEMM through the executor's own call (its practical
+    /// peak here); null on the GPU path.
+    pub cpu_gemm_peak_gflops_per_s: Option<f64>,
 }
 
 /// Runs `WARMUP_STEPS` then `steps` sampler steps at batch `n` and reports the timed ones.
@@ -90,6 +93,7 @@ pub async fn bench(ctx: &GpuContext, unet: &Unet, schedule: &Schedule, n: usize,
         kernels: kernels.name().into(),
         kernel_ms,
         gpu_ms_per_family,
+        cpu_gemm_peak_gflops_per_s: None,
     })
 }
 
@@ -130,5 +134,6 @@ pub fn bench_host(unet: &Unet, schedule: &Schedule, n: usize, steps: usize) -> R
         kernels: "cpu".into(),
         kernel_ms: None,
         gpu_ms_per_family: None,
+        cpu_gemm_peak_gflops_per_s: Some(crate::cpu::ops::gemm_peak_gflops()),
     })
 }

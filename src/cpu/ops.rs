@@ -33,6 +33,21 @@ fn gemm(m: usize, k: usize, n: usize, a: &[f32], (rsa, csa): (usize, usize), b: 
     }
 }
 
+/// GFLOP/s of one thread on a 256x256x256 product through the same GEMM call the convolutions make: the
+/// practical peak the executor's figures are read against (natively and in a browser's wasm alike).
+pub fn gemm_peak_gflops() -> f64 {
+    let m = 256;
+    let (a, b) = (vec![0.5f32; m * m], vec![0.25f32; m * m]);
+    let mut c = vec![0.0f32; m * m];
+    gemm(m, m, m, &a, (m, 1), &b, (m, 1), &mut c, m, false);
+    let reps = 8;
+    let start = web_time::Instant::now();
+    for _ in 0..reps {
+        gemm(m, m, m, &a, (m, 1), &b, (m, 1), &mut c, m, false);
+    }
+    2.0 * (m * m * m * reps) as f64 / start.elapsed().as_secs_f64().max(1e-9) / 1e9
+}
+
 /// What a convolution adds after its bias (`Epilogue` in the registry).
 pub enum ConvAdd<'a> {
     None,

@@ -26,6 +26,8 @@ pub enum Request {
     Step,
     /// ε_θ(x, t) for a batch (the likelihood bound's network calls).
     Eps { x: Vec<f32>, t: Vec<usize> },
+    /// This worker's one-thread GEMM GFLOP/s ([`crate::cpu::ops::gemm_peak_gflops`]), for the benchmark.
+    Peak,
 }
 
 /// One worker's share of a run.
@@ -62,6 +64,7 @@ pub enum Reply {
     Loaded { parameters: usize },
     Frame(Frame),
     Eps(Vec<f32>),
+    Peak(f64),
     /// A sentence for the page's alert.
     Failed(String),
 }
@@ -128,6 +131,7 @@ impl WorkerState {
                 let (unet, _) = self.engine.as_ref().ok_or_else(|| Error::Cpu("internal: ε_θ asked before the model loaded".into()))?;
                 Ok(Reply::Eps(crate::cpu::HostEps::new(unet).eps_now(&x, &t)?))
             }
+            Request::Peak => Ok(Reply::Peak(crate::cpu::ops::gemm_peak_gflops())),
             Request::Step => {
                 let run = self.run.as_mut().ok_or_else(|| Error::Cpu("internal: a step without a run".into()))?;
                 Ok(Reply::Frame(run.step()?))

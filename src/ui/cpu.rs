@@ -233,6 +233,10 @@ pub async fn bench(pool: &CpuPool, schedule: &Schedule, image_len: usize, n: usi
     }
     let secs = (now_ms() - start) / 1e3;
     let workers = *pool.active.borrow();
+    let peak = match pool.ask_all(vec![(0, Request::Peak)], None).await?.pop() {
+        Some(Reply::Peak(g)) => Some(g),
+        _ => None,
+    };
     let gflop_per_pass = gflop_per_image * n as f64;
     Ok(BenchReport {
         adapter: format!("CPU: {workers} Web Worker{} (WebAssembly SIMD)", if workers == 1 { "" } else { "s" }),
@@ -250,5 +254,6 @@ pub async fn bench(pool: &CpuPool, schedule: &Schedule, image_len: usize, n: usi
         kernels: "cpu".into(),
         kernel_ms: None,
         gpu_ms_per_family: None,
+        cpu_gemm_peak_gflops_per_s: peak,
     })
 }

@@ -85,6 +85,8 @@ pub struct Run {
     pub elapsed_ms: f64,
     pub finished: bool,
     pub cancelled: bool,
+    /// A run from Philox noise alone (Generate): its images' x_T can be recomputed for a walk between them.
+    pub walkable: bool,
 }
 
 /// The kept frames of a run: every `stride`-th update, plus the latest.
@@ -117,6 +119,9 @@ enum Start {
     Interpolate { a: Vec<f32>, b: Vec<f32>, t: usize, count: usize },
     /// Super-resolution: every image's 2x2 averages are `low` (one image at half the side).
     Upscale { low: Vec<f32> },
+    /// A walk through latent space: `count` starts on the great circle between two images' standard normal
+    /// draws `a` and `b` (x_T = init_scale · z), run by the current sampler with shared noise.
+    Walk { a: Vec<f32>, b: Vec<f32>, count: usize },
 }
 
 /// Where the network runs in this page.
@@ -504,6 +509,26 @@ impl Ui {
         self.start(Start::Upscale { low })
     }
 
+    /// A walk between generated images `a` and `b` (0-based) of the last run from noise: their x_T (the same
+    /// Philox draws, recomputed on the host) interpolated spherically into `count` starts and denoised together
+    /// with the current sampler. With a deterministic one (DDIM η = 0, Euler, Heun) and the run's settings, the
+    /// walk's ends are those two images.
+    pub fn walk(self, a: usize, b: usize, count: usize) {
+        let Some(run) = self.run.get_untracked() else { return };
+        if !run.walkable || !run.finished {
+            return self.notice.set(Some("A walk starts from a finished run from noise: press Generate first.".into()));
+        }
+        let n = run.batch.n;
+        if a == b || a >= n || b >= n {
+            return self.notice.set(Some(format!("Choose two different images of the run, 1 to {n}.")));
+        }
+        let len = run.batch.image_len();
+        let draw = |k: usize| -> Vec<f32> {
+            (k * len..(k + 1) * len).map(|i| ddpm_web::gpu::kernels::update::reference_gaussian(run.opts.seed, ddpm_web::diffusion::samplers::INIT_KEY, i as u32)).collect()
+        };
+        self.start(Start::Walk { a: draw(a), b: draw(b), count })
+    }
+
     /// A run from noise, from an image noised to a network timestep, an inpainting or an interpolation.
     fn start(self, how: Start) {
         if self.phase.get_untracked() != Phase::Ready {
@@ -514,7 +539,7 @@ impl Ui {
         let info = self.info.get_untracked();
         let max = info.as_ref().map_or(1, |i| i.max_batch);
         let n = match &how {
-            Start::Interpolate { count, .. } => (*count).clamp(2, max.max(2)),
+            Start::Interpolate { count, .. } | Start::Walk { count, .. } => (*count).clamp(2, max.max(2)),
             _ => {
                 let n = self.n.get_untracked().clamp(1, max);
                 self.n.set(n);
@@ -533,7 +558,7 @@ impl Ui {
         let program = method.program(&engine.schedule, &engine.scheduler, steps).and_then(|p| match &how {
             Start::Image { t, .. } | Start::Interpolate { t, .. } => p.from_level(&engine.schedule, *t as f64),
             Start::Inpaint { resample, .. } => p.repaint(&engine.schedule, (steps / 10).max(1), *resample),
-            Start::Noise | Start::Upscale { .. } => Ok(p),
+            Start::Noise | Start::Upscale { .. } | Start::Walk { .. } => Ok(p),
         });
         let program = match program {
             Ok(p) => p,
@@ -552,12 +577,12 @@ impl Ui {
         let cancel = Rc::new(Cell::new(false));
         self.cancel.set_value(cancel.clone());
         let choice = self.kernel_choice;
-        let shared_noise = matches!(how, Start::Interpolate { .. });
+        let shared_noise = matches!(how, Start::Interpolate { .. } | Start::Walk { .. });
         let placeholder = SamplerOptions { n, seed, steps, method, kernels: ddpm_web::gpu::kernel::KernelFamily::Blocked, start_t, shared_noise };
         // Every image of the batch starts from (or keeps) the same x_0; each gets its own noise.
         let repeat = |v: &[f32]| -> Vec<f32> { (0..n).flat_map(|_| v.iter().copied()).collect() };
         let (image, known) = match &how {
-            Start::Noise | Start::Interpolate { .. } | Start::Upscale { .. } => (None, None),
+            Start::Noise | Start::Interpolate { .. } | Start::Upscale { .. } | Start::Walk { .. } => (None, None),
             Start::Image { x0, .. } => (Some(repeat(x0)), None),
             Start::Inpaint { x0, known, .. } => (None, Some((repeat(x0), repeat(known)))),
         };
@@ -573,9 +598,15 @@ impl Ui {
                 let ab = program.start_alpha_bar;
                 Some(strip(&noised(a, ab, seed, key), &noised(b, ab, seed, key), n, Path::Spherical))
             }
+            Start::Walk { a, b, .. } => {
+                use ddpm_web::diffusion::interpolate::{strip, Path};
+                let scale = |z: &[f32]| -> Vec<f32> { z.iter().map(|v| v * program.init_scale as f32).collect() };
+                Some(strip(&scale(a), &scale(b), n, Path::Spherical))
+            }
             _ => None,
         };
-        self.run.set(Some(Run { opts: placeholder, batch, passes, done: 0, elapsed_ms: 0.0, finished: false, cancelled: false }));
+        let walkable = matches!(how, Start::Noise);
+        self.run.set(Some(Run { opts: placeholder, batch, passes, done: 0, elapsed_ms: 0.0, finished: false, cancelled: false, walkable }));
         self.phase.set(Phase::Running);
         spawn_local(async move {
             let start = loader::now_ms();

@@ -264,6 +264,30 @@ fn BenchResult() -> impl IntoView {
     }
 }
 
+/// After a run from noise: a walk between two of its images through latent space (their x_T interpolated on
+/// the great circle, then denoised together; section 1.9 of the notes).
+#[component]
+fn WalkBetween() -> impl IntoView {
+    let ui = ui();
+    let from = RwSignal::new(1usize);
+    let to = RwSignal::new(2usize);
+    let ready = move || ui.phase.get() == Phase::Ready;
+    view! {
+        {move || ui.run.get().filter(|r| r.walkable && r.finished && r.batch.n >= 2).map(|r| {
+            let n = r.batch.n;
+            let pick = move |sig: RwSignal<usize>| move |ev: leptos::ev::Event| sig.set(event_target_value(&ev).parse().unwrap_or(1usize).clamp(1, n));
+            view! {
+                <div class="walk">
+                    <label>"Walk from image" <input type="number" min="1" max=n.to_string() prop:value=move || from.get().to_string() on:change=pick(from) /></label>
+                    <label>"to image" <input type="number" min="1" max=n.to_string() prop:value=move || to.get().to_string() on:change=pick(to) /></label>
+                    <button type="button" prop:disabled=move || !ready() on:click=move |_| ui.walk(from.get_untracked() - 1, to.get_untracked() - 1, 8)>"Walk (8 images)"</button>
+                    <p class="hint">"Their x_T, interpolated on the great circle, denoised by the current sampler with one shared noise; with DDIM (η = 0), Euler or Heun and this run's settings the ends are these two images."</p>
+                </div>
+            }
+        })}
+    }
+}
+
 #[component]
 fn Viewer() -> impl IntoView {
     let ui = ui();
@@ -343,6 +367,7 @@ fn Viewer() -> impl IntoView {
                 <button type="button" on:click=move |_| save_grid_click(false)>"Save grid as PNG"</button>
                 <button type="button" on:click=move |_| save_grid_click(true)>"Save x̂₀ grid as PNG"</button>
             </div>
+            <WalkBetween />
             <div class="explain">
                 {move || ui.info.get().map(|i| view! { <SnrPlot log_snr=i.log_snr t=shown_t /> })}
                 <p class="formula" data-testid="formula">{move || formula(&ui, frame_t())}</p>

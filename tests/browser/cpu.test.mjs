@@ -2,7 +2,8 @@
 // forward.test.mjs run with NO_WEBGPU=1 (every application on the CPU path) is the two ways WebGPU can be
 // missing (no navigator.gpu at all; navigator.gpu without an adapter) and what the page says for each, the CPU
 // defaults, the Steps field before a model loads, ?backend=gpu without an adapter (an alert), the Benchmark on
-// the CPU path, and ?backend=cpu giving the GPU path's images from the same seed. Screenshots go to tests/out/.
+// the CPU path, a walk between two generated images, and ?backend=cpu giving the GPU path's images from the
+// same seed. Screenshots go to tests/out/.
 import { chromium } from 'playwright-core';
 
 const BASE = process.env.BASE_URL ?? 'http://127.0.0.1:8080';
@@ -71,7 +72,8 @@ try {
   await page.getByRole('button', { name: 'Benchmark' }).click();
   await until(() => page.locator('#bench-result').count().then((n) => n === 1), 'the CPU benchmark', 120_000);
   const r = JSON.parse(await page.locator('#bench-result').textContent());
-  check(r.device_type === 'Cpu' && r.kernels === 'cpu' && r.batch === 4 && r.ms_per_step > 0 && r.gflops_per_s > 0, `the Benchmark runs on the CPU path (${r.ms_per_step.toFixed(0)} ms per step at batch 4, ${r.gflops_per_s.toFixed(1)} GFLOP/s)`);
+  check(r.device_type === 'Cpu' && r.kernels === 'cpu' && r.batch === 4 && r.ms_per_step > 0 && r.gflops_per_s > 0 && r.cpu_gemm_peak_gflops_per_s > r.gflops_per_s / 4,
+    `the Benchmark runs on the CPU path (${r.ms_per_step.toFixed(0)} ms per step at batch 4, ${r.gflops_per_s.toFixed(1)} GFLOP/s; one worker's GEMM ${r.cpu_gemm_peak_gflops_per_s.toFixed(1)} GFLOP/s)`);
 
   // ?backend=gpu where there is no adapter: an alert that says so and how to run anyway.
   const gpu = await open(browser, '?model=models/tiny/&backend=gpu');
@@ -86,7 +88,7 @@ try {
 // 2. No navigator.gpu at all (as in browsers without WebGPU): the message names the browsers that have it.
 browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: COMMON, headless: true });
 try {
-  const page = await open(browser, '?model=models/tiny/&steps=4&n=2', () => { delete Navigator.prototype.gpu; });
+  const page = await open(browser, '?model=models/tiny/&steps=4&n=2&sampler=ddim&eta=0', () => { delete Navigator.prototype.gpu; });
   const generate = page.getByRole('button', { name: 'Generate' });
   await until(() => generate.isEnabled(), 'Generate to be enabled without navigator.gpu');
   const why = await page.getByTestId('fallback').textContent();
@@ -95,7 +97,17 @@ try {
   check((await page.getByRole('spinbutton', { name: 'Images' }).inputValue()) === '2' && (await page.getByRole('spinbutton', { name: /^Steps/ }).inputValue()) === '4', 'numbers given in the address are kept');
   await generate.click();
   await done(page);
-  check((await images(page)).length === 2, 'the run draws its 2 images');
+  const pair = await images(page);
+  check(pair.length === 2, 'the run draws its 2 images');
+  // A walk between them: 8 images whose ends are the two (DDIM with η = 0 from the same x_T).
+  await page.getByRole('button', { name: 'Walk (8 images)' }).click();
+  await until(async () => /^step 4 of 4 .*done/.test(await page.getByTestId('progress-text').textContent()) && (await images(page)).length === 8, 'the walk to finish');
+  const walk = await images(page);
+  const apart = (p, q) => Math.max(...p.map((v, j) => Math.abs(v - q[j])));
+  const mean = (p, q) => p.reduce((a, v, j) => a + Math.abs(v - q[j]), 0) / p.length;
+  check(apart(walk[0], pair[0]) <= 2 && apart(walk[7], pair[1]) <= 2, `the walk's ends are images 1 and 2 (max ${apart(walk[0], pair[0])} and ${apart(walk[7], pair[1])} of 255 apart)`);
+  check(mean(walk[3], pair[0]) > 1 && mean(walk[3], pair[1]) > 1, `its middle is neither end (mean ${mean(walk[3], pair[0]).toFixed(1)} and ${mean(walk[3], pair[1]).toFixed(1)} from them)`);
+  await page.screenshot({ path: `${OUT}/walk.png`, fullPage: true });
 } finally {
   await browser.close();
 }

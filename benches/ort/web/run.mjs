@@ -27,7 +27,7 @@ async function result(url, selector) {
 try {
   for (const n of batches) {
     const cpu = await result(`${BASE}/?model=models/fashion-mnist/&bench&n=${n}&steps=${steps}&backend=cpu&workers=1`, '#bench-result');
-    console.log(JSON.stringify({ who: 'ddpm-web ?bench&backend=cpu&workers=1', batch: n, ms_per_step: cpu.ms_per_step, gflops_per_s: cpu.gflops_per_s, adapter: cpu.adapter }));
+    console.log(JSON.stringify({ who: 'ddpm-web ?bench&backend=cpu&workers=1', batch: n, ms_per_step: cpu.ms_per_step, gflops_per_s: cpu.gflops_per_s, gemm_peak_gflops_per_s: cpu.cpu_gemm_peak_gflops_per_s, adapter: cpu.adapter }));
     const wasm = await result(`${BASE}/ort-bench/index.html?ep=wasm&layout=NCHW&n=${n}&steps=${steps}`, '#result');
     console.log(JSON.stringify({ ...wasm, ours_cpu_over_theirs: wasm.ms_per_pass ? cpu.ms_per_step / wasm.ms_per_pass : null }));
     if (process.env.ONLY_CPU === '1') continue;
