@@ -52,13 +52,43 @@ pub struct BenchReport {
     pub cpu_gemm_peak_gflops_per_s: Option<f64>,
 }
 
+impl BenchReport {
+    /// `steps` timed steps of `n` images that took `secs`, with the figures derived from them; the fields
+    /// only the GPU path has are empty and the path is the CPU's until the caller says otherwise.
+    pub fn timed(adapter: String, n: usize, steps: usize, secs: f64, gflop_per_pass: f64, first_frame_ms: f64) -> Self {
+        Self {
+            adapter,
+            backend: "Cpu".into(),
+            device_type: "Cpu".into(),
+            batch: n,
+            steps,
+            ms_per_step: secs * 1e3 / steps as f64,
+            images_per_s: (n * steps) as f64 / secs,
+            gflop_per_pass,
+            gflops_per_s: gflop_per_pass * steps as f64 / secs,
+            first_frame_ms,
+            gpu_bytes: 0,
+            precision: "f32".into(),
+            kernels: "cpu".into(),
+            kernel_ms: None,
+            gpu_ms_per_family: None,
+            cpu_gemm_peak_gflops_per_s: None,
+        }
+    }
+}
+
+/// (steps run in all, steps timed) for a benchmark asked for `steps` timed steps: [`WARMUP_STEPS`] first, all
+/// within the schedule's length.
+pub fn step_counts(schedule_len: usize, steps: usize) -> (usize, usize) {
+    let total = (WARMUP_STEPS + steps.max(1)).min(schedule_len);
+    (total, total - WARMUP_STEPS.min(total - 1))
+}
+
 /// Runs `WARMUP_STEPS` then `steps` sampler steps at batch `n` and reports the timed ones.
 pub async fn bench(ctx: &GpuContext, unet: &Unet, schedule: &Schedule, n: usize, steps: usize, choice: KernelChoice) -> Result<BenchReport> {
     let (kernels, tuning) = unet.choose(ctx, n, choice).await?;
     let kernel_ms = tuning.map(|t| t.ms.into_iter().map(|(k, ms)| (k.name().to_string(), ms)).collect());
-    let steps = steps.max(1);
-    let total = (WARMUP_STEPS + steps).min(schedule.len());
-    let steps = total - WARMUP_STEPS.min(total - 1);
+    let (total, steps) = step_counts(schedule.len(), steps);
     let method = Method::Ddpm { variance: Variance::Small, clip: false };
     let opts = SamplerOptions { n, seed: 0, steps: total, method, kernels, start_t: None, shared_noise: false };
     let begun = Instant::now();
@@ -78,31 +108,20 @@ pub async fn bench(ctx: &GpuContext, unet: &Unet, schedule: &Schedule, n: usize,
     let info = &ctx.adapter_info;
     let gflop_per_pass = unet.flops_per_image() as f64 * n as f64 / 1e9;
     Ok(BenchReport {
-        adapter: ctx.adapter_name(),
         backend: format!("{:?}", info.backend),
         device_type: format!("{:?}", info.device_type),
-        batch: n,
-        steps,
-        ms_per_step: secs * 1e3 / steps as f64,
-        images_per_s: (n * steps) as f64 / secs,
-        gflop_per_pass,
-        gflops_per_s: gflop_per_pass * steps as f64 / secs,
-        first_frame_ms,
         gpu_bytes: sampler.gpu_bytes(),
-        precision: "f32".into(),
         kernels: kernels.name().into(),
         kernel_ms,
         gpu_ms_per_family,
-        cpu_gemm_peak_gflops_per_s: None,
+        ..BenchReport::timed(ctx.adapter_name(), n, steps, secs, gflop_per_pass, first_frame_ms)
     })
 }
 
 /// As [`bench`], on the CPU executor ([`crate::cpu`]) with `unet` loaded by [`Unet::on_host`]: one thread,
 /// the same DDPM steps, frames packed on the host.
 pub fn bench_host(unet: &Unet, schedule: &Schedule, n: usize, steps: usize) -> Result<BenchReport> {
-    let steps = steps.max(1);
-    let total = (WARMUP_STEPS + steps).min(schedule.len());
-    let steps = total - WARMUP_STEPS.min(total - 1);
+    let (total, steps) = step_counts(schedule.len(), steps);
     let method = Method::Ddpm { variance: Variance::Small, clip: false };
     let opts = SamplerOptions { n, seed: 0, steps: total, method, kernels: crate::gpu::kernel::KernelFamily::Blocked, start_t: None, shared_noise: false };
     let begun = Instant::now();
@@ -119,21 +138,7 @@ pub fn bench_host(unet: &Unet, schedule: &Schedule, n: usize, steps: usize) -> R
     let secs = start.elapsed().as_secs_f64();
     let gflop_per_pass = sampler.flops_per_pass() as f64 / 1e9;
     Ok(BenchReport {
-        adapter: "CPU executor (Rust, 1 thread)".into(),
-        backend: "Cpu".into(),
-        device_type: "Cpu".into(),
-        batch: n,
-        steps,
-        ms_per_step: secs * 1e3 / steps as f64,
-        images_per_s: (n * steps) as f64 / secs,
-        gflop_per_pass,
-        gflops_per_s: gflop_per_pass * steps as f64 / secs,
-        first_frame_ms,
-        gpu_bytes: 0,
-        precision: "f32".into(),
-        kernels: "cpu".into(),
-        kernel_ms: None,
-        gpu_ms_per_family: None,
         cpu_gemm_peak_gflops_per_s: Some(crate::cpu::ops::gemm_peak_gflops()),
+        ..BenchReport::timed("CPU executor (Rust, 1 thread)".into(), n, steps, secs, gflop_per_pass, first_frame_ms)
     })
 }

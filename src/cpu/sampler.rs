@@ -46,29 +46,13 @@ pub struct HostSampler {
 
 impl HostSampler {
     pub fn new(unet: &Unet, schedule: &Schedule, scheduler: &SchedulerConfig, opts: SamplerOptions) -> Result<Self> {
-        if opts.n == 0 {
-            return Err(Error::InputShape { expected: "at least one image".into(), found: vec![0] });
-        }
-        let mut program = opts.method.program(schedule, scheduler, opts.steps)?;
-        if let Some(t) = opts.start_t {
-            if t >= schedule.len() {
-                return Err(Error::Timestep { t, steps: schedule.len() });
-            }
-            program = program.from_level(schedule, t as f64)?;
-        }
+        let program = opts.program(schedule, scheduler)?;
         Self::with_program(unet, schedule, program, opts)
     }
 
     /// A run of any program over `opts.n` images, with `unet` loaded by [`Unet::on_host`].
     pub fn with_program(unet: &Unet, schedule: &Schedule, program: Program, opts: SamplerOptions) -> Result<Self> {
-        let (c, h, w) = unet.image_shape();
-        if unet.config.out_channels != c {
-            return Err(Error::UnsupportedConfig {
-                field: "out_channels",
-                value: unet.config.out_channels.to_string(),
-                hint: format!("sampling needs ε with as many channels as the image ({c})"),
-            });
-        }
+        let (c, h, w) = unet.sampling_shape()?;
         let batch = Batch { n: opts.n, c, h, w };
         let (g, io) = unet.host_graph(opts.n)?;
         let plan = HostPlan::compile(&g)?;

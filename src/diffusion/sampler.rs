@@ -44,6 +44,22 @@ pub struct SamplerOptions {
     pub shared_noise: bool,
 }
 
+impl SamplerOptions {
+    /// The run these options ask for: the method's program over `steps` levels, from `start_t` when given.
+    /// Both samplers (GPU and CPU) start from it.
+    pub fn program(&self, schedule: &Schedule, scheduler: &SchedulerConfig) -> Result<Program> {
+        if self.n == 0 {
+            return Err(Error::InputShape { expected: "at least one image".into(), found: vec![0] });
+        }
+        let program = self.method.program(schedule, scheduler, self.steps)?;
+        match self.start_t {
+            Some(t) if t >= schedule.len() => Err(Error::Timestep { t, steps: schedule.len() }),
+            Some(t) => program.from_level(schedule, t as f64),
+            None => Ok(program),
+        }
+    }
+}
+
 /// What x_T is.
 #[derive(Debug, Clone, Copy)]
 pub enum Init<'a> {
@@ -137,29 +153,13 @@ pub struct Sampler {
 
 impl Sampler {
     pub fn new(ctx: &GpuContext, unet: &Unet, schedule: &Schedule, scheduler: &SchedulerConfig, opts: SamplerOptions) -> Result<Self> {
-        if opts.n == 0 {
-            return Err(Error::InputShape { expected: "at least one image".into(), found: vec![0] });
-        }
-        let mut program = opts.method.program(schedule, scheduler, opts.steps)?;
-        if let Some(t) = opts.start_t {
-            if t >= schedule.len() {
-                return Err(Error::Timestep { t, steps: schedule.len() });
-            }
-            program = program.from_level(schedule, t as f64)?;
-        }
+        let program = opts.program(schedule, scheduler)?;
         Self::with_program(ctx, unet, schedule, program, opts)
     }
 
     /// A run of any program (DDIM inversion's, RePaint's) over `opts.n` images.
     pub fn with_program(ctx: &GpuContext, unet: &Unet, schedule: &Schedule, program: Program, opts: SamplerOptions) -> Result<Self> {
-        let (c, h, w) = unet.image_shape();
-        if unet.config.out_channels != c {
-            return Err(Error::UnsupportedConfig {
-                field: "out_channels",
-                value: unet.config.out_channels.to_string(),
-                hint: format!("sampling needs ε with as many channels as the image ({c})"),
-            });
-        }
+        let (c, h, w) = unet.sampling_shape()?;
         unet.check_batch(ctx, opts.n)?;
         let batch = Batch { n: opts.n, c, h, w };
         let len = batch.len();

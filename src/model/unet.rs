@@ -183,6 +183,20 @@ impl Unet {
         (self.config.in_channels, h, w)
     }
 
+    /// (channels, height, width) of the images a sampler runs, refusing a model whose ε has another number of
+    /// channels than its images (the update adds them).
+    pub fn sampling_shape(&self) -> Result<(usize, usize, usize)> {
+        let (c, h, w) = self.image_shape();
+        if self.config.out_channels != c {
+            return Err(Error::UnsupportedConfig {
+                field: "out_channels",
+                value: self.config.out_channels.to_string(),
+                hint: format!("sampling needs ε with as many channels as the image ({c})"),
+            });
+        }
+        Ok((c, h, w))
+    }
+
     /// The largest batch this adapter can run: every buffer within the adapter's storage-binding and buffer
     /// limits, and all live activations within [`MEMORY_BUDGET`].
     pub fn max_batch(&self, ctx: &GpuContext) -> usize {

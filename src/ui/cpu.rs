@@ -10,7 +10,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use ddpm_web::cpu::worker::{join, split, Job, JobInit, Reply, Request};
-use ddpm_web::bench::{BenchReport, WARMUP_STEPS};
+use ddpm_web::bench::{step_counts, BenchReport};
 use ddpm_web::diffusion::nll::EpsSource;
 use ddpm_web::diffusion::samplers::{Method, Program};
 use ddpm_web::{Error, Frame, Schedule, SchedulerConfig, Variance};
@@ -214,12 +214,10 @@ impl EpsSource for &CpuPool {
     }
 }
 
-/// The page's benchmark on the CPU path: `steps` DDPM steps of the batch after [`WARMUP_STEPS`], each step
+/// The page's benchmark on the CPU path: `steps` DDPM steps of the batch after the warm-up, each step
 /// what a person waits for (every worker's pass and update, the frames posted back and joined).
 pub async fn bench(pool: &CpuPool, schedule: &Schedule, image_len: usize, n: usize, steps: usize, gflop_per_image: f64) -> Result<BenchReport, Error> {
-    let steps = steps.max(1);
-    let total = (WARMUP_STEPS + steps).min(schedule.len());
-    let steps = total - WARMUP_STEPS.min(total - 1);
+    let (total, steps) = step_counts(schedule.len(), steps);
     let program = Method::Ddpm { variance: Variance::Small, clip: false }.program(schedule, &SchedulerConfig::default(), total)?;
     let begun = now_ms();
     pool.start(&program, n, image_len, 0, false, JobInit::Philox, None, None).await?;
@@ -237,23 +235,6 @@ pub async fn bench(pool: &CpuPool, schedule: &Schedule, image_len: usize, n: usi
         Some(Reply::Peak(g)) => Some(g),
         _ => None,
     };
-    let gflop_per_pass = gflop_per_image * n as f64;
-    Ok(BenchReport {
-        adapter: format!("CPU: {workers} Web Worker{} (WebAssembly SIMD)", if workers == 1 { "" } else { "s" }),
-        backend: "Cpu".into(),
-        device_type: "Cpu".into(),
-        batch: n,
-        steps,
-        ms_per_step: secs * 1e3 / steps as f64,
-        images_per_s: (n * steps) as f64 / secs,
-        gflop_per_pass,
-        gflops_per_s: gflop_per_pass * steps as f64 / secs,
-        first_frame_ms,
-        gpu_bytes: 0,
-        precision: "f32".into(),
-        kernels: "cpu".into(),
-        kernel_ms: None,
-        gpu_ms_per_family: None,
-        cpu_gemm_peak_gflops_per_s: peak,
-    })
+    let adapter = format!("CPU: {workers} Web Worker{} (WebAssembly SIMD)", if workers == 1 { "" } else { "s" });
+    Ok(BenchReport { cpu_gemm_peak_gflops_per_s: peak, ..BenchReport::timed(adapter, n, steps, secs, gflop_per_image * n as f64, first_frame_ms) })
 }

@@ -4,26 +4,7 @@
 // defaults, the Steps field before a model loads, ?backend=gpu without an adapter (an alert), the Benchmark on
 // the CPU path, a walk between two generated images, and ?backend=cpu giving the GPU path's images from the
 // same seed. Screenshots go to tests/out/.
-import { chromium } from 'playwright-core';
-
-const BASE = process.env.BASE_URL ?? 'http://127.0.0.1:8080';
-const OUT = new URL('../out/', import.meta.url).pathname;
-const COMMON = ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync'];
-const WEBGPU = ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader'];
-
-function check(ok, what) {
-  if (!ok) throw new Error(`FAILED: ${what}`);
-  console.log(`ok - ${what}`);
-}
-
-async function until(fn, what, ms = 60_000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    try { if (await fn()) return; } catch { /* not there yet */ }
-    if (Date.now() > end) throw new Error(`FAILED: timed out after ${ms / 1000} s waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+import { BASE, OUT, check, launch, until } from './lib.mjs';
 
 const done = (page) => until(async () => (await page.getByTestId('progress-text').textContent()).includes('done'), 'the run to finish', 120_000);
 
@@ -42,7 +23,7 @@ async function open(browser, query, init) {
 }
 
 // 1. navigator.gpu with no adapter (Chromium without the WebGPU flags): the CPU path, said in plain words.
-let browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: COMMON, headless: true });
+let browser = await launch(false);
 try {
   // Before any model loads, the Steps field shows a number, not 0.
   const early = await open(browser, '?model=models/does-not-exist/');
@@ -86,7 +67,7 @@ try {
 }
 
 // 2. No navigator.gpu at all (as in browsers without WebGPU): the message names the browsers that have it.
-browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: COMMON, headless: true });
+browser = await launch(false);
 try {
   const page = await open(browser, '?model=models/tiny/&steps=4&n=2&sampler=ddim&eta=0', () => { delete Navigator.prototype.gpu; });
   const generate = page.getByRole('button', { name: 'Generate' });
@@ -114,7 +95,7 @@ try {
 
 // 3. With WebGPU: ?backend=cpu runs on the CPU, and its images are the GPU path's from the same seed (the same
 // programs and Philox noise; the two differ by float rounding only).
-browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: [...WEBGPU, ...COMMON], headless: true });
+browser = await launch();
 try {
   const run = async (backend) => {
     const page = await open(browser, `?model=models/tiny/&n=2&steps=6&seed=9&sampler=ddpm&backend=${backend}`);

@@ -3,29 +3,11 @@
 // reach the GPU kernel unchanged (t = 0 is the image byte for byte), t = T is noise, one fixed z makes a small
 // step in t a small change in x_t, the drawing pad and a bad file, and the forward and reverse sliders moving
 // together with x̂₀ beside x_t. Exits non-zero on the first failed check; the screenshot goes to tests/out/.
-import { chromium } from 'playwright-core';
+import { BASE, OUT, check, launch, until } from './lib.mjs';
 
-const BASE = process.env.BASE_URL ?? 'http://127.0.0.1:8080';
-const OUT = new URL('../out/', import.meta.url).pathname;
 // NO_WEBGPU=1: the same checks with Chromium's WebGPU left without an adapter, so every application runs on
 // the page's CPU path (Web Workers) instead.
 const CPU = process.env.NO_WEBGPU === '1';
-const ARGS = [...(CPU ? [] : ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader']), '--no-sandbox', '--disable-background-networking',
-  '--disable-component-update', '--no-first-run', '--disable-sync'];
-
-function check(ok, what) {
-  if (!ok) throw new Error(`FAILED: ${what}`);
-  console.log(`ok - ${what}`);
-}
-
-async function until(fn, what, ms = 60_000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    try { if (await fn()) return; } catch { /* not there yet */ }
-    if (Date.now() > end) throw new Error(`FAILED: timed out after ${ms / 1000} s waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 // The red channel of a canvas (the pictures are grey), as a plain array.
 const grey = (page, selector) => page.evaluate((selector) => {
@@ -42,7 +24,7 @@ const stats = (a) => {
 const XT = '#forward-xt';
 const PAD = '.drawpad canvas';
 
-const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ARGS, headless: true });
+const browser = await launch(!CPU);
 const pageErrors = [];
 try {
   const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });

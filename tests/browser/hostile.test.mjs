@@ -6,28 +6,9 @@
 // with no violation; ?debug=1's ddpmDebug.stats() sees a run's buffers and returns to the same count after each
 // Generate/Cancel cycle; destroyDevice() mid-run is reported and the next Generate works. Exits non-zero on the
 // first failed check.
-import { chromium } from 'playwright-core';
+import { BASE, check, launch, until } from './lib.mjs';
 
-const BASE = process.env.BASE_URL ?? 'http://127.0.0.1:8080';
-const ARGS = ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--no-sandbox', '--disable-background-networking',
-  '--disable-component-update', '--no-first-run', '--disable-sync'];
-
-function check(ok, what) {
-  if (!ok) throw new Error(`FAILED: ${what}`);
-  console.log(`ok - ${what}`);
-}
-
-
-async function until(fn, what, ms = 60_000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    try { if (await fn()) return; } catch { /* not there yet */ }
-    if (Date.now() > end) throw new Error(`FAILED: timed out after ${ms / 1000} s waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ARGS, headless: true });
+const browser = await launch();
 const pageErrors = [];
 const cspConsole = [];
 const dialogs = [];

@@ -4,31 +4,16 @@
 // are the current run's (x_T on screen equals the x_T this seed gave on its first run, and the progress counts
 // this run's steps); the engine's buffers (?debug=1's ddpmDebug.stats()) are the same after every cycle.
 // CYCLES overrides the count. Exits non-zero on the first failed check.
-import { chromium } from 'playwright-core';
+import { BASE, check, launch, until as untilEvery } from './lib.mjs';
+// Polled often: each of the 100 cycles waits several times.
+const until = (fn, what, ms = 60_000) => untilEvery(fn, what, ms, 50);
 
-const BASE = process.env.BASE_URL ?? 'http://127.0.0.1:8080';
 const CYCLES = Number(process.env.CYCLES ?? 100);
-const ARGS = ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--no-sandbox', '--disable-background-networking',
-  '--disable-component-update', '--no-first-run', '--disable-sync'];
-
-function check(ok, what) {
-  if (!ok) throw new Error(`FAILED: ${what}`);
-  console.log(`ok - ${what}`);
-}
-
-async function until(fn, what, ms = 60_000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    try { if (await fn()) return; } catch { /* not there yet */ }
-    if (Date.now() > end) throw new Error(`FAILED: timed out after ${ms / 1000} s waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const shown = (page) => page.evaluate(() => Array.from(document.querySelector('canvas.image').getContext('2d')
   .getImageData(0, 0, 28, 28).data.filter((_, i) => i % 4 === 0)).join(','));
 
-const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ARGS, headless: true });
+const browser = await launch();
 const pageErrors = [];
 try {
   const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });

@@ -1,26 +1,9 @@
 // The page in a real browser: Debian's headless Chromium with WebGPU on its SwiftShader adapter (a CPU
 // rasteriser, so a tiny untrained model from tests/models/tiny and 10 steps). Uses roles and labels.
 // Exits non-zero on the first failed check; screenshots go to tests/out/.
-import { chromium } from 'playwright-core';
-
-const BASE = process.env.BASE_URL ?? 'http://127.0.0.1:8080';
-const OUT = new URL('../out/', import.meta.url).pathname;
-const ARGS = ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--no-sandbox', '--disable-background-networking',
-  '--disable-component-update', '--no-first-run', '--disable-sync'];
-
-function check(ok, what) {
-  if (!ok) throw new Error(`FAILED: ${what}`);
-  console.log(`ok - ${what}`);
-}
-
-async function until(fn, what, ms = 120_000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    try { if (await fn()) return; } catch { /* not there yet */ }
-    if (Date.now() > end) throw new Error(`FAILED: timed out after ${ms / 1000} s waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+import { BASE, OUT, check, launch, until as untilWithin } from './lib.mjs';
+// A page test's waits are longer: SwiftShader runs its seven samplers.
+const until = (fn, what, ms = 120_000) => untilWithin(fn, what, ms);
 
 // Pixels of every image canvas (x_t; `canvas.prediction` for x̂₀), and how noisy each is (mean |difference| of
 // horizontal neighbours).
@@ -31,7 +14,7 @@ const pixels = (page, selector = 'canvas.image') => page.evaluate((selector) => 
   return { key: Array.from(d.filter((_, i) => i % 4 === 0)).join(','), rough: rough / (c.height * (c.width - 1)) };
 }), selector);
 
-const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ARGS, headless: true });
+const browser = await launch();
 const pageErrors = [];
 try {
   const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });

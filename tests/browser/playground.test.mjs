@@ -2,26 +2,7 @@
 // playground itself needs no WebGPU). Finds it by role and label, checks that it draws, runs particles
 // with three samplers, adds a mixture component by clicking, and saves tests/out/playground.png.
 // Exits non-zero on the first failed check.
-import { chromium } from 'playwright-core';
-
-const BASE = process.env.BASE_URL ?? 'http://127.0.0.1:8080';
-const OUT = new URL('../out/', import.meta.url).pathname;
-const ARGS = ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--no-sandbox', '--disable-background-networking',
-  '--disable-component-update', '--no-first-run', '--disable-sync'];
-
-function check(ok, what) {
-  if (!ok) throw new Error(`FAILED: ${what}`);
-  console.log(`ok - ${what}`);
-}
-
-async function until(fn, what, ms = 60_000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    try { if (await fn()) return; } catch { /* not there yet */ }
-    if (Date.now() > end) throw new Error(`FAILED: timed out after ${ms / 1000} s waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+import { BASE, OUT, check, launch, until } from './lib.mjs';
 
 // The playground canvas's pixels: how many distinct colours, how many particle (#5fd3ff) and trail
 // (greenish) pixels, and a key to compare two pictures.
@@ -46,7 +27,7 @@ const brightnessAt = (canvas, x, y) => canvas.evaluate((c, [x, y]) => {
   return d[0] + d[1] + d[2];
 }, [x, y]);
 
-const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ARGS, headless: true });
+const browser = await launch();
 const pageErrors = [];
 try {
   const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
