@@ -403,9 +403,17 @@ impl Ui {
         let unet = Unet::new(&gpu, &model).map_err(|e| (format!("The model at {base} cannot be used. {e}"), matches!(e, Error::DeviceLost(_))))?;
         gpu.check().map_err(|e| (e.to_string(), matches!(e, Error::DeviceLost(_))))?;
         let max_batch = unet.max_batch(&gpu).min(MAX_IMAGES);
+        // A software adapter (WebGPU's fallback, SwiftShader here) computes on the CPU through a rasteriser: on
+        // this project's machine the page's own CPU path ran a step 19x faster with one worker and 34x with the
+        // two it starts there (BENCHMARKS.md), so the panel says so.
+        let adapter = if gpu.adapter_info.device_type == wgpu::DeviceType::Cpu {
+            format!("{}: a software adapter, which runs on the CPU; the page's own CPU path (?backend=cpu) is usually much faster", gpu.adapter_name())
+        } else {
+            gpu.adapter_name()
+        };
         let info = ModelInfo {
             url: base,
-            adapter: gpu.adapter_name(),
+            adapter,
             parameters: unet.parameter_count(),
             gflop: unet.flops_per_image() as f64 / 1e9,
             dataset,

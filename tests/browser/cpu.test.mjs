@@ -102,6 +102,10 @@ try {
     const generate = page.getByRole('button', { name: 'Generate' });
     await until(() => generate.isEnabled(), `Generate on ${backend}`, 120_000);
     check((await page.getByTestId('run-on').textContent()) === `Run on: ${backend.toUpperCase()}`, `?backend=${backend} runs on the ${backend.toUpperCase()}`);
+    if (backend === 'gpu') {
+      const adapter = await page.getByTestId('adapter').textContent();
+      check(/software adapter/.test(adapter) && /backend=cpu/.test(adapter), `on SwiftShader (WebGPU's fallback adapter) the info panel points to the CPU path ("${adapter.slice(0, 60)}…")`);
+    }
     await generate.click();
     await done(page);
     const px = await images(page);
