@@ -414,12 +414,7 @@ mod cli {
                         pollster::block_on(unet.eps(ctx, &xv, &vec![t; shape[0]], kernels))?
                     }
                     Device::Cpu => {
-                        let (g, [xi, ti, ei]) = unet.host_graph(shape[0])?;
-                        let mut plan = ddpm_web::cpu::HostPlan::compile(&g)?;
-                        plan.write(xi, &xv)?;
-                        plan.write(ti, &vec![t as f32; shape[0]])?;
-                        plan.run()?;
-                        plan.read(ei).to_vec()
+                        ddpm_web::cpu::EpsPlans::default().eps(&unet, &xv, &vec![t; shape[0]])?
                     }
                 };
                 write_npy(&out, &[shape[0], unet.config.out_channels, shape[2], shape[3]], &eps)
@@ -503,10 +498,7 @@ mod cli {
                         bail!("--a and --b are one image each ([1, C, H, W]), not {shape:?}");
                     }
                 }
-                let steps = steps.unwrap_or(match sampler.sampler {
-                    SamplerKind::Ddim | SamplerKind::Euler | SamplerKind::Heun => 50.min(schedule.len()),
-                    _ => schedule.len(),
-                });
+                let steps = steps.unwrap_or(default_steps(sampler.sampler, schedule.len()));
                 let kernels = device.kernels(&unet, count, kernels.kernels)?;
                 let start_t = if latents { None } else { t };
                 let opts = SamplerOptions { n: count, seed, steps, method: sampler.method()?, kernels, start_t, shared_noise: true };
@@ -546,10 +538,7 @@ mod cli {
                 if shape.len() != 4 || shape[0] == 0 || shape[1..] != [c, h / 2, w / 2] || h % 2 != 0 || w % 2 != 0 {
                     bail!("the input has shape {shape:?}, but upscaling to the model's {c}x{h}x{w} takes [N, {c}, {}, {}]", h / 2, w / 2);
                 }
-                let steps = steps.unwrap_or(match sampler.sampler {
-                    SamplerKind::Ddim | SamplerKind::Euler | SamplerKind::Heun => 50.min(schedule.len()),
-                    _ => schedule.len(),
-                });
+                let steps = steps.unwrap_or(default_steps(sampler.sampler, schedule.len()));
                 let kernels = device.kernels(&unet, shape[0], kernels.kernels)?;
                 let opts = SamplerOptions { n: shape[0], seed, steps, method: sampler.method()?, kernels, start_t: None, shared_noise: false };
                 let mut run = device.sampler(&unet, &schedule, &model.scheduler, opts)?;

@@ -179,39 +179,71 @@ impl HostPlan {
     }
 }
 
-/// ε_θ on the CPU executor for any batch size (one compiled plan per size), the
-/// [`crate::diffusion::nll::EpsSource`] of the likelihood bound where there is no GPU.
-pub struct HostEps<'a> {
-    unet: &'a crate::model::unet::Unet,
-    plans: std::collections::HashMap<usize, (HostPlan, [TensorId; 3])>,
+/// The U-Net's pass for one batch size, compiled for the executor: write x and t, run, read ε.
+pub struct EpsPlan {
+    plan: HostPlan,
+    /// x, t and ε of the plan.
+    io: [TensorId; 3],
 }
 
-impl<'a> HostEps<'a> {
-    pub fn new(unet: &'a crate::model::unet::Unet) -> Self {
-        Self { unet, plans: Default::default() }
+impl EpsPlan {
+    /// `unet` loaded by [`crate::model::unet::Unet::on_host`].
+    pub fn new(unet: &crate::model::unet::Unet, n: usize) -> Result<Self> {
+        let (g, io) = unet.host_graph(n)?;
+        Ok(Self { plan: HostPlan::compile(&g)?, io })
     }
 
-    /// ε_θ(x, t) for a batch: x is N·C·H·W values, one network timestep per image.
-    pub fn eps_now(&mut self, x: &[f32], t: &[usize]) -> Result<Vec<f32>> {
+    /// ε_θ(x, t): x is N·C·H·W values, one network timestep per image.
+    pub fn eps(&mut self, x: &[f32], t: &[f32]) -> Result<&[f32]> {
+        let [xi, ti, ei] = self.io;
+        self.plan.write(xi, x)?;
+        self.plan.write(ti, t)?;
+        self.plan.run()?;
+        Ok(self.plan.read(ei))
+    }
+
+    /// FLOPs of one pass over the batch.
+    pub fn flops(&self) -> u64 {
+        self.plan.flops()
+    }
+}
+
+/// ε_θ for any batch size, one [`EpsPlan`] per size kept for the next call (the likelihood bound asks for
+/// many batches of a few sizes).
+#[derive(Default)]
+pub struct EpsPlans {
+    plans: std::collections::HashMap<usize, EpsPlan>,
+}
+
+impl EpsPlans {
+    pub fn eps(&mut self, unet: &crate::model::unet::Unet, x: &[f32], t: &[usize]) -> Result<Vec<f32>> {
         let n = t.len();
-        let (c, h, w) = self.unet.image_shape();
+        let (c, h, w) = unet.image_shape();
         if n == 0 || x.len() != n * c * h * w {
             return Err(Error::InputShape { expected: format!("{n} images of {c}x{h}x{w}"), found: vec![x.len()] });
         }
         if !self.plans.contains_key(&n) {
-            let (g, io) = self.unet.host_graph(n)?;
-            self.plans.insert(n, (HostPlan::compile(&g)?, io));
+            self.plans.insert(n, EpsPlan::new(unet, n)?);
         }
-        let (plan, [xi, ti, ei]) = self.plans.get_mut(&n).expect("inserted above");
-        plan.write(*xi, x)?;
-        plan.write(*ti, &t.iter().map(|&v| v as f32).collect::<Vec<_>>())?;
-        plan.run()?;
-        Ok(plan.read(*ei).to_vec())
+        let plan = self.plans.get_mut(&n).expect("inserted above");
+        Ok(plan.eps(x, &t.iter().map(|&v| v as f32).collect::<Vec<_>>())?.to_vec())
+    }
+}
+
+/// The CPU executor as the likelihood bound's [`crate::diffusion::nll::EpsSource`] where there is no GPU.
+pub struct HostEps<'a> {
+    unet: &'a crate::model::unet::Unet,
+    plans: EpsPlans,
+}
+
+impl<'a> HostEps<'a> {
+    pub fn new(unet: &'a crate::model::unet::Unet) -> Self {
+        Self { unet, plans: EpsPlans::default() }
     }
 }
 
 impl crate::diffusion::nll::EpsSource for HostEps<'_> {
     async fn eps(&mut self, x: &[f32], t: &[usize]) -> Result<Vec<f32>> {
-        self.eps_now(x, t)
+        self.plans.eps(self.unet, x, t)
     }
 }

@@ -3,12 +3,11 @@
 //! twins of `update.wgsl` and `langevin.wgsl` ([`reference_update`], [`reference_langevin`]) with the same
 //! Philox noise ([`reference_gaussian`]): one seed gives the same images on either path, to float rounding.
 
-use crate::cpu::HostPlan;
+use crate::cpu::EpsPlan;
 use crate::diffusion::sampler::{paper_t, Frame, Init, SamplerOptions, IMAGE_NOISE_KEY};
 use crate::diffusion::samplers::{Program, Update, INIT_KEY};
 use crate::diffusion::schedule::{reference_update, Schedule, SchedulerConfig, StepCoeffs};
 use crate::error::{Error, Result};
-use crate::gpu::graph::TensorId;
 use crate::gpu::kernels::langevin::reference_langevin;
 use crate::gpu::kernels::update::reference_gaussian;
 use crate::image::{to_byte, Batch};
@@ -27,9 +26,7 @@ pub struct HostSampler {
     batch: Batch,
     program: Program,
     schedule: Schedule,
-    plan: HostPlan,
-    /// x, t and ε of the plan.
-    io: [TensorId; 3],
+    unet: EpsPlan,
     x: Vec<f32>,
     x0: Vec<f32>,
     /// Heun's kept x and derivative.
@@ -54,16 +51,14 @@ impl HostSampler {
     pub fn with_program(unet: &Unet, schedule: &Schedule, program: Program, opts: SamplerOptions) -> Result<Self> {
         let (c, h, w) = unet.sampling_shape()?;
         let batch = Batch { n: opts.n, c, h, w };
-        let (g, io) = unet.host_graph(opts.n)?;
-        let plan = HostPlan::compile(&g)?;
+        let eps = EpsPlan::new(unet, opts.n)?;
         let len = batch.len();
         Ok(Self {
             opts,
             batch,
             program,
             schedule: schedule.clone(),
-            plan,
-            io,
+            unet: eps,
             x: vec![0.0; len],
             x0: vec![0.0; len],
             saved: Vec::new(),
@@ -102,7 +97,7 @@ impl HostSampler {
 
     /// FLOPs of one network pass over the batch.
     pub fn flops_per_pass(&self) -> u64 {
-        self.plan.flops()
+        self.unet.flops()
     }
 
     /// Inpainting, as [`crate::Sampler::set_known`]: `image` kept where `mask` is 1.
@@ -251,11 +246,7 @@ impl HostSampler {
         let eps: Vec<f32> = if matches!(pass.update, Update::Renoise(_)) {
             Vec::new()
         } else {
-            let [xi, ti, ei] = self.io;
-            self.plan.write(xi, &self.x)?;
-            self.plan.write(ti, &vec![pass.t_model; self.batch.n])?;
-            self.plan.run()?;
-            self.plan.read(ei).to_vec()
+            self.unet.eps(&self.x, &vec![pass.t_model; self.batch.n])?.to_vec()
         };
         match pass.update {
             Update::Affine(c) => {

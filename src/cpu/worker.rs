@@ -74,6 +74,8 @@ pub enum Reply {
 pub struct WorkerState {
     engine: Option<(Unet, Schedule)>,
     run: Option<HostSampler>,
+    /// ε_θ's compiled passes by batch size, kept across `Eps` requests (the likelihood's batches).
+    eps: crate::cpu::EpsPlans,
 }
 
 impl WorkerState {
@@ -89,6 +91,7 @@ impl WorkerState {
             Request::Load { config, scheduler } => {
                 self.run = None;
                 self.engine = None;
+                self.eps = Default::default();
                 let weights = bytes.ok_or_else(|| Error::Io("no weights were sent to the CPU worker".into()))?;
                 let model = Model::from_bytes(&config, weights, scheduler.as_deref())?;
                 let unet = Unet::on_host(&model)?;
@@ -129,7 +132,7 @@ impl WorkerState {
             }
             Request::Eps { x, t } => {
                 let (unet, _) = self.engine.as_ref().ok_or_else(|| Error::Cpu("internal: ε_θ asked before the model loaded".into()))?;
-                Ok(Reply::Eps(crate::cpu::HostEps::new(unet).eps_now(&x, &t)?))
+                Ok(Reply::Eps(self.eps.eps(unet, &x, &t)?))
             }
             Request::Peak => Ok(Reply::Peak(crate::cpu::ops::gemm_peak_gflops())),
             Request::Step => {
