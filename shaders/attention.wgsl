@@ -2,13 +2,16 @@
 // `AttnProcessor`: softmax(Q K^T * scale) V per head). The projections (to_q/to_k/to_v/to_out) are 1x1
 // convolutions in conv2d.wgsl; these kernels only do the products and the softmax.
 //
-// Layout (f32): q, k, v, out [N, C, L] with C = heads * dh (channel h*dh + d is dimension d of head h) and
-// L = H*W tokens; scores [N, heads, L, L] (row i: query token i, column j: key token j).
+// Layout: q, k, v, out [N, C, L] in elem (f32, or f16 in an f16 pass; products, softmax and sums in f32)
+// with C = heads * dh (channel h*dh + d is dimension d of head h) and L = H*W tokens; scores [N, heads, L, L]
+// in f32 (row i: query token i, column j: key token j).
 //   scores  grid: x = runs of 4 keys j (64 per workgroup), y = runs of 4 queries i, z = n*heads + h
 //   softmax grid: one workgroup of 64 per row: x = i, y = n*heads + h; rows are normalised in place
 //   apply   grid: x = runs of 4 queries i (64 per workgroup), y = runs of 4 dimensions d, z = n*heads + h
 // The two products compute a 4x4 block of outputs per invocation (8 loads per 16 multiply-adds), with the
 // run that is the same for every lane of a workgroup taken from workgroup_id so its loads are not gathers.
+
+alias elem = f32;
 
 struct Params {
     n: u32, c: u32, l: u32, heads: u32,
@@ -16,19 +19,22 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;        // scores: q; apply: scores (probabilities)
-@group(0) @binding(2) var<storage, read> b: array<f32>;        // scores: k; apply: v
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;  // scores: scores; apply, fused: out
-@group(0) @binding(4) var<storage, read> v_in: array<f32>;      // fused: v (a: q, b: k)
+@group(0) @binding(1) var<storage, read> a: array<elem>;        // scores, fused: q
+@group(0) @binding(2) var<storage, read> b: array<elem>;        // scores, fused: k; apply: v
+@group(0) @binding(3) var<storage, read_write> out: array<elem>;  // apply, fused: out
+@group(0) @binding(4) var<storage, read> v_in: array<elem>;      // fused: v
+// The L x L scores stay f32 in an f16 pass too (a score near 20 stored in f16 moves its probability by 0.5%):
+@group(0) @binding(5) var<storage, read_write> scores_rw: array<f32>;  // scores: written; softmax: in place
+@group(0) @binding(6) var<storage, read> probs: array<f32>;            // apply: the probabilities
 
 // Four consecutive values of row `row` (length p.l) from column c0, clamped in bounds (extra lanes unused).
 fn four(buf_is_a: bool, row: u32, c0: u32) -> vec4<f32> {
     let last = p.l - 1u;
     let c = vec4<u32>(c0, min(c0 + 1u, last), min(c0 + 2u, last), min(c0 + 3u, last));
     if (buf_is_a) {
-        return vec4<f32>(a[row + c.x], a[row + c.y], a[row + c.z], a[row + c.w]);
+        return vec4<f32>(f32(a[row + c.x]), f32(a[row + c.y]), f32(a[row + c.z]), f32(a[row + c.w]));
     }
-    return vec4<f32>(b[row + c.x], b[row + c.y], b[row + c.z], b[row + c.w]);
+    return vec4<f32>(f32(b[row + c.x]), f32(b[row + c.y]), f32(b[row + c.z]), f32(b[row + c.w]));
 }
 
 @compute @workgroup_size(64)
@@ -58,7 +64,7 @@ fn scores(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) 
         }
         for (var c = 0u; c < 4u; c++) {
             if (j0 + c < p.l) {
-                out[(nh * p.l + i) * p.l + j0 + c] = acc[r][c] * p.scale;
+                scores_rw[(nh * p.l + i) * p.l + j0 + c] = acc[r][c] * p.scale;
             }
         }
     }
@@ -80,24 +86,24 @@ fn row_reduce(lid: u32, v: f32, is_max: bool) -> f32 {
     return r;
 }
 
-// Entry point for the softmax pass: binding 3 holds the scores, rewritten as probabilities.
+// Entry point for the softmax pass: the scores, rewritten as probabilities.
 @compute @workgroup_size(64)
 fn softmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let row = (wid.y * p.l + wid.x) * p.l;
     var m = -3.0e38;
     for (var j = lid; j < p.l; j += 64u) {
-        m = max(m, out[row + j]);
+        m = max(m, scores_rw[row + j]);
     }
     m = row_reduce(lid, m, true);
     var s = 0.0;
     for (var j = lid; j < p.l; j += 64u) {
-        let e = exp(out[row + j] - m);
-        out[row + j] = e;
+        let e = exp(scores_rw[row + j] - m);
+        scores_rw[row + j] = e;
         s += e;
     }
     let inv = 1.0 / row_reduce(lid, s, false);
     for (var j = lid; j < p.l; j += 64u) {
-        out[row + j] *= inv;
+        scores_rw[row + j] *= inv;
     }
 }
 
@@ -119,11 +125,11 @@ fn apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) w
     let vrow = vec4<u32>(d0, min(d0 + 1u, last_d), min(d0 + 2u, last_d), min(d0 + 3u, last_d)) * p.l + vbase;
     var acc: array<vec4<f32>, 4>;  // acc[dd][r]: dimension d0+dd of query i0+r
     for (var j = 0u; j < p.l; j++) {
-        let pv = vec4<f32>(a[prow.x + j], a[prow.y + j], a[prow.z + j], a[prow.w + j]);
-        acc[0] += b[vrow.x + j] * pv;
-        acc[1] += b[vrow.y + j] * pv;
-        acc[2] += b[vrow.z + j] * pv;
-        acc[3] += b[vrow.w + j] * pv;
+        let pv = vec4<f32>(probs[prow.x + j], probs[prow.y + j], probs[prow.z + j], probs[prow.w + j]);
+        acc[0] += f32(b[vrow.x + j]) * pv;
+        acc[1] += f32(b[vrow.y + j]) * pv;
+        acc[2] += f32(b[vrow.z + j]) * pv;
+        acc[3] += f32(b[vrow.w + j]) * pv;
     }
     for (var dd = 0u; dd < 4u; dd++) {
         let d = d0 + dd;
@@ -132,7 +138,7 @@ fn apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) w
         }
         for (var r = 0u; r < 4u; r++) {
             if (i0 + r < p.l) {
-                out[vbase + d * p.l + i0 + r] = acc[dd][r];
+                out[vbase + d * p.l + i0 + r] = elem(acc[dd][r]);
             }
         }
     }
@@ -168,7 +174,7 @@ fn fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index)
     for (var e = lid; e < DMAX * BQ; e += 64u) {
         let d = e / BQ;
         let i = e % BQ;
-        q_t[e] = select(0.0, a[base + min(d, p.dh - 1u) * p.l + min(q0 + i, p.l - 1u)], d < p.dh && q0 + i < p.l);
+        q_t[e] = select(0.0, f32(a[base + min(d, p.dh - 1u) * p.l + min(q0 + i, p.l - 1u)]), d < p.dh && q0 + i < p.l);
     }
     if (lid < BQ) {
         row_m[lid] = NEG;
@@ -182,8 +188,8 @@ fn fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index)
             let j = e % BK;
             let ok = d < p.dh && j0 + j < p.l;
             let at = base + min(d, p.dh - 1u) * p.l + min(j0 + j, p.l - 1u);
-            k_t[e] = select(0.0, b[at], ok);
-            v_t[e] = select(0.0, v_in[at], ok);
+            k_t[e] = select(0.0, f32(b[at]), ok);
+            v_t[e] = select(0.0, f32(v_in[at]), ok);
         }
         workgroupBarrier();
         for (var e = lid; e < BQ * BK; e += 64u) {
@@ -227,7 +233,7 @@ fn fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index)
     if (lid < p.dh) {
         for (var i = 0u; i < BQ; i++) {
             if (q0 + i < p.l) {
-                out[base + lid * p.l + q0 + i] = o[i] / row_l[i];
+                out[base + lid * p.l + q0 + i] = elem(o[i] / row_l[i]);
             }
         }
     }

@@ -7,7 +7,7 @@
 // Each entry point touches only its own bindings, so the bind-group layouts in src/gpu/kernel.rs bind no
 // unused buffer. src/gpu/kernels/conv2d.rs picks the algorithm per convolution.
 //
-// Layout (all f32, row-major):
+// Layout (row-major; elem is f32, or f16 in a pass that runs in f16: every sum is accumulated in f32):
 //   x        [N, IC, IH, IW]
 //   w        [OC, IC, KH, KW]   (PyTorch's Conv2d weight; [OC, IC] for a 1x1 or linear projection)
 //   bias     [OC]
@@ -24,6 +24,8 @@
 // (conv3x3: 96 multiply-adds per 30 loads; conv1x1: 32 per 12), and take the channel block and image from
 // workgroup_id so the compiler sees that every lane reads the same weights (one load, not a gather).
 
+alias elem = f32;
+
 struct Params {
     n: u32, ic: u32, ih: u32, iw: u32,
     oc: u32, oh: u32, ow: u32, kh: u32,
@@ -32,12 +34,12 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read> chan_add: array<f32>;
-@group(0) @binding(5) var<storage, read> residual: array<f32>;
-@group(0) @binding(6) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<elem>;
+@group(0) @binding(2) var<storage, read> w: array<elem>;
+@group(0) @binding(3) var<storage, read> bias: array<elem>;
+@group(0) @binding(4) var<storage, read> chan_add: array<elem>;
+@group(0) @binding(5) var<storage, read> residual: array<elem>;
+@group(0) @binding(6) var<storage, read_write> out: array<elem>;
 
 // general: output channels per invocation. Blocked kernels: pixels and output channels per invocation.
 const OCB: u32 = 4u;
@@ -67,7 +69,7 @@ fn finish(b: Block, acc: array<vec4<f32>, 8>) {
         for (var i = 0u; i < PX; i++) {
             let o = out_index(b, j, i);
             if (o >= 0) {
-                out[o] = acc[j][i] + bias[b.oc0 + j];
+                out[o] = elem(acc[j][i] + f32(bias[b.oc0 + j]));
             }
         }
     }
@@ -77,7 +79,7 @@ fn finish_chan_add(b: Block, acc: array<vec4<f32>, 8>) {
         for (var i = 0u; i < PX; i++) {
             let o = out_index(b, j, i);
             if (o >= 0) {
-                out[o] = acc[j][i] + bias[b.oc0 + j] + chan_add[b.n * p.add_stride + p.add_offset + b.oc0 + j];
+                out[o] = elem(acc[j][i] + f32(bias[b.oc0 + j]) + f32(chan_add[b.n * p.add_stride + p.add_offset + b.oc0 + j]));
             }
         }
     }
@@ -87,7 +89,7 @@ fn finish_residual(b: Block, acc: array<vec4<f32>, 8>) {
         for (var i = 0u; i < PX; i++) {
             let o = out_index(b, j, i);
             if (o >= 0) {
-                out[o] = acc[j][i] + bias[b.oc0 + j] + residual[o];
+                out[o] = elem(acc[j][i] + f32(bias[b.oc0 + j]) + f32(residual[o]));
             }
         }
     }
@@ -127,13 +129,13 @@ fn general_acc(b: Block) -> array<vec4<f32>, 8> {
                 if (ix < 0 || ix >= i32(p.iw)) {
                     continue;
                 }
-                let v = x[xbase + u32(iy) * p.iw + u32(ix)];
+                let v = f32(x[xbase + u32(iy) * p.iw + u32(ix)]);
                 let k = wbase + ky * p.kw + kx;
                 // Out-of-range channels of the last block read channel oc0's weights; their sums are dropped.
                 let k1 = select(k, k + wstride, oc0 + 1u < p.oc);
                 let k2 = select(k, k + 2u * wstride, oc0 + 2u < p.oc);
                 let k3 = select(k, k + 3u * wstride, oc0 + 3u < p.oc);
-                acc += v * vec4<f32>(w[k], w[k1], w[k2], w[k3]);
+                acc += v * vec4<f32>(f32(w[k]), f32(w[k1]), f32(w[k2]), f32(w[k3]));
             }
         }
     }
@@ -172,7 +174,7 @@ fn load(base: u32, iy: i32, ix: i32) -> f32 {
     if (iy < 0 || iy >= i32(p.ih) || ix < 0 || ix >= i32(p.iw)) {
         return 0.0;
     }
-    return x[base + u32(iy) * p.iw + u32(ix)];
+    return f32(x[base + u32(iy) * p.iw + u32(ix)]);
 }
 
 // conv3x3: PX pixels of one row x BLOCK_OC channels per invocation. Grid: x covers (row, run of PX pixels)
@@ -217,7 +219,7 @@ fn acc3x3(b: Block) -> array<vec4<f32>, 8> {
             let k = ic * 9u + ky * 3u;
             for (var j = 0u; j < BLOCK_OC; j++) {
                 let r = wrow[j] + k;
-                acc[j] += w[r] * a + w[r + 1u] * c1 + w[r + 2u] * c2;
+                acc[j] += f32(w[r]) * a + f32(w[r + 1u]) * c1 + f32(w[r + 2u]) * c2;
             }
         }
     }
@@ -271,9 +273,9 @@ fn acc1x1(b: Block) -> array<vec4<f32>, 8> {
     var acc: array<vec4<f32>, 8>;
     for (var ic = 0u; ic < p.ic; ic++) {
         let base = (b.n * p.ic + ic) * hw;
-        let v = vec4<f32>(x[base + p0], x[base + min(p0 + 1u, last)], x[base + min(p0 + 2u, last)], x[base + min(p0 + 3u, last)]);
+        let v = vec4<f32>(f32(x[base + p0]), f32(x[base + min(p0 + 1u, last)]), f32(x[base + min(p0 + 2u, last)]), f32(x[base + min(p0 + 3u, last)]));
         for (var j = 0u; j < BLOCK_OC; j++) {
-            acc[j] += w[wrow[j] + ic] * v;
+            acc[j] += f32(w[wrow[j] + ic]) * v;
         }
     }
     return acc;
@@ -324,7 +326,7 @@ fn im2col(k: u32, n: u32, oy: u32, ox: u32) -> f32 {
     if (iy < 0 || iy >= i32(p.ih) || ix < 0 || ix >= i32(p.iw)) {
         return 0.0;
     }
-    return x[((n * p.ic + ic) * p.ih + u32(iy)) * p.iw + u32(ix)];
+    return f32(x[((n * p.ic + ic) * p.ih + u32(iy)) * p.iw + u32(ix)]);
 }
 
 // acc[j][i]: channel wid.y*TILE + ty*TPT + j, pixel wid.x*TILE + tx + 8*i.
@@ -351,7 +353,7 @@ fn tiled_acc(lid: u32, wid: vec3<u32>) -> array<vec4<f32>, TPT> {
             // w_tile[kk][mm]: consecutive invocations read consecutive k of one weight row (contiguous).
             let wm = m0 + r;
             let wk = k0 + col;
-            w_tile[col][r] = select(0.0, w[min(wm, p.oc - 1u) * kdim + min(wk, kdim - 1u)], wm < p.oc && wk < kdim);
+            w_tile[col][r] = select(0.0, f32(w[min(wm, p.oc - 1u) * kdim + min(wk, kdim - 1u)]), wm < p.oc && wk < kdim);
             let xk = k0 + r;
             var v = 0.0;
             if (lp_ok && xk < kdim) {
@@ -390,7 +392,7 @@ fn tiled(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: 
         for (var i = 0u; i < TPT; i++) {
             let at = tiled_index(lid, wid, j, i);
             if (at.z >= 0) {
-                out[at.z] = acc[j][i] + bias[at.y];
+                out[at.z] = elem(acc[j][i] + f32(bias[at.y]));
             }
         }
     }
@@ -402,7 +404,7 @@ fn tiled_chan_add(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_
         for (var i = 0u; i < TPT; i++) {
             let at = tiled_index(lid, wid, j, i);
             if (at.z >= 0) {
-                out[at.z] = acc[j][i] + bias[at.y] + chan_add[u32(at.x) * p.add_stride + p.add_offset + u32(at.y)];
+                out[at.z] = elem(acc[j][i] + f32(bias[at.y]) + f32(chan_add[u32(at.x) * p.add_stride + p.add_offset + u32(at.y)]));
             }
         }
     }
@@ -414,7 +416,7 @@ fn tiled_residual(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_
         for (var i = 0u; i < TPT; i++) {
             let at = tiled_index(lid, wid, j, i);
             if (at.z >= 0) {
-                out[at.z] = acc[j][i] + bias[at.y] + residual[at.z];
+                out[at.z] = elem(acc[j][i] + f32(bias[at.y]) + f32(residual[at.z]));
             }
         }
     }

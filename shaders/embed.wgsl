@@ -2,9 +2,11 @@
 //   freq_j = exp(-ln(10000) * j / (half - shift)),  j = 0 .. half-1
 //   out[n] = [sin(t_n * freq), cos(t_n * freq)]   (cos first when flip != 0)
 //
-// Layout (f32): t [N] timesteps (integers stored as f32), out [N, 2*half]. Grid: x covers half, y is n.
+// Layout: t [N] timesteps (integers stored as f32), out [N, 2*half] (elem: f32, or f16 in an f16 pass). Grid: x covers half, y is n.
 // t * freq reaches ~1000 rad; WGSL's sin/cos are only specified on [-pi, pi], so the argument is reduced first
 // with 2*pi split in two parts (Cody-Waite): k * TWO_PI_HI is exact for k < 2^16.
+
+alias elem = f32;
 
 struct Params {
     n: u32, half: u32, flip: u32, _p0: u32,
@@ -17,7 +19,7 @@ const LN_MAX_PERIOD: f32 = 9.210340371976184;  // ln(10000)
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> t: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<elem>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -34,10 +36,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let c = cos(r);
     let row = n * 2u * p.half;
     if (p.flip != 0u) {
-        out[row + j] = c;
-        out[row + p.half + j] = s;
+        out[row + j] = elem(c);
+        out[row + p.half + j] = elem(s);
     } else {
-        out[row + j] = s;
-        out[row + p.half + j] = c;
+        out[row + j] = elem(s);
+        out[row + p.half + j] = elem(c);
     }
 }

@@ -1,10 +1,12 @@
 // GroupNorm (PyTorch semantics: biased variance over each group's channels and pixels, then a per-channel
 // affine), optionally followed by SiLU, which every GroupNorm in the U-Net but attention's is.
 //
-// Layout (f32): x, out [N, C, HW] (NCHW flattened); gamma, beta [C]. Channels c of group g are
+// Layout (elem: f32, or f16 in an f16 pass; statistics in f32): x, out [N, C, HW] (NCHW flattened); gamma, beta [C]. Channels c of group g are
 // g*C/G .. (g+1)*C/G - 1, so a group is one contiguous run of (C/G)*HW values.
 // Grid: one workgroup of 256 per (group, image): x = group, y = image. Two passes over the group (mean,
 // then squared deviations) rather than E[x^2] - E[x]^2, which loses precision in f32.
+
+alias elem = f32;
 
 struct Params {
     n: u32, c: u32, hw: u32, groups: u32,
@@ -17,10 +19,10 @@ override SILU: bool;
 const WG: u32 = 256u;
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> gamma: array<f32>;
-@group(0) @binding(3) var<storage, read> beta: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<elem>;
+@group(0) @binding(2) var<storage, read> gamma: array<elem>;
+@group(0) @binding(3) var<storage, read> beta: array<elem>;
+@group(0) @binding(4) var<storage, read_write> out: array<elem>;
 
 var<workgroup> partial: array<f32, WG>;
 
@@ -48,23 +50,23 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     var s = 0.0;
     for (var i = lid; i < count; i += WG) {
-        s += x[base + i];
+        s += f32(x[base + i]);
     }
     let mean = reduce_sum(lid, s) / f32(count);
 
     var q = 0.0;
     for (var i = lid; i < count; i += WG) {
-        let d = x[base + i] - mean;
+        let d = f32(x[base + i]) - mean;
         q += d * d;
     }
     let inv_std = inverseSqrt(reduce_sum(lid, q) / f32(count) + p.eps);
 
     for (var i = lid; i < count; i += WG) {
         let c = g * cpg + i / p.hw;
-        var v = (x[base + i] - mean) * inv_std * gamma[c] + beta[c];
+        var v = (f32(x[base + i]) - mean) * inv_std * f32(gamma[c]) + f32(beta[c]);
         if (SILU) {
             v = v / (1.0 + exp(-v));
         }
-        out[base + i] = v;
+        out[base + i] = elem(v);
     }
 }

@@ -1,8 +1,10 @@
 // Fully connected layer over a batch, with optional SiLU before (on the input) and after.
 //
-// Layout (f32): x [N, IN], w [OUT, IN] (PyTorch's Linear weight), b [OUT], out [N, OUT].
+// Layout (elem: f32, or f16 in an f16 pass; sums in f32): x [N, IN], w [OUT, IN] (PyTorch's Linear weight), b [OUT], out [N, OUT].
 // Overrides, set per pipeline: SILU_IN, SiLU on x first (the ResNet block's `time_emb_proj(silu(temb))`);
 // SILU_OUT, SiLU on the result (the time MLP's hidden layer). Grid: x covers OUT (64 per workgroup), y is n.
+
+alias elem = f32;
 
 struct Params {
     n: u32, inp: u32, outp: u32, _p0: u32,
@@ -12,10 +14,10 @@ override SILU_IN: bool;
 override SILU_OUT: bool;
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
-@group(0) @binding(3) var<storage, read> b: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<elem>;
+@group(0) @binding(2) var<storage, read> w: array<elem>;
+@group(0) @binding(3) var<storage, read> b: array<elem>;
+@group(0) @binding(4) var<storage, read_write> out: array<elem>;
 
 fn silu(v: f32) -> f32 {
     return v / (1.0 + exp(-v));
@@ -28,16 +30,16 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (o >= p.outp || n >= p.n) {
         return;
     }
-    var acc = b[o];
+    var acc = f32(b[o]);
     for (var i = 0u; i < p.inp; i++) {
-        var v = x[n * p.inp + i];
+        var v = f32(x[n * p.inp + i]);
         if (SILU_IN) {
             v = silu(v);
         }
-        acc += v * w[o * p.inp + i];
+        acc += v * f32(w[o * p.inp + i]);
     }
     if (SILU_OUT) {
         acc = silu(acc);
     }
-    out[n * p.outp + o] = acc;
+    out[n * p.outp + o] = elem(acc);
 }

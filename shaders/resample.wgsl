@@ -1,11 +1,13 @@
 // Moving values between layouts: nearest-neighbour 2x upsampling (diffusers' Upsample2D before its conv) and
 // channel concatenation (the U-Net's skip connections, torch.cat(dim=1)).
 //
-// Layout (f32, NCHW):
+// Layout (NCHW; elem: f32, or f16 in an f16 pass, copied as is):
 //   upsample_nearest2x: a [N, CA, H, W] -> out [N, CA, 2H, 2W]
 //   concat_channels:    a [N, CA, H, W], b [N, CB, H, W] -> out [N, CA+CB, H, W]
 // Grid: one invocation per output value, 64 per workgroup, folded into y past 65,535 workgroups
 // (index = gid.x + gid.y * num_workgroups.x * 64).
+
+alias elem = f32;
 
 struct Params {
     n: u32, ca: u32, cb: u32, h: u32,
@@ -13,9 +15,9 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<elem>;
+@group(0) @binding(2) var<storage, read> b: array<elem>;
+@group(0) @binding(3) var<storage, read_write> out: array<elem>;
 
 @compute @workgroup_size(64)
 fn upsample_nearest2x(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

@@ -62,6 +62,9 @@ impl HostPlan {
             if !Self::supports(op.kernel) {
                 return Err(Error::Cpu(format!("internal: the CPU executor has no kernel for {:?}", op.kernel)));
             }
+            if op.precision != crate::gpu::kernel::Precision::F32 {
+                return Err(Error::Cpu(format!("internal: {:?} runs in {}; the CPU executor computes in f32 only", op.kernel, op.precision)));
+            }
             if let Params::Buffer(_) = op.params {
                 return Err(Error::Cpu(format!("internal: {:?} takes its params from a GPU buffer, which the CPU executor cannot read", op.kernel)));
             }

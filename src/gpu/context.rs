@@ -1,16 +1,20 @@
 //! One `GpuContext` per page load (wgpu's `repeated_compute` habit): adapter, device, queue and every compute
 //! pipeline, compiled once. The app, the `ddpm` command and the tests all run work through it.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::error::{Error, Result};
-use crate::gpu::kernel::{Access, Kernel, SOURCES};
+use crate::gpu::kernel::{Access, Kernel, Precision, SOURCES};
 
 pub struct GpuContext {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     pub adapter_info: wgpu::AdapterInfo,
+    /// Every kernel in f32.
     pub pipelines: Pipelines,
+    /// The network's kernels in f16, compiled on first use ([`GpuContext::enable`]): a page that never runs
+    /// f16 does not pay for compiling them twice.
+    f16: OnceLock<Pipelines>,
     /// Set by the device-lost callback or an uncaptured error; checked between steps.
     fault: Arc<Mutex<Option<Error>>>,
 }
@@ -42,8 +46,8 @@ impl GpuContext {
             max_buffer_size: available.max_buffer_size,
             ..wgpu::Limits::default()
         };
-        // Timestamps only feed the benchmark's per-family GPU times; nothing else depends on them.
-        let required_features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
+        // Timestamps only feed the benchmark's per-family GPU times; f16 is used only when a run asks for it.
+        let required_features = adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16);
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("ddpm-web"),
@@ -73,8 +77,8 @@ impl GpuContext {
                 f.get_or_insert(err);
             }));
         }
-        let pipelines = Pipelines::compile(&device).await?;
-        Ok(Self { device, queue, adapter_info: adapter.get_info(), pipelines, fault })
+        let pipelines = Pipelines::compile(&device, Precision::F32).await?;
+        Ok(Self { device, queue, adapter_info: adapter.get_info(), pipelines, f16: OnceLock::new(), fault })
     }
 
     /// The adapter as a person would name it ("llvmpipe (Vulkan)"). Browsers often hide the name
@@ -102,13 +106,46 @@ impl GpuContext {
         }
     }
 
-    pub fn pipeline(&self, k: Kernel) -> &wgpu::ComputePipeline {
-        &self.pipelines.list[k.index()].1
+    /// Whether the device can run the network in f16 (the adapter has `shader-f16`).
+    pub fn has_f16(&self) -> bool {
+        self.device.features().contains(wgpu::Features::SHADER_F16)
     }
 
-    /// The explicit bind-group layout of kernel `k`.
-    pub fn layout(&self, k: Kernel) -> &wgpu::BindGroupLayout {
-        &self.pipelines.list[k.index()].0
+    /// Makes the kernels of `precision` ready: for f16, compiles the network's kernels in f16 once per
+    /// context, or refuses where the adapter has no `shader-f16`.
+    pub async fn enable(&self, precision: Precision) -> Result<()> {
+        if precision == Precision::F32 || self.f16.get().is_some() {
+            return Ok(());
+        }
+        if !self.has_f16() {
+            return Err(Error::NoShaderF16 { adapter: self.adapter_name() });
+        }
+        let compiled = Pipelines::compile(&self.device, Precision::F16).await?;
+        let _ = self.f16.set(compiled);
+        Ok(())
+    }
+
+    /// Whether [`GpuContext::enable`] has made `precision`'s kernels ready.
+    pub fn is_enabled(&self, precision: Precision) -> bool {
+        precision == Precision::F32 || self.f16.get().is_some()
+    }
+
+    fn entry(&self, k: Kernel, precision: Precision) -> &(wgpu::BindGroupLayout, wgpu::ComputePipeline) {
+        let set = match precision {
+            Precision::F16 if k.is_network() => self.f16.get().expect("f16 kernels are enabled before a plan uses them (Plan::compile checks)"),
+            _ => &self.pipelines,
+        };
+        set.list[k.index()].as_ref().expect("every kernel of a compiled precision has a pipeline")
+    }
+
+    /// Kernel `k`'s pipeline in `precision` (kernels outside the network have only f32).
+    pub fn pipeline(&self, k: Kernel, precision: Precision) -> &wgpu::ComputePipeline {
+        &self.entry(k, precision).1
+    }
+
+    /// The explicit bind-group layout of kernel `k` in `precision`.
+    pub fn layout(&self, k: Kernel, precision: Precision) -> &wgpu::BindGroupLayout {
+        &self.entry(k, precision).0
     }
 
     /// Waits for submitted work natively; in the browser the event loop drives the GPU instead.
@@ -166,19 +203,21 @@ pub async fn map_read(ctx: &GpuContext, buffer: &wgpu::Buffer) -> Result<()> {
     }
 }
 
-/// Every kernel's bind-group layout and pipeline, in [`Kernel::ALL`]'s order.
+/// Every kernel's bind-group layout and pipeline in one precision, in [`Kernel::ALL`]'s order (None for a
+/// kernel that has no form in that precision).
 pub struct Pipelines {
-    list: Vec<(wgpu::BindGroupLayout, wgpu::ComputePipeline)>,
+    list: Vec<Option<(wgpu::BindGroupLayout, wgpu::ComputePipeline)>>,
 }
 
 impl Pipelines {
     /// Compiles each WGSL module once and every kernel's pipeline against its explicit layout; a shader the
-    /// adapter rejects, or one whose bindings disagree with the registry, is an error naming the file.
-    pub async fn compile(device: &wgpu::Device) -> Result<Self> {
-        let mut list = Vec::with_capacity(Kernel::ALL.len());
-        for src in SOURCES {
+    /// adapter rejects, or one whose bindings disagree with the registry, is an error naming the file. In
+    /// f16 only the network's modules and kernels are compiled.
+    pub async fn compile(device: &wgpu::Device, precision: Precision) -> Result<Self> {
+        let mut list: Vec<Option<_>> = (0..Kernel::ALL.len()).map(|_| None).collect();
+        for src in SOURCES.into_iter().filter(|s| precision == Precision::F32 || s.is_network()) {
             let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(src.file), source: wgpu::ShaderSource::Wgsl(src.code.into()) });
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(src.file), source: wgpu::ShaderSource::Wgsl(src.code_for(precision)) });
             let mut made = Vec::new();
             for kernel in Kernel::ALL.into_iter().filter(|k| k.source().file == src.file) {
                 let entries: Vec<wgpu::BindGroupLayoutEntry> = kernel
@@ -212,12 +251,13 @@ impl Pipelines {
                 made.push((kernel, layout, pipeline));
             }
             if let Some(e) = scope.pop().await {
-                return Err(Error::Shader { name: src.file, message: e.to_string() });
+                return Err(Error::Shader { name: src.file, message: format!("({precision}) {e}") });
             }
-            list.extend(made);
+            for (kernel, layout, pipeline) in made {
+                list[kernel.index()] = Some((layout, pipeline));
+            }
         }
-        list.sort_by_key(|(k, ..)| k.index());
-        Ok(Self { list: list.into_iter().map(|(_, l, p)| (l, p)).collect() })
+        Ok(Self { list })
     }
 }
 

@@ -3,8 +3,8 @@
 //! long, and builds the bind groups and the dispatch list. Nothing here frees a buffer: a tensor's lifetime
 //! is computed from the ops that touch it.
 
-use crate::gpu::kernel::{Access, Binding, Kernel};
-use crate::gpu::tensor::Tensor;
+use crate::gpu::kernel::{Access, Binding, Elem, Kernel, Precision};
+use crate::gpu::tensor::{buffer_bytes, Tensor};
 
 /// A tensor of one graph (an index into its table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -29,8 +29,10 @@ pub enum Storage {
 #[derive(Debug, Clone)]
 pub struct TensorDesc {
     pub label: String,
-    /// Elements (4 bytes each), row-major; NCHW for activations.
+    /// Elements, row-major; NCHW for activations.
     pub shape: Vec<usize>,
+    /// The element type: f16 only for a network that runs in f16, between its casts.
+    pub dtype: Precision,
     pub storage: Storage,
 }
 
@@ -43,9 +45,9 @@ impl TensorDesc {
         self.len() == 0
     }
 
-    /// Bytes of its buffer (at least 4: wgpu refuses empty bindings).
+    /// Bytes of its buffer (a multiple of 4, at least 4: wgpu refuses empty bindings).
     pub fn bytes(&self) -> u64 {
-        4 * self.len().max(1) as u64
+        buffer_bytes(self.len(), self.dtype)
     }
 }
 
@@ -68,6 +70,8 @@ pub struct Op {
     pub args: Vec<(Binding, TensorId)>,
     pub groups: [u32; 3],
     pub flops: u64,
+    /// The precision of its network bindings (which pipeline runs it); f32 for kernels outside the network.
+    pub precision: Precision,
 }
 
 impl Op {
@@ -93,30 +97,39 @@ impl Graph {
         Self::default()
     }
 
-    fn add(&mut self, label: &str, shape: &[usize], storage: Storage) -> TensorId {
-        self.tensors.push(TensorDesc { label: label.to_string(), shape: shape.to_vec(), storage });
+    fn add(&mut self, label: &str, shape: &[usize], dtype: Precision, storage: Storage) -> TensorId {
+        self.tensors.push(TensorDesc { label: label.to_string(), shape: shape.to_vec(), dtype, storage });
         TensorId(self.tensors.len() - 1)
     }
 
-    /// A tensor that lives only inside the pass.
+    /// An f32 tensor that lives only inside the pass.
     pub fn activation(&mut self, label: &str, shape: &[usize]) -> TensorId {
-        self.add(label, shape, Storage::Activation)
+        self.activation_as(label, shape, Precision::F32)
     }
 
-    /// A tensor the caller writes before a run or reads after it.
+    /// A tensor of `dtype` that lives only inside the pass.
+    pub fn activation_as(&mut self, label: &str, shape: &[usize], dtype: Precision) -> TensorId {
+        self.add(label, shape, dtype, Storage::Activation)
+    }
+
+    /// An f32 tensor the caller writes before a run or reads after it.
     pub fn kept(&mut self, label: &str, shape: &[usize]) -> TensorId {
-        self.add(label, shape, Storage::Kept)
+        self.add(label, shape, Precision::F32, Storage::Kept)
     }
 
-    /// A buffer the caller owns, with the shape it holds.
+    /// A buffer the caller owns, with the shape and type it holds.
     pub fn bound(&mut self, label: &str, tensor: &Tensor) -> TensorId {
-        self.add(label, &tensor.shape, Storage::Bound(tensor.buffer.clone()))
+        self.add(label, &tensor.shape, tensor.dtype, Storage::Bound(tensor.buffer.clone()))
     }
 
     /// Host values the pass reads (the CPU executor's weights), with their shape.
     pub fn host(&mut self, label: &str, shape: &[usize], values: std::sync::Arc<[f32]>) -> TensorId {
         assert_eq!(shape.iter().product::<usize>(), values.len(), "{label}: values do not match shape");
-        self.add(label, shape, Storage::Host(values))
+        self.add(label, shape, Precision::F32, Storage::Host(values))
+    }
+
+    pub fn dtype(&self, id: TensorId) -> Precision {
+        self.tensors[id.0].dtype
     }
 
     pub fn tensor(&self, id: TensorId) -> &TensorDesc {
@@ -145,8 +158,9 @@ impl Graph {
     }
 
     /// Records a launch of `kernel`. `args` names a tensor for each of the kernel's storage bindings, by the
-    /// names in the registry (`kernel.rs`); a missing, extra or misnamed one is a bug in the caller and panics
-    /// in every test that records it.
+    /// names in the registry (`kernel.rs`); a missing, extra or misnamed one, or one of the wrong element
+    /// type, is a bug in the caller and panics in every test that records it. The op runs in the precision
+    /// of its network tensors, which must all agree.
     pub fn record<P: bytemuck::Pod>(&mut self, kernel: Kernel, params: &P, args: &[(&str, TensorId)], groups: [u32; 3], flops: u64) {
         self.record_with(kernel, Params::Inline(bytemuck::bytes_of(params).to_vec()), args, groups, flops);
     }
@@ -162,8 +176,13 @@ impl Graph {
                 assert!(id.0 < self.tensors.len(), "{kernel:?}: `{}` is not a tensor of this graph", b.name);
                 (*b, *id)
             })
-            .collect();
-        self.ops.push(Op { kernel, params, args, groups, flops });
+            .collect::<Vec<_>>();
+        let precision = args.iter().find(|(b, _)| b.elem == Elem::Net).map_or(Precision::F32, |(_, id)| self.dtype(*id));
+        for (b, id) in &args {
+            let want = if b.elem == Elem::Net { precision } else { Precision::F32 };
+            assert_eq!(self.dtype(*id), want, "{kernel:?}: `{}` ({}) is {}, the op needs {want}", b.name, self.tensors[id.0].label, self.dtype(*id));
+        }
+        self.ops.push(Op { kernel, params, args, groups, flops, precision });
     }
 }
 

@@ -19,22 +19,103 @@ pub enum Access {
     ReadWrite,
 }
 
+/// The element type of the network's weights and activations. The sampler's state (x_t, ε, z, frames) is
+/// always f32: only the U-Net runs in f16, between a cast in and a cast out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    F32,
+    /// Storage in f16 (half the bytes moved), sums in f32 registers: needs the adapter's `shader-f16`.
+    F16,
+}
+
+impl Precision {
+    pub const ALL: [Precision; 2] = [Precision::F32, Precision::F16];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+        }
+    }
+
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            Precision::F32 => 4,
+            Precision::F16 => 2,
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which precision to run the network in: a fixed one, or f16 wherever the adapter has `shader-f16`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PrecisionChoice {
+    Auto,
+    Fixed(Precision),
+}
+
+impl PrecisionChoice {
+    /// The precision on an adapter that has (or lacks) `shader-f16`; an explicit f16 without it is the
+    /// caller's error to report, so it is returned as asked.
+    pub fn resolve(self, has_f16: bool) -> Precision {
+        match self {
+            PrecisionChoice::Auto if has_f16 => Precision::F16,
+            PrecisionChoice::Auto => Precision::F32,
+            PrecisionChoice::Fixed(p) => p,
+        }
+    }
+}
+
+impl std::str::FromStr for PrecisionChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(PrecisionChoice::Auto),
+            "f32" => Ok(PrecisionChoice::Fixed(Precision::F32)),
+            "f16" => Ok(PrecisionChoice::Fixed(Precision::F16)),
+            _ => Err(format!("precision must be `auto`, `f32` or `f16`, not `{s}`")),
+        }
+    }
+}
+
+/// The element type a storage binding holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Elem {
+    /// Always f32 (the sampler's buffers, timesteps, the cast's f32 side).
+    F32,
+    /// The network's precision: `alias elem` in the WGSL, f32 or f16 per pipeline.
+    Net,
+}
+
 /// One `@binding(number)` of a kernel's bind group 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Binding {
     pub number: u32,
     pub name: &'static str,
     pub access: Access,
+    pub elem: Elem,
 }
 
 const fn uniform() -> Binding {
-    Binding { number: 0, name: "params", access: Access::Uniform }
+    Binding { number: 0, name: "params", access: Access::Uniform, elem: Elem::F32 }
 }
 const fn read(number: u32, name: &'static str) -> Binding {
-    Binding { number, name, access: Access::Read }
+    Binding { number, name, access: Access::Read, elem: Elem::F32 }
 }
 const fn write(number: u32, name: &'static str) -> Binding {
-    Binding { number, name, access: Access::ReadWrite }
+    Binding { number, name, access: Access::ReadWrite, elem: Elem::F32 }
+}
+/// A binding in the network's precision.
+const fn net(b: Binding) -> Binding {
+    Binding { elem: Elem::Net, ..b }
 }
 
 /// What a convolution adds after the bias, fused so that the sum costs no extra pass over the activations.
@@ -140,6 +221,10 @@ pub enum Kernel {
     AttnFused,
     Upsample,
     Concat,
+    /// The network's input: f32 x_t into the network's precision (`cast.wgsl`).
+    CastIn,
+    /// The network's output: ε from the network's precision back to f32.
+    CastOut,
     /// A sampler's update as one affine map of (x̂_0, x_t, ε, z) (`update.wgsl`).
     Affine(Noise),
     /// Heun's first stage: the affine update that also keeps x_t and the derivative.
@@ -166,6 +251,28 @@ pub struct Source {
     pub code: &'static str,
 }
 
+impl Source {
+    /// The module's text for a network in `precision`. Network shaders declare `alias elem = f32;` for their
+    /// storage and convert to f32 at every load; the f16 text enables the extension and retypes the alias,
+    /// so one file serves both (WGSL has no generics).
+    pub fn code_for(self, precision: Precision) -> std::borrow::Cow<'static, str> {
+        match precision {
+            Precision::F32 => self.code.into(),
+            Precision::F16 => {
+                assert!(self.code.contains(ELEM_F32), "{} has no `{ELEM_F32}`: it is not a network shader", self.file);
+                format!("enable f16;\n{}", self.code.replacen(ELEM_F32, "alias elem = f16;", 1)).into()
+            }
+        }
+    }
+
+    /// Whether the module has an f16 form (it declares its storage through `elem`).
+    pub fn is_network(self) -> bool {
+        self.code.contains(ELEM_F32)
+    }
+}
+
+const ELEM_F32: &str = "alias elem = f32;";
+
 macro_rules! shader {
     ($file:literal) => {
         Source { file: $file, code: include_str!(concat!("../../shaders/", $file)) }
@@ -186,17 +293,18 @@ const UPDATE: Source = shader!("update.wgsl", with_philox);
 const LANGEVIN: Source = shader!("langevin.wgsl", with_philox);
 const FRAMES: Source = shader!("frames.wgsl");
 const FORWARD: Source = shader!("forward.wgsl", with_philox);
+const CAST: Source = shader!("cast.wgsl");
 
-/// Every WGSL module, each compiled once per device.
-pub const SOURCES: [Source; 10] = [CONV, GROUP_NORM, LINEAR, EMBED, ATTENTION, RESAMPLE, UPDATE, LANGEVIN, FRAMES, FORWARD];
+/// Every WGSL module, each compiled once per device (the network's also in f16, where asked for).
+pub const SOURCES: [Source; 11] = [CONV, GROUP_NORM, LINEAR, EMBED, ATTENTION, RESAMPLE, CAST, UPDATE, LANGEVIN, FRAMES, FORWARD];
 
-const CONV_BIAS: &[Binding] = &[uniform(), read(1, "x"), read(2, "w"), read(3, "bias"), write(6, "out")];
-const CONV_ADD: &[Binding] = &[uniform(), read(1, "x"), read(2, "w"), read(3, "bias"), read(4, "chan_add"), write(6, "out")];
-const CONV_RES: &[Binding] = &[uniform(), read(1, "x"), read(2, "w"), read(3, "bias"), read(5, "residual"), write(6, "out")];
+const CONV_BIAS: &[Binding] = &[uniform(), net(read(1, "x")), net(read(2, "w")), net(read(3, "bias")), net(write(6, "out"))];
+const CONV_ADD: &[Binding] = &[uniform(), net(read(1, "x")), net(read(2, "w")), net(read(3, "bias")), net(read(4, "chan_add")), net(write(6, "out"))];
+const CONV_RES: &[Binding] = &[uniform(), net(read(1, "x")), net(read(2, "w")), net(read(3, "bias")), net(read(5, "residual")), net(write(6, "out"))];
 
 impl Kernel {
     /// Every kernel, in the order pipelines are compiled.
-    pub const ALL: [Kernel; 39] = [
+    pub const ALL: [Kernel; 41] = [
         Kernel::Conv(ConvAlgo::General, Epilogue::Bias),
         Kernel::Conv(ConvAlgo::General, Epilogue::ChannelAdd),
         Kernel::Conv(ConvAlgo::General, Epilogue::Residual),
@@ -222,6 +330,8 @@ impl Kernel {
         Kernel::AttnFused,
         Kernel::Upsample,
         Kernel::Concat,
+        Kernel::CastIn,
+        Kernel::CastOut,
         Kernel::Affine(Noise::Philox),
         Kernel::Affine(Noise::Given),
         Kernel::HeunPredict,
@@ -251,6 +361,7 @@ impl Kernel {
             Kernel::TimeEmbed => EMBED,
             Kernel::AttnScores | Kernel::AttnSoftmax | Kernel::AttnApply | Kernel::AttnFused => ATTENTION,
             Kernel::Upsample | Kernel::Concat => RESAMPLE,
+            Kernel::CastIn | Kernel::CastOut => CAST,
             Kernel::Affine(_) | Kernel::HeunPredict | Kernel::HeunCorrect | Kernel::AddNoise(_) | Kernel::ReplaceKnown(_) | Kernel::ProjectLow => UPDATE,
             Kernel::Langevin(_) => LANGEVIN,
             Kernel::PackFrame => FRAMES,
@@ -282,6 +393,8 @@ impl Kernel {
             Kernel::AttnFused => "fused",
             Kernel::Upsample => "upsample_nearest2x",
             Kernel::Concat => "concat_channels",
+            Kernel::CastIn => "cast_in",
+            Kernel::CastOut => "cast_out",
             Kernel::Affine(Noise::Philox) => "affine_philox",
             Kernel::Affine(Noise::Given) => "affine_given",
             Kernel::HeunPredict => "heun_predict",
@@ -317,15 +430,17 @@ impl Kernel {
             Kernel::Conv(_, Epilogue::Bias) => CONV_BIAS,
             Kernel::Conv(_, Epilogue::ChannelAdd) => CONV_ADD,
             Kernel::Conv(_, Epilogue::Residual) => CONV_RES,
-            Kernel::GroupNorm { .. } => const { &[uniform(), read(1, "x"), read(2, "gamma"), read(3, "beta"), write(4, "out")] },
-            Kernel::Linear { .. } => const { &[uniform(), read(1, "x"), read(2, "w"), read(3, "b"), write(4, "out")] },
-            Kernel::TimeEmbed => const { &[uniform(), read(1, "t"), write(2, "out")] },
-            Kernel::AttnScores => const { &[uniform(), read(1, "q"), read(2, "k"), write(3, "scores")] },
-            Kernel::AttnSoftmax => const { &[uniform(), write(3, "scores")] },
-            Kernel::AttnApply => const { &[uniform(), read(1, "probs"), read(2, "v"), write(3, "out")] },
-            Kernel::AttnFused => const { &[uniform(), read(1, "q"), read(2, "k"), write(3, "out"), read(4, "v")] },
-            Kernel::Upsample => const { &[uniform(), read(1, "x"), write(3, "out")] },
-            Kernel::Concat => const { &[uniform(), read(1, "a"), read(2, "b"), write(3, "out")] },
+            Kernel::GroupNorm { .. } => const { &[uniform(), net(read(1, "x")), net(read(2, "gamma")), net(read(3, "beta")), net(write(4, "out"))] },
+            Kernel::Linear { .. } => const { &[uniform(), net(read(1, "x")), net(read(2, "w")), net(read(3, "b")), net(write(4, "out"))] },
+            Kernel::TimeEmbed => const { &[uniform(), read(1, "t"), net(write(2, "out"))] },
+            Kernel::AttnScores => const { &[uniform(), net(read(1, "q")), net(read(2, "k")), write(5, "scores")] },
+            Kernel::AttnSoftmax => const { &[uniform(), write(5, "scores")] },
+            Kernel::AttnApply => const { &[uniform(), read(6, "probs"), net(read(2, "v")), net(write(3, "out"))] },
+            Kernel::AttnFused => const { &[uniform(), net(read(1, "q")), net(read(2, "k")), net(write(3, "out")), net(read(4, "v"))] },
+            Kernel::Upsample => const { &[uniform(), net(read(1, "x")), net(write(3, "out"))] },
+            Kernel::Concat => const { &[uniform(), net(read(1, "a")), net(read(2, "b")), net(write(3, "out"))] },
+            Kernel::CastIn => const { &[uniform(), read(1, "x"), net(write(2, "out"))] },
+            Kernel::CastOut => const { &[uniform(), net(read(3, "x")), write(4, "out")] },
             Kernel::Affine(Noise::Philox) | Kernel::Langevin(Noise::Philox) => const { &[uniform(), read(1, "eps"), write(3, "x"), write(4, "x0")] },
             Kernel::Affine(Noise::Given) | Kernel::Langevin(Noise::Given) => {
                 const { &[uniform(), read(1, "eps"), read(2, "z"), write(3, "x"), write(4, "x0")] }
@@ -344,6 +459,12 @@ impl Kernel {
         }
     }
 
+    /// Whether the kernel has a pipeline per precision (its module declares its storage through `elem`);
+    /// the others are compiled once, in f32.
+    pub fn is_network(self) -> bool {
+        self.source().is_network()
+    }
+
     /// The family a benchmark groups this kernel under ("Conv3x3", "GroupNorm", …).
     pub fn family(self) -> &'static str {
         match self {
@@ -355,7 +476,7 @@ impl Kernel {
             Kernel::Linear { .. } => "Linear",
             Kernel::TimeEmbed => "TimeEmbed",
             Kernel::AttnScores | Kernel::AttnSoftmax | Kernel::AttnApply | Kernel::AttnFused => "Attention",
-            Kernel::Upsample | Kernel::Concat => "Resample",
+            Kernel::Upsample | Kernel::Concat | Kernel::CastIn | Kernel::CastOut => "Resample",
             Kernel::Affine(_) | Kernel::HeunPredict | Kernel::HeunCorrect | Kernel::AddNoise(_) | Kernel::Langevin(_) | Kernel::ReplaceKnown(_) | Kernel::ProjectLow => {
                 "Update"
             }

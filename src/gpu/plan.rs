@@ -11,7 +11,7 @@
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::graph::{Graph, Params, Storage, TensorId};
-use crate::gpu::kernel::{Access, Kernel};
+use crate::gpu::kernel::{Access, Kernel, Precision};
 use crate::gpu::tensor::{Tensor, STORAGE};
 
 /// Which pooled buffer ("slot") each activation uses, and when it is live. Computed without a GPU, so the
@@ -108,6 +108,7 @@ impl Assignment {
 /// One recorded kernel launch, replayed every run.
 pub struct Dispatch {
     pub kernel: Kernel,
+    pub precision: Precision,
     pub bind_group: wgpu::BindGroup,
     pub groups: [u32; 3],
 }
@@ -128,6 +129,9 @@ pub struct Plan {
 impl Plan {
     /// Compiles `graph` for `ctx`: assigns buffers, checks the assignment, creates the bind groups.
     pub fn compile(ctx: &GpuContext, graph: &Graph) -> Result<Self> {
+        if let Some(op) = graph.ops().iter().find(|op| !ctx.is_enabled(op.precision)) {
+            return Err(Error::Gpu(format!("internal: {:?} runs in {} but those kernels were not enabled (GpuContext::enable)", op.kernel, op.precision)));
+        }
         let assignment = Assignment::new(graph);
         assignment.check(graph).map_err(|e| Error::Gpu(format!("internal: the compiled plan is unsound: {e}")))?;
         let mut owned = Vec::new();
@@ -147,11 +151,11 @@ impl Plan {
                     // The host's values, uploaded once into a buffer of the plan's own.
                     Storage::Host(values) => {
                         owned.push(desc.bytes());
-                        Tensor::upload(ctx, &desc.label, &desc.shape, values).buffer
+                        Tensor::upload_as(ctx, &desc.label, &desc.shape, values, desc.dtype).buffer
                     }
                     Storage::Activation => pool[assignment.slot[t]?].clone(),
                 };
-                Some(Tensor { buffer, shape: desc.shape.clone() })
+                Some(Tensor { buffer, shape: desc.shape.clone(), dtype: desc.dtype })
             })
             .collect();
 
@@ -191,8 +195,8 @@ impl Plan {
                     let tensor = tensors[t.0].as_ref().expect("every tensor an op touches has a buffer");
                     entries.push(wgpu::BindGroupEntry { binding: binding.number, resource: tensor.buffer.as_entire_binding() });
                 }
-                let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: ctx.layout(op.kernel), entries: &entries });
-                Dispatch { kernel: op.kernel, bind_group, groups: op.groups }
+                let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: ctx.layout(op.kernel, op.precision), entries: &entries });
+                Dispatch { kernel: op.kernel, precision: op.precision, bind_group, groups: op.groups }
             })
             .collect();
         Ok(Self { dispatches, tensors, pool_bytes: assignment.pool_bytes(), owned, flops: graph.flops() })
@@ -250,7 +254,7 @@ impl Plan {
             for (i, d) in chunk.iter().enumerate() {
                 let writes = wgpu::ComputePassTimestampWrites { query_set: &set, beginning_of_pass_write_index: Some(2 * i as u32), end_of_pass_write_index: Some(2 * i as u32 + 1) };
                 let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("profile"), timestamp_writes: Some(writes) });
-                pass.set_pipeline(ctx.pipeline(d.kernel));
+                pass.set_pipeline(ctx.pipeline(d.kernel, d.precision));
                 pass.set_bind_group(0, &d.bind_group, &[]);
                 pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
             }
@@ -278,7 +282,7 @@ impl Plan {
 pub fn encode<'a>(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, dispatches: impl IntoIterator<Item = &'a Dispatch>) {
     let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("ddpm"), timestamp_writes: None });
     for d in dispatches {
-        pass.set_pipeline(ctx.pipeline(d.kernel));
+        pass.set_pipeline(ctx.pipeline(d.kernel, d.precision));
         pass.set_bind_group(0, &d.bind_group, &[]);
         pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
     }

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::graph::{Graph, Storage, TensorId};
-use crate::gpu::kernel::{KernelFamily, KernelChoice};
+use crate::gpu::kernel::{KernelChoice, KernelFamily, Precision};
+use crate::gpu::kernels::cast::{cast_in, cast_out};
 use crate::gpu::kernels::attention::{attention, AttentionImpl, AttentionIo};
 use crate::gpu::kernels::conv2d::{conv2d, ConvIo, ConvSpec, Extra};
 use crate::gpu::kernels::embed::time_embedding;
@@ -34,6 +35,8 @@ const MEMORY_BUDGET: u64 = 1 << 30;
 /// ready to record passes.
 pub struct Unet {
     pub config: UNetConfig,
+    /// The element type of its weights and activations (x_t and ε stay f32 either way).
+    precision: Precision,
     weights: HashMap<String, Weight>,
     parameter_count: usize,
     /// Per image: FLOPs of one pass, the largest single buffer, and the activation memory of a compiled pass.
@@ -138,13 +141,38 @@ impl Unet {
         Self::load(Target::Host, model)
     }
 
-    /// Places the model's weights on `target`, checking each against the shape the config implies.
+    /// The model's weights on the GPU in `precision` (f16 needs the adapter's `shader-f16`: otherwise
+    /// [`Error::NoShaderF16`]); the f16 kernels are compiled on first use.
+    pub async fn with_precision(ctx: &GpuContext, model: &Model, precision: Precision) -> Result<Self> {
+        ctx.enable(precision).await?;
+        Self::load_as(Target::Gpu(ctx), model, precision)
+    }
+
+    /// Places the model's weights on `target` in f32, checking each against the shape the config implies.
     pub fn load(target: Target, model: &Model) -> Result<Self> {
-        if let Target::Gpu(ctx) = target {
-            check_fits(ctx, &model.config)?;
+        Self::load_as(target, model, Precision::F32)
+    }
+
+    /// As [`Unet::load`], in `precision`: f16 only on a GPU whose f16 kernels are enabled
+    /// ([`GpuContext::enable`]; [`Unet::with_precision`] does both).
+    pub fn load_as(target: Target, model: &Model, precision: Precision) -> Result<Self> {
+        match target {
+            Target::Gpu(ctx) => {
+                if !ctx.is_enabled(precision) {
+                    return Err(if ctx.has_f16() {
+                        Error::Gpu(format!("internal: the {precision} kernels were not enabled before loading (GpuContext::enable)"))
+                    } else {
+                        Error::NoShaderF16 { adapter: ctx.adapter_name() }
+                    });
+                }
+                check_fits(ctx, &model.config)?;
+            }
+            Target::Host if precision != Precision::F32 => return Err(Error::Cpu(format!("the CPU path computes in f32, not {precision}"))),
+            Target::Host => {}
         }
         let mut unet = Self {
             config: model.config.clone(),
+            precision,
             weights: HashMap::new(),
             parameter_count: 0,
             flops_per_image: 0,
@@ -155,16 +183,21 @@ impl Unet {
         };
         let mut g = Graph::new();
         let (x, t, eps) = io_tensors(&mut g, &unet.config, 1);
-        Builder { target, cfg: &unet.config, uploaded: &mut unet.weights, source: Some(&model.weights), g: &mut g, kernels: KernelFamily::Blocked, temb_proj: None }.forward(x, t, eps)?;
+        Builder { target, cfg: &unet.config, precision, uploaded: &mut unet.weights, source: Some(&model.weights), g: &mut g, kernels: KernelFamily::Blocked, temb_proj: None }.forward(x, t, eps)?;
         unet.parameter_count = unet.weights.values().map(Weight::len).sum();
         unet.flops_per_image = g.flops();
         let own = |d: &&crate::gpu::graph::TensorDesc| !matches!(d.storage, Storage::Bound(_) | Storage::Host(_));
         unet.largest_buffer_per_image = g.tensors().iter().filter(own).map(|d| d.bytes()).max().unwrap_or(4);
         unet.peak_bytes_per_image = Assignment::new(&g).pool_bytes() + g.tensors().iter().filter(|d| matches!(d.storage, Storage::Kept)).map(|d| d.bytes()).sum::<u64>();
         if let Target::Gpu(_) = target {
-            unet._live = Some(crate::gpu::live::Live::new(unet.weights.len(), 4 * unet.parameter_count as u64));
+            unet._live = Some(crate::gpu::live::Live::new(unet.weights.len(), (precision.size() * unet.parameter_count) as u64));
         }
         Ok(unet)
+    }
+
+    /// The element type the network's weights and activations are stored in.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// Parameters the network uses (the weights file may hold more; they are ignored).
@@ -239,7 +272,7 @@ impl Unet {
 
     fn record_any(&self, target: Target, g: &mut Graph, x: TensorId, t: TensorId, eps: TensorId, kernels: KernelFamily) -> Result<()> {
         let mut weights = self.weights.clone();
-        Builder { target, cfg: &self.config, uploaded: &mut weights, source: None, g, kernels, temb_proj: None }.forward(x, t, eps)
+        Builder { target, cfg: &self.config, precision: self.precision, uploaded: &mut weights, source: None, g, kernels, temb_proj: None }.forward(x, t, eps)
     }
 
     /// The pass for a batch of `n` as a host graph (for [`crate::cpu::HostPlan`]), x, t and eps kept.
@@ -345,6 +378,8 @@ fn io_tensors(g: &mut Graph, cfg: &UNetConfig, n: usize) -> (TensorId, TensorId,
 struct Builder<'a> {
     target: Target<'a>,
     cfg: &'a UNetConfig,
+    /// The element type of the weights placed and the activations recorded.
+    precision: Precision,
     /// Placed weights by name; filled from `source` on the first walk.
     uploaded: &'a mut HashMap<String, Weight>,
     source: Option<&'a Weights>,
@@ -373,7 +408,7 @@ impl Builder<'_> {
     /// Puts a weight on the target and binds it.
     fn place(&mut self, key: String, shape: &[usize], data: &[f32]) -> Result<TensorId> {
         let weight = match self.target {
-            Target::Gpu(ctx) => Weight::Gpu(Tensor::upload(ctx, &key, shape, data)),
+            Target::Gpu(ctx) => Weight::Gpu(Tensor::upload_as(ctx, &key, shape, data, self.precision)),
             Target::Host => Weight::Host { values: data.into(), shape: shape.to_vec() },
         };
         let id = weight.bind(self.g, &key);
@@ -435,7 +470,7 @@ impl Builder<'_> {
     }
 
     fn activation(&mut self, label: &str, shape: &[usize]) -> TensorId {
-        self.g.activation(label, shape)
+        self.g.activation_as(label, shape, self.precision)
     }
 
     /// A convolution into `out` (a new activation when None).
@@ -530,6 +565,15 @@ impl Builder<'_> {
         let temb = self.linear("time_embedding.linear_2", hid, ted, false, false)?;
         self.project_time_embedding(temb)?;
 
+        // x_t and ε are f32 whatever the network runs in: cast at both ends of an f16 pass.
+        let x = match self.precision {
+            Precision::F32 => x,
+            Precision::F16 => {
+                let x16 = self.activation("x_t (f16)", &self.g.shape(x).to_vec());
+                cast_in(self.g, x, x16);
+                x16
+            }
+        };
         let mut hcur = self.conv("conv_in", x, chans[0], ConvSpec::SAME3, Extra::None)?;
         let mut skips: Vec<TensorId> = vec![hcur];
         for (i, kind) in cfg.down_block_types.iter().enumerate() {
@@ -577,7 +621,15 @@ impl Builder<'_> {
         }
 
         let g = self.norm("conv_norm_out", hcur, true)?;
-        self.conv_into("conv_out", g, cfg.out_channels, ConvSpec::SAME3, Extra::None, Some(eps))?;
+        match self.precision {
+            Precision::F32 => {
+                self.conv_into("conv_out", g, cfg.out_channels, ConvSpec::SAME3, Extra::None, Some(eps))?;
+            }
+            Precision::F16 => {
+                let e16 = self.conv("conv_out", g, cfg.out_channels, ConvSpec::SAME3, Extra::None)?;
+                cast_out(self.g, e16, eps);
+            }
+        }
         Ok(())
     }
 }

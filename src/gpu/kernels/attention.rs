@@ -53,6 +53,7 @@ pub fn attention(g: &mut Graph, io: AttentionIo, heads: usize, how: AttentionImp
         g.record(Kernel::AttnFused, &p, &args, [l.div_ceil(16) as u32, nh, 1], 2 * product_flops);
         return;
     }
+    // f32 whatever the network's precision (attention.wgsl says why).
     let scores = g.activation("attention scores", &[n, heads, l, l]);
     g.record(Kernel::AttnScores, &p, &[("q", io.q), ("k", io.k), ("scores", scores)], [l.div_ceil(4).div_ceil(64) as u32, l.div_ceil(4) as u32, nh], product_flops);
     g.record(Kernel::AttnSoftmax, &p, &[("scores", scores)], [l as u32, nh, 1], 0);
@@ -92,8 +93,8 @@ mod tests {
         // head dims 48, 16, 8, 3, 5, 64 (the fused kernel's widest) and 80 (three passes only).
         for &(n, c, h, w, heads) in &[(2usize, 48usize, 7usize, 7usize, 1usize), (1, 64, 8, 8, 4), (3, 16, 5, 3, 2), (2, 6, 1, 1, 2), (1, 10, 2, 3, 2), (2, 64, 14, 14, 1), (1, 80, 17, 1, 1)] {
             let l = h * w;
-            let scale_up = |s: u64| -> Vec<f32> { values(n * c * l, s).iter().map(|x| 3.0 * x).collect() };
-            let (qv, kv, vv) = (scale_up(21), scale_up(22), values(n * c * l, 23));
+            let scale_up = |s: u64| -> Vec<f32> { as_stored(&values(n * c * l, s).iter().map(|x| 3.0 * x).collect::<Vec<_>>()) };
+            let (qv, kv, vv) = (scale_up(21), scale_up(22), as_stored(&values(n * c * l, 23)));
             let want = reference(&qv, &kv, &vv, n, c, l, heads);
             for how in [AttentionImpl::ThreePass, AttentionImpl::Fused] {
                 let mut g = Graph::new();
@@ -104,8 +105,14 @@ mod tests {
                 attention(&mut g, AttentionIo { q, k, v, out }, heads, how);
                 let fused = g.ops().iter().any(|op| op.kernel == Kernel::AttnFused);
                 assert_eq!(fused, how == AttentionImpl::Fused && c / heads <= FUSED_MAX_HEAD, "which kernel ran");
-                assert_close(&run_and_read(&g, out), &want, 1e-5, &format!("{how:?} attention n{n} c{c} l{l} heads{heads}"));
+                assert_close(&run_and_read(&g, out), &want, tol(1e-5), &format!("{how:?} attention n{n} c{c} l{l} heads{heads}"));
             }
         }
+    }
+
+    /// Both implementations with q, k, v and out in f16 (the three passes' scores too).
+    #[test]
+    fn in_f16_storage() {
+        in_f16(one_and_many_heads_odd_token_counts);
     }
 }

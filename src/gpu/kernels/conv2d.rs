@@ -192,14 +192,14 @@ mod tests {
     fn check(n: usize, ic: usize, oc: usize, h: usize, w: usize, spec: ConvSpec) {
         let xs = [n, ic, h, w];
         let (oh, ow) = (spec.out_size(h), spec.out_size(w));
-        let xv = values(n * ic * h * w, 1);
-        let wv = values(oc * ic * spec.k * spec.k, 2);
-        let bv = values(oc, 3);
+        let xv = as_stored(&values(n * ic * h * w, 1));
+        let wv = as_stored(&values(oc * ic * spec.k * spec.k, 2));
+        let bv = as_stored(&values(oc, 3));
         // The channel add reads columns 2 .. 2 + OC of a wider [N, OC + 5] tensor, as the U-Net's stacked
         // time-embedding projection is read.
-        let av_wide = values(n * (oc + 5), 4);
+        let av_wide = as_stored(&values(n * (oc + 5), 4));
         let av: Vec<f32> = (0..n).flat_map(|b| av_wide[b * (oc + 5) + 2..b * (oc + 5) + 2 + oc].to_vec()).collect();
-        let rv = values(n * oc * oh * ow, 5);
+        let rv = as_stored(&values(n * oc * oh * ow, 5));
         for algo in ConvAlgo::ALL.into_iter().filter(|&a| spec.supported_by(a)) {
             for epilogue in Epilogue::ALL {
                 let mut g = Graph::new();
@@ -214,7 +214,7 @@ mod tests {
                 };
                 conv2d(&mut g, ConvIo { x, w: wt, bias: b, extra, out }, spec, algo);
                 let want = reference(&xv, xs, &wv, oc, &bv, spec, add, res);
-                assert_close(&run_and_read(&g, out), &want, 1e-5, &format!("{algo:?} {epilogue:?} {xs:?}->{oc} {spec:?}"));
+                assert_close(&run_and_read(&g, out), &want, tol(1e-5), &format!("{algo:?} {epilogue:?} {xs:?}->{oc} {spec:?}"));
             }
         }
     }
@@ -257,5 +257,17 @@ mod tests {
         check(2, 8, 8, 28, 28, ConvSpec { k: 3, stride: 2, pad_before: 1, pad_after: 1 });
         check(2, 8, 8, 7, 7, ConvSpec { k: 3, stride: 2, pad_before: 0, pad_after: 1 });
         check(1, 4, 6, 32, 32, ConvSpec { k: 3, stride: 2, pad_before: 0, pad_after: 1 });
+    }
+
+    /// Every case above with x, w, bias, the added tensors and out in f16 (sums in f32).
+    #[test]
+    fn every_algorithm_and_epilogue_in_f16() {
+        in_f16(|| {
+            same_padding_3x3_odd_sizes();
+            blocked_3x3_edges();
+            pointwise();
+            tiled_across_tile_edges_and_images();
+            strided_downsample_both_paddings();
+        });
     }
 }

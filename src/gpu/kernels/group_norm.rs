@@ -69,9 +69,9 @@ mod tests {
 
     fn check(n: usize, c: usize, h: usize, w: usize, groups: usize, act: bool) {
         // An offset and scale away from 0/1 so the two-pass variance matters.
-        let xv: Vec<f32> = values(n * c * h * w, 7).iter().map(|v| 3.0 + 5.0 * v).collect();
-        let gv: Vec<f32> = values(c, 8).iter().map(|v| 1.0 + 0.5 * v).collect();
-        let bv = values(c, 9);
+        let xv = as_stored(&values(n * c * h * w, 7).iter().map(|v| 3.0 + 5.0 * v).collect::<Vec<_>>());
+        let gv = as_stored(&values(c, 8).iter().map(|v| 1.0 + 0.5 * v).collect::<Vec<_>>());
+        let bv = as_stored(&values(c, 9));
         let mut gr = Graph::new();
         let x = upload(&mut gr, "x", &[n, c, h, w], &xv);
         let gamma = upload(&mut gr, "g", &[c], &gv);
@@ -79,7 +79,7 @@ mod tests {
         let out = nan_filled(&mut gr, "out", &[n, c, h, w]);
         group_norm(&mut gr, GroupNormIo { x, gamma, beta, out }, groups, 1e-6, act);
         let want = reference(&xv, n, c, h * w, groups, &gv, &bv, 1e-6, act);
-        assert_close(&run_and_read(&gr, out), &want, 2e-5, &format!("group_norm n{n} c{c} {h}x{w} g{groups} silu={act}"));
+        assert_close(&run_and_read(&gr, out), &want, tol(2e-5), &format!("group_norm n{n} c{c} {h}x{w} g{groups} silu={act}"));
     }
 
     #[test]
@@ -88,5 +88,11 @@ mod tests {
         check(3, 48, 28, 28, 8, false);
         check(1, 6, 5, 3, 3, true);
         check(2, 32, 16, 16, 32, false);
+    }
+
+    /// x, γ, β and out in f16, the statistics in f32.
+    #[test]
+    fn in_f16_storage() {
+        in_f16(odd_sizes_with_and_without_silu);
     }
 }

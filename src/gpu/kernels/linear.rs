@@ -58,14 +58,19 @@ mod tests {
     #[test]
     fn matches_reference_with_each_activation() {
         for &(n, inp, outp, si, so) in &[(3usize, 32usize, 128usize, false, true), (2, 128, 70, true, false), (1, 5, 3, false, false), (2, 7, 9, true, true)] {
-            let (xv, wv, bv) = (values(n * inp, 11), values(outp * inp, 12), values(outp, 13));
+            let (xv, wv, bv) = (as_stored(&values(n * inp, 11)), as_stored(&values(outp * inp, 12)), as_stored(&values(outp, 13)));
             let mut g = Graph::new();
             let x = upload(&mut g, "x", &[n, inp], &xv);
             let w = upload(&mut g, "w", &[outp, inp], &wv);
             let b = upload(&mut g, "b", &[outp], &bv);
             let out = nan_filled(&mut g, "out", &[n, outp]);
             linear(&mut g, LinearIo { x, w, b, out }, si, so);
-            assert_close(&run_and_read(&g, out), &reference(&xv, n, &wv, &bv, outp, si, so), 1e-5, "linear");
+            assert_close(&run_and_read(&g, out), &reference(&xv, n, &wv, &bv, outp, si, so), tol(1e-5), "linear");
         }
+    }
+
+    #[test]
+    fn in_f16_storage() {
+        in_f16(matches_reference_with_each_activation);
     }
 }

@@ -4,6 +4,7 @@
 //! bindings each kernel has is in the registry, `src/gpu/kernel.rs`.
 
 pub mod attention;
+pub mod cast;
 pub mod conv2d;
 pub mod embed;
 pub mod forward;
@@ -16,12 +17,54 @@ pub mod langevin;
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
 pub(crate) mod testing {
+    use std::cell::Cell;
     use std::sync::OnceLock;
 
     use crate::gpu::context::GpuContext;
     use crate::gpu::graph::{Graph, TensorId};
+    use crate::gpu::kernel::Precision;
     use crate::gpu::plan::Plan;
     use crate::gpu::tensor::Tensor;
+
+    thread_local! {
+        /// The precision `upload` and `nan_filled` make network tensors in (each test runs on its own thread).
+        static PRECISION: Cell<Precision> = const { Cell::new(Precision::F32) };
+    }
+
+    /// Worst error (as [`assert_close`] measures it) a kernel's f16 form may show against its f32 reference
+    /// computed from the same (f16-rounded, [`as_stored`]) inputs: the output rounded to 11 significant bits
+    /// is at most 2^-12 = 2.4e-4 relative, sums being in f32; attention's three passes also store their
+    /// scores and probabilities in f16.
+    pub const F16_TOL: f32 = 1e-3;
+
+    /// Runs `f` with the network's tensors in f16 (the kernels' f16 pipelines enabled on lavapipe).
+    pub fn in_f16(f: impl FnOnce()) {
+        pollster::block_on(ctx().enable(Precision::F16)).expect("lavapipe has shader-f16");
+        PRECISION.with(|p| p.set(Precision::F16));
+        f();
+        PRECISION.with(|p| p.set(Precision::F32));
+    }
+
+    pub fn precision() -> Precision {
+        PRECISION.with(|p| p.get())
+    }
+
+    /// `v` as a tensor of the test's precision stores it (rounded to f16 in an f16 test), so a reference
+    /// computed from it sees the kernel's own inputs and only the kernel's own rounding is measured.
+    pub fn as_stored(v: &[f32]) -> Vec<f32> {
+        match precision() {
+            Precision::F32 => v.to_vec(),
+            Precision::F16 => crate::gpu::kernels::cast::reference(v),
+        }
+    }
+
+    /// `f32_tol` in an f32 test, at least [`F16_TOL`] in an f16 one.
+    pub fn tol(f32_tol: f32) -> f32 {
+        match precision() {
+            Precision::F32 => f32_tol,
+            Precision::F16 => f32_tol.max(F16_TOL),
+        }
+    }
 
     /// One lavapipe context shared by every kernel test in the process.
     pub fn ctx() -> &'static GpuContext {
@@ -63,8 +106,14 @@ pub(crate) mod testing {
         pollster::block_on(t.read(ctx())).unwrap()
     }
 
-    /// A tensor of the graph holding `data`.
+    /// A tensor of the graph holding `data`, in the test's precision (see [`in_f16`]).
     pub fn upload(g: &mut Graph, label: &str, shape: &[usize], data: &[f32]) -> TensorId {
+        g.bound(label, &Tensor::upload_as(ctx(), label, shape, data, precision()))
+    }
+
+    /// An f32 tensor of the graph holding `data`, whatever the test's precision (timesteps, the sampler's
+    /// buffers).
+    pub fn upload_f32(g: &mut Graph, label: &str, shape: &[usize], data: &[f32]) -> TensorId {
         g.bound(label, &Tensor::upload(ctx(), label, shape, data))
     }
 
@@ -93,6 +142,35 @@ mod layout_tests {
 
     use crate::gpu::kernel::SOURCES;
 
+    /// Each storage binding's element type in the f16 text of its module is what the registry says: f16
+    /// for the network's (`Elem::Net`), f32 for the rest. A binding the registry calls f32 but the shader
+    /// declares through `elem` would otherwise bind an f32 buffer to f16 code.
+    #[test]
+    fn registry_element_types_match_the_f16_shaders() {
+        use crate::gpu::kernel::{Access, Elem, Kernel, Precision};
+        for k in Kernel::ALL {
+            let src = k.source();
+            let precision = if src.is_network() { Precision::F16 } else { Precision::F32 };
+            let module = naga::front::wgsl::parse_str(&src.code_for(precision)).unwrap_or_else(|e| panic!("{} ({precision}): {e}", src.file));
+            for b in k.bindings().iter().filter(|b| b.access != Access::Uniform) {
+                let (_, var) = module
+                    .global_variables
+                    .iter()
+                    .find(|(_, v)| v.binding.as_ref().is_some_and(|r| r.binding == b.number))
+                    .unwrap_or_else(|| panic!("{k:?}: no binding {} in {}", b.number, src.file));
+                let naga::TypeInner::Array { base, .. } = module.types[var.ty].inner else { panic!("{k:?}: binding {} is not an array", b.number) };
+                let naga::TypeInner::Scalar(scalar) = module.types[base].inner else { panic!("{k:?}: binding {} is not an array of scalars", b.number) };
+                let want = match (b.elem, precision) {
+                    (Elem::Net, Precision::F16) => 2,
+                    _ => 4,
+                };
+                assert_eq!(scalar.width, want, "{k:?}: binding {} (`{}`) in {} ({precision})", b.number, b.name, src.file);
+            }
+            let has_net = k.bindings().iter().any(|b| b.elem == Elem::Net);
+            assert!(!has_net || k.is_network(), "{k:?}: network bindings in a module without `elem`");
+        }
+    }
+
     #[test]
     fn params_structs_match_their_wgsl_twins() {
         let rust = [
@@ -106,6 +184,7 @@ mod layout_tests {
             ("langevin.wgsl", size_of::<super::langevin::Params>()),
             ("frames.wgsl", size_of::<super::frames::Params>()),
             ("forward.wgsl", size_of::<super::forward::Params>()),
+            ("cast.wgsl", size_of::<super::cast::Params>()),
         ];
         for src in SOURCES {
             let (_, size) = rust.iter().find(|(f, _)| *f == src.file).unwrap_or_else(|| panic!("{} has no Rust twin listed here", src.file));

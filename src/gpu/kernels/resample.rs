@@ -63,7 +63,7 @@ mod tests {
     #[test]
     fn upsample_odd_sizes() {
         for &(n, ch, h, w) in &[(2usize, 3usize, 7usize, 7usize), (1, 48, 14, 14), (3, 5, 1, 2)] {
-            let xv = values(n * ch * h * w, 31);
+            let xv = as_stored(&values(n * ch * h * w, 31));
             let mut g = Graph::new();
             let x = upload(&mut g, "x", &[n, ch, h, w], &xv);
             let out = nan_filled(&mut g, "out", &[n, ch, 2 * h, 2 * w]);
@@ -75,7 +75,7 @@ mod tests {
     #[test]
     fn concat_odd_channel_counts() {
         for &(n, ca, cb, h, w) in &[(2usize, 48usize, 24usize, 7usize, 7usize), (3, 1, 5, 28, 28)] {
-            let (av, bv) = (values(n * ca * h * w, 32), values(n * cb * h * w, 33));
+            let (av, bv) = (as_stored(&values(n * ca * h * w, 32)), as_stored(&values(n * cb * h * w, 33)));
             let mut g = Graph::new();
             let a = upload(&mut g, "a", &[n, ca, h, w], &av);
             let b = upload(&mut g, "b", &[n, cb, h, w], &bv);
@@ -96,5 +96,14 @@ mod tests {
         assert!(grid_1d(g.len(out), 64)[1] > 1);
         upsample_nearest2x(&mut g, x, out);
         assert_eq!(run_and_read(&g, out), upsample_reference(&xv, n * ch, h, w));
+    }
+
+    /// f16 values are moved bit for bit.
+    #[test]
+    fn in_f16_storage() {
+        in_f16(|| {
+            upsample_odd_sizes();
+            concat_odd_channel_counts();
+        });
     }
 }
