@@ -39,6 +39,7 @@ pub struct BenchReport {
     pub first_frame_ms: f64,
     /// GPU memory the run holds (`Sampler::gpu_bytes`), bytes.
     pub gpu_bytes: u64,
+    /// The network's storage precision ("f32" or "f16"); the CPU path is always f32.
     pub precision: String,
     /// The kernel family the convolutions ran with.
     pub kernels: String,
@@ -112,6 +113,7 @@ pub async fn bench(ctx: &GpuContext, unet: &Unet, schedule: &Schedule, n: usize,
         device_type: format!("{:?}", info.device_type),
         gpu_bytes: sampler.gpu_bytes(),
         kernels: kernels.name().into(),
+        precision: unet.precision().name().into(),
         kernel_ms,
         gpu_ms_per_family,
         ..BenchReport::timed(ctx.adapter_name(), n, steps, secs, gflop_per_pass, first_frame_ms)

@@ -97,3 +97,24 @@ fn auto_kernels_skip_the_gpu_families_on_a_slow_adapter() {
     let line = out.lines().find(|l| l.starts_with("kernels (auto):")).unwrap_or_else(|| panic!("no kernels line in:\n{out}"));
     assert!(line.contains("blocked at batch 32") && line.contains("too slow an adapter") && !line.contains("tiled"), "{line}");
 }
+
+/// `--precision`: `auto` picks f16 on lavapipe (it has shader-f16) and says so, f32 is the default, the
+/// bench reports what ran, and f16 on the CPU executor is refused in words (it computes in f32).
+#[test]
+fn precision_is_chosen_reported_and_refused_where_it_cannot_run() {
+    let (ok, out, err) = ddpm(&["info", "--model", &model(), "--batch", "1"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("precision:        f32 (the adapter has shader-f16"), "{out}");
+    let (ok, out, err) = ddpm(&["info", "--precision", "auto", "--model", &model(), "--batch", "1"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("precision:        f16"), "{out}");
+    let (ok, out, err) = ddpm(&["bench", "--precision", "f16", "--model", &model(), "--batch", "2", "--steps", "2"]);
+    assert!(ok, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["precision"], "f16", "{out}");
+    let (ok, _, err) = ddpm(&["sample", "--backend", "cpu", "--precision", "f16", "--model", &model(), "--n", "1", "--steps", "2", "--out", "/dev/null"]);
+    assert!(!ok && err.contains("--precision f16 needs a GPU with shader-f16"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let (ok, _, err) = ddpm(&["info", "--precision", "f8", "--model", &model()]);
+    assert!(!ok && err.contains("precision must be `auto`, `f32` or `f16`, not `f8`"), "{err}");
+}

@@ -31,7 +31,8 @@ mod cli {
     use ddpm_web::diffusion::sampler::single_pass;
     use ddpm_web::diffusion::samplers::{Predictor, Program, DEFAULT_SNR};
     use ddpm_web::image::{default_cols, grid_rgba, Batch};
-    use ddpm_web::gpu::kernel::KernelChoice;
+    use ddpm_web::gpu::kernel::{KernelChoice, Precision, PrecisionChoice};
+    use ddpm_web::model::unet::Target;
     use ddpm_web::{GpuContext, Init, Method, Model, Sampler, SamplerKind, SamplerOptions, Unet, Variance};
     use npyz::WriterBuilder;
 
@@ -42,6 +43,11 @@ mod cli {
         /// bench, info), or `auto` (the GPU, or the CPU when there is no adapter, saying so on stderr).
         #[arg(long, global = true, default_value = "auto")]
         backend: Backend,
+        /// The network's storage on the GPU: `f32` (the goldens' exact setting), `f16` (half the memory moved;
+        /// needs the adapter's shader-f16) or `auto` (f16 where the adapter has it). x_t and ε stay f32, and
+        /// the CPU executor computes in f32.
+        #[arg(long, global = true, default_value = "f32")]
+        precision: PrecisionChoice,
         #[command(subcommand)]
         command: Command,
     }
@@ -392,9 +398,9 @@ mod cli {
         let cli = Cli::parse();
         let device = match cli.backend {
             Backend::Cpu => Device::Cpu,
-            Backend::Gpu => Device::Gpu(pollster::block_on(GpuContext::new())?),
+            Backend::Gpu => gpu_in(pollster::block_on(GpuContext::new())?, cli.precision)?,
             Backend::Auto => match pollster::block_on(GpuContext::new()) {
-                Ok(ctx) => Device::Gpu(ctx),
+                Ok(ctx) => gpu_in(ctx, cli.precision)?,
                 Err(ddpm_web::Error::NoAdapter(why)) => {
                     eprintln!("note: no GPU adapter ({why}); running on the CPU");
                     Device::Cpu
@@ -402,6 +408,9 @@ mod cli {
                 Err(e) => return Err(e.into()),
             },
         };
+        if matches!(device, Device::Cpu) && cli.precision == PrecisionChoice::Fixed(Precision::F16) {
+            bail!("--precision f16 needs a GPU with shader-f16; the CPU executor computes in f32 (use --precision f32 or auto)");
+        }
         match cli.command {
             Command::Eps { model, x, t, out, kernels } => {
                 let (model, unet) = device.load(&model.model)?;
@@ -409,7 +418,7 @@ mod cli {
                 check_input(&unet, &shape)?;
                 check_t(&model, t)?;
                 let eps = match &device {
-                    Device::Gpu(ctx) => {
+                    Device::Gpu(ctx, _) => {
                         let kernels = device.kernels(&unet, shape[0], kernels.kernels)?;
                         pollster::block_on(unet.eps(ctx, &xv, &vec![t; shape[0]], kernels))?
                     }
@@ -575,7 +584,7 @@ mod cli {
             Command::Bench { model, batch, steps, kernels } => {
                 let (model, unet) = device.load(&model.model)?;
                 let report = match &device {
-                    Device::Gpu(ctx) => {
+                    Device::Gpu(ctx, _) => {
                         unet.check_batch(ctx, batch)?;
                         pollster::block_on(ddpm_web::bench::bench(ctx, &unet, &model.schedule(), batch, steps, kernels))?
                     }
@@ -594,11 +603,13 @@ mod cli {
                 if let Some(p) = &model.config.provenance {
                     println!("trained on:       {}", p.dataset.as_deref().unwrap_or("?"));
                 }
-                let Device::Gpu(ctx) = &device else {
+                let Device::Gpu(ctx, _) = &device else {
                     println!("runs on:          the CPU executor (no GPU adapter used)");
                     return Ok(());
                 };
                 println!("adapter:          {}", ctx.adapter_name());
+                let f16 = if ctx.has_f16() { "the adapter has shader-f16" } else { "the adapter has no shader-f16" };
+                println!("precision:        {} ({f16}; --precision)", unet.precision());
                 println!("largest batch:    {}", unet.max_batch(ctx));
                 let batch = batch.clamp(1, unet.max_batch(ctx));
                 let tuning = pollster::block_on(unet.tune(ctx, batch))?;
@@ -621,7 +632,7 @@ mod cli {
                 };
                 let start = Instant::now();
                 let report = match &device {
-                    Device::Gpu(ctx) => {
+                    Device::Gpu(ctx, _) => {
                         let batch = batch.clamp(1, unet.max_batch(ctx));
                         let kernels = device.kernels(&unet, batch, kernels.kernels)?;
                         pollster::block_on(bound.run(&xv, shape[0], &mut UnetEps::new(ctx, &unet, kernels), batch, progress))?
@@ -752,16 +763,24 @@ mod cli {
         finish(out, out_npy, &last, &x, batch, passes, start, run.method_name(), unet.flops_per_image(), &run.device_name())
     }
 
-    /// Where the network runs: a GPU adapter, or the CPU executor.
+    /// Where the network runs: a GPU adapter (with the precision its weights are stored in), or the CPU
+    /// executor.
     enum Device {
-        Gpu(GpuContext),
+        Gpu(GpuContext, Precision),
         Cpu,
+    }
+
+    /// The adapter with `choice` resolved against its features and that precision's kernels compiled.
+    fn gpu_in(ctx: GpuContext, choice: PrecisionChoice) -> Result<Device> {
+        let precision = choice.resolve(ctx.has_f16());
+        pollster::block_on(ctx.enable(precision))?;
+        Ok(Device::Gpu(ctx, precision))
     }
 
     impl Device {
         fn name(&self) -> String {
             match self {
-                Device::Gpu(ctx) => ctx.adapter_name(),
+                Device::Gpu(ctx, _) => ctx.adapter_name(),
                 Device::Cpu => "the CPU executor".into(),
             }
         }
@@ -769,7 +788,7 @@ mod cli {
         /// The adapter, for a command only the GPU path runs.
         fn gpu(&self, command: &str) -> Result<&GpuContext> {
             match self {
-                Device::Gpu(ctx) => Ok(ctx),
+                Device::Gpu(ctx, _) => Ok(ctx),
                 Device::Cpu => bail!("`ddpm {command}` needs a GPU adapter (the CPU executor runs eps, sample, inpaint, upscale, interpolate, invert, nll, bench, info and program); install mesa-vulkan-drivers for lavapipe, or pass --backend gpu to see why none was found"),
             }
         }
@@ -777,7 +796,7 @@ mod cli {
         fn load(&self, dir: &Path) -> Result<(Model, Unet)> {
             let model = Model::load_dir(dir)?;
             let unet = match self {
-                Device::Gpu(ctx) => Unet::new(ctx, &model)?,
+                Device::Gpu(ctx, precision) => Unet::load_as(Target::Gpu(ctx), &model, *precision)?,
                 Device::Cpu => Unet::on_host(&model)?,
             };
             Ok((model, unet))
@@ -786,21 +805,21 @@ mod cli {
         /// The GPU's convolution kernels for a batch of `n` (the CPU executor has one way).
         fn kernels(&self, unet: &Unet, n: usize, choice: KernelChoice) -> Result<ddpm_web::gpu::kernel::KernelFamily> {
             match self {
-                Device::Gpu(ctx) => Ok(pollster::block_on(unet.kernels(ctx, n, choice))?),
+                Device::Gpu(ctx, _) => Ok(pollster::block_on(unet.kernels(ctx, n, choice))?),
                 Device::Cpu => Ok(ddpm_web::gpu::kernel::KernelFamily::Blocked),
             }
         }
 
         fn sampler(&self, unet: &Unet, schedule: &ddpm_web::Schedule, scheduler: &ddpm_web::SchedulerConfig, opts: SamplerOptions) -> Result<Run<'_>> {
             Ok(match self {
-                Device::Gpu(ctx) => Run::Gpu(ctx, Sampler::new(ctx, unet, schedule, scheduler, opts)?),
+                Device::Gpu(ctx, _) => Run::Gpu(ctx, Sampler::new(ctx, unet, schedule, scheduler, opts)?),
                 Device::Cpu => Run::Cpu(HostSampler::new(unet, schedule, scheduler, opts)?),
             })
         }
 
         fn run(&self, unet: &Unet, schedule: &ddpm_web::Schedule, program: Program, opts: SamplerOptions) -> Result<Run<'_>> {
             Ok(match self {
-                Device::Gpu(ctx) => Run::Gpu(ctx, Sampler::with_program(ctx, unet, schedule, program, opts)?),
+                Device::Gpu(ctx, _) => Run::Gpu(ctx, Sampler::with_program(ctx, unet, schedule, program, opts)?),
                 Device::Cpu => Run::Cpu(HostSampler::with_program(unet, schedule, program, opts)?),
             })
         }
