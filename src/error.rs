@@ -20,7 +20,7 @@ pub enum Error {
     #[error("The CPU path failed: {0}")]
     Cpu(String),
 
-    #[error("This GPU ({adapter}) has no shader-f16, so the network cannot run in f16 here; it runs in f32 (precision f32, or auto, which picks f16 only where the GPU has it).")]
+    #[error("This GPU ({adapter}) has no shader-f16, so the network cannot run in f16 on it; use precision f32, or auto (f16 only where the GPU has it).")]
     NoShaderF16 { adapter: String },
 
     #[error("Shader `{name}` did not compile on this adapter: {message}")]

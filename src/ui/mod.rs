@@ -19,9 +19,9 @@ use std::rc::Rc;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use ddpm_web::gpu::kernel::KernelChoice;
+use ddpm_web::gpu::kernel::{KernelChoice, Precision, PrecisionChoice};
 use ddpm_web::image::Batch;
-use ddpm_web::model::unet::Tuning;
+use ddpm_web::model::unet::{Target, Tuning};
 use ddpm_web::cpu::worker::JobInit;
 use ddpm_web::diffusion::samplers::{Pass, Predictor, Program};
 use ddpm_web::{Error, Frame, GpuContext, Init, Method, Model, Sampler, SamplerKind, SamplerOptions, Schedule, SchedulerConfig, Unet, Variance};
@@ -45,6 +45,21 @@ pub struct ModelInfo {
     pub image: (usize, usize, usize),
     pub max_batch: usize,
     pub log_snr: Vec<f64>,
+}
+
+/// The precision the model runs in, as the info panel states it.
+pub fn describe_precision(choice: PrecisionChoice, used: Precision, has_f16: bool) -> String {
+    let why = match (choice, has_f16) {
+        (PrecisionChoice::Fixed(asked), _) if asked != used => "the address asks for f16, but this GPU has no shader-f16",
+        (PrecisionChoice::Fixed(_), _) => "chosen in the address",
+        (PrecisionChoice::Auto, true) => "this GPU has shader-f16",
+        (PrecisionChoice::Auto, false) => "this GPU has no shader-f16",
+    };
+    let what = match used {
+        Precision::F16 => "f16 weights and activations, sums in f32",
+        Precision::F32 => "f32",
+    };
+    format!("{what} ({why})")
 }
 
 /// The convolution kernels a run uses, as the info panel states it.
@@ -198,6 +213,9 @@ pub struct Ui {
     /// Which convolution kernels to run (`?kernels=`), and what the info panel says about the choice.
     kernel_choice: KernelChoice,
     pub kernels_used: RwSignal<Option<String>>,
+    /// `?precision=`, and what the info panel says about the precision the model runs in.
+    precision_choice: PrecisionChoice,
+    pub precision_used: RwSignal<Option<String>>,
     /// `?backend=`: where the person asked the model to run.
     backend: url::Backend,
     /// `?workers=`: CPU workers (None: one per core, at most 4).
@@ -243,6 +261,8 @@ impl Ui {
             bench_on_load: s.bench,
             kernel_choice: s.kernels,
             kernels_used: RwSignal::new(None),
+            precision_choice: s.precision,
+            precision_used: RwSignal::new(None),
             backend: s.backend,
             workers: s.workers,
             run_on: RwSignal::new(None),
@@ -273,6 +293,7 @@ impl Ui {
             model: self.model_url.get_untracked(),
             bench: false,
             kernels: self.kernel_choice,
+            precision: self.precision_choice,
             debug: false,
             backend: self.backend,
             workers: self.workers,
@@ -398,9 +419,21 @@ impl Ui {
             }
             self.finish_load(info, Engine { compute: Compute::Cpu(pool), image: shape.image_shape(), schedule, scheduler: model.scheduler.clone() }, RunOn::Cpu);
             self.kernels_used.set(Some("the CPU executor's (im2col and GEMM, WebAssembly SIMD)".into()));
+            self.precision_used.set(Some("f32 (the CPU path computes in f32)".into()));
             return Ok(());
         };
-        let unet = Unet::new(&gpu, &model).map_err(|e| (format!("The model at {base} cannot be used. {e}"), matches!(e, Error::DeviceLost(_))))?;
+        let precision = self.precision_choice.resolve(gpu.has_f16());
+        let precision = if precision == Precision::F16 && !gpu.has_f16() {
+            // Asked for in the address on an adapter without shader-f16: run anyway, in f32, and say so.
+            self.notice.set(Some("The address asks for f16 (?precision=f16), but this GPU has no shader-f16: the model runs in f32.".into()));
+            Precision::F32
+        } else {
+            precision
+        };
+        let lost = |e: &Error| matches!(e, Error::DeviceLost(_));
+        gpu.enable(precision).await.map_err(|e| (e.to_string(), lost(&e)))?;
+        let unet = Unet::load_as(Target::Gpu(&gpu), &model, precision).map_err(|e| (format!("The model at {base} cannot be used. {e}"), lost(&e)))?;
+        self.precision_used.set(Some(describe_precision(self.precision_choice, precision, gpu.has_f16())));
         gpu.check().map_err(|e| (e.to_string(), matches!(e, Error::DeviceLost(_))))?;
         let max_batch = unet.max_batch(&gpu).min(MAX_IMAGES);
         // A software adapter (WebGPU's fallback, SwiftShader here) computes on the CPU through a rasteriser: on

@@ -1,7 +1,7 @@
 //! Page settings ↔ URL query (`?n=4&seed=7&steps=50&sampler=ddim&eta=0&model=...`), so a run is a link.
 
 use ddpm_web::diffusion::samplers::DEFAULT_SNR;
-use ddpm_web::gpu::kernel::KernelChoice;
+use ddpm_web::gpu::kernel::{KernelChoice, PrecisionChoice};
 use ddpm_web::{SamplerKind, Variance};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -21,6 +21,8 @@ pub struct Settings {
     pub bench: bool,
     /// `?kernels=auto|blocked|tiled|fused`: the kernel family (default: the fastest, measured on this adapter).
     pub kernels: KernelChoice,
+    /// `?precision=auto|f32|f16`: the network's storage (default: f16 where the adapter has shader-f16).
+    pub precision: PrecisionChoice,
     /// `?debug=1`: `window.ddpmDebug` with `stats()` and `destroyDevice()` (src/ui/debug.rs).
     pub debug: bool,
     /// `?backend=auto|gpu|cpu`: where the model runs (auto: the GPU, or the CPU without WebGPU).
@@ -70,6 +72,7 @@ impl Default for Settings {
             model: DEFAULT_MODEL.into(),
             bench: false,
             kernels: KernelChoice::Auto,
+            precision: PrecisionChoice::Auto,
             debug: false,
             backend: Backend::Auto,
             workers: None,
@@ -117,6 +120,9 @@ pub fn from_location() -> Settings {
     if let Some(k) = get("kernels").and_then(|v| v.parse().ok()) {
         s.kernels = k;
     }
+    if let Some(p) = get("precision").and_then(|v| v.parse().ok()) {
+        s.precision = p;
+    }
     if let Some(b) = get("backend").and_then(|v| v.parse().ok()) {
         s.backend = b;
     }
@@ -149,6 +155,10 @@ pub fn write_location(s: &Settings, steps: usize) {
     if let KernelChoice::Fixed(k) = s.kernels {
         q.push_str("&kernels=");
         q.push_str(k.name());
+    }
+    if let PrecisionChoice::Fixed(p) = s.precision {
+        q.push_str("&precision=");
+        q.push_str(p.name());
     }
     match s.backend {
         Backend::Auto => {}

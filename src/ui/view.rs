@@ -111,6 +111,7 @@ fn ModelPanel() -> impl IntoView {
                     <dt>"Trained on"</dt><dd>{i.dataset}</dd>
                     <dt>"T"</dt><dd>{i.steps}</dd>
                     <dt>"Kernels"</dt><dd data-testid="kernels">{move || ui.kernels_used.get().unwrap_or_default()}</dd>
+                    <dt>"Precision"</dt><dd data-testid="precision">{move || ui.precision_used.get().unwrap_or_default()}</dd>
                 </dl>
             })}
         </div>

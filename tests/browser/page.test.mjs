@@ -32,6 +32,9 @@ try {
   // blocked kept with the reason.
   check(/^(blocked|tiled|fused), the faster here at 4 images \(blocked \d+ ms, tiled \d+ ms, fused \d+ ms per pass\)$/.test(kernels)
     || /^blocked \(about [\d.]+ s per pass at 4 images here: too slow to also time the GPU kernels\)$/.test(kernels), `the info panel says which kernels were measured faster (${kernels})`);
+  // ?precision defaults to auto: f16 only where the adapter has shader-f16 (SwiftShader has not).
+  const precision = await page.getByTestId('precision').textContent();
+  check(/^(f32 \(this GPU has no shader-f16\)|f16 weights and activations, sums in f32 \(this GPU has shader-f16\))$/.test(precision), `the info panel says which precision auto chose and why (${precision})`);
 
   await generate.click();
   await until(async () => (await page.getByTestId('progress-text').textContent()).includes('done'), 'the run to finish', 180_000);
@@ -146,12 +149,13 @@ try {
   // button does the same again.
   const bench = await browser.newPage({ viewport: { width: 1200, height: 900 } });
   bench.on('pageerror', (e) => pageErrors.push(String(e)));
-  await bench.goto(`${BASE}/?model=models/tiny/&bench&n=2&steps=3&kernels=fused`);
+  await bench.goto(`${BASE}/?model=models/tiny/&bench&n=2&steps=3&kernels=fused&precision=f32`);
   const result = bench.locator('#bench-result');
   await until(() => result.count().then((n) => n === 1), 'the ?bench result', 120_000);
   const r = JSON.parse(await result.textContent());
   check(r.batch === 2 && r.steps === 3 && r.ms_per_step > 0 && typeof r.adapter === 'string', `?bench writes its figures (${r.ms_per_step.toFixed(0)} ms per step at batch 2)`);
   check(r.kernels === 'fused' && (await bench.getByTestId('kernels').textContent()).startsWith('fused'), '?kernels=fused runs the tiled convolutions and fused attention, and the info panel says so');
+  check(r.precision === 'f32' && (await bench.getByTestId('precision').textContent()) === 'f32 (chosen in the address)', '?precision=f32 runs in f32, and the benchmark and the info panel say so');
   check(Math.abs(r.images_per_s - 2000 / r.ms_per_step) < 1e-6 * r.images_per_s && r.gflop_per_pass > 0, 'the figures agree with each other');
   check(r.first_frame_ms > 0 && r.gpu_bytes > 0, `the first frame came ${r.first_frame_ms.toFixed(0)} ms after the run began; the run holds ${r.gpu_bytes} bytes of GPU memory`);
   const families = r.gpu_ms_per_family;
@@ -162,6 +166,27 @@ try {
   await until(() => result.count().then((n) => n === 0), 'the Benchmark button to start a new benchmark', 10_000);
   await until(() => result.count().then((n) => n === 1), 'the Benchmark button\'s result', 120_000);
   check(JSON.parse(await result.textContent()).batch === 2, 'the Benchmark button times the chosen number of images');
+
+  // ?precision=f16 on an adapter without shader-f16: a status line says so and the model runs in f32; the
+  // page stays usable (Generate completes). Where the adapter has shader-f16, the run is in f16.
+  const half = await browser.newPage();
+  half.on('pageerror', (e) => pageErrors.push(String(e)));
+  await half.goto(`${BASE}/?model=models/tiny/&n=1&steps=2&kernels=blocked&precision=f16`);
+  const halfGenerate = half.getByRole('button', { name: 'Generate' });
+  await until(() => halfGenerate.isEnabled(), 'the model to load with ?precision=f16');
+  const halfPrecision = await half.getByTestId('precision').textContent();
+  if (halfPrecision.startsWith('f16')) {
+    check(halfPrecision === 'f16 weights and activations, sums in f32 (chosen in the address)', `?precision=f16 runs in f16 on an adapter with shader-f16 (${halfPrecision})`);
+  } else {
+    check(halfPrecision === 'f32 (the address asks for f16, but this GPU has no shader-f16)', `?precision=f16 without shader-f16 runs in f32 and the panel says why (${halfPrecision})`);
+    const notice = await half.getByRole('status').filter({ hasText: 'shader-f16' }).textContent();
+    check(notice === 'The address asks for f16 (?precision=f16), but this GPU has no shader-f16: the model runs in f32.', `a status line explains it (${notice})`);
+    check(await half.getByRole('alert').count() === 0, 'that is a note, not an error');
+  }
+  await halfGenerate.click();
+  await until(async () => (await half.getByTestId('progress-text').textContent()).includes('done'), 'the ?precision=f16 run to finish');
+  await half.screenshot({ path: `${OUT}/precision-f16.png`, fullPage: true });
+  await half.close();
 
   // With no model loaded (its folder is missing), the Steps field shows its default, not 0.
   const empty = await browser.newPage();
