@@ -30,7 +30,7 @@ fn main() {
     let x = vec![0.1f32; n * ic * hw * hw];
     let w = vec![0.01f32; oc * ic * 9];
     let bias = vec![0.0f32; oc];
-    let p = Params { n: n as u32, ic: ic as u32, ih: hw as u32, iw: hw as u32, oc: oc as u32, oh: hw as u32, ow: hw as u32, kh: 3, kw: 3, stride: 1, pad_y: 1, pad_x: 1, add_stride: 0, add_offset: 0, _pad: [0; 2] };
+    let p = Params { n: n as u32, ic: ic as u32, ih: hw as u32, iw: hw as u32, oc: oc as u32, oh: hw as u32, ow: hw as u32, kh: 3, kw: 3, stride: 1, pad_y: 1, pad_x: 1, add_stride: 0, add_offset: 0, ic_a: 0, _pad: 0 };
     let mut out = vec![0.0f32; n * oc * hw * hw];
     let mut col = Vec::new();
     let gflop = 2.0 * (n * oc * hw * hw * ic * 9) as f64 / 1e9;

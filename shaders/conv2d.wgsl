@@ -4,6 +4,9 @@
 //   conv1x1*: 1x1, stride 1 (ResNet shortcuts, attention projections: a matmul over channels)
 //   tiled*:   any geometry, as an implicit GEMM tiled through workgroup memory (for real GPUs)
 // Epilogues (entry-point suffix): none = + bias; _chan_add = + bias + chan_add; _residual = + bias + residual.
+// conv1x1_pair, tiled_pair (1x1, + bias): the input is the channel concatenation of x [N, IC_A, H, W] and
+// x_b [N, IC - IC_A, H, W] (the U-Net's skip connection into a ResNet's shortcut), read in place so the
+// concatenation is never written.
 // Each entry point touches only its own bindings, so the bind-group layouts in src/gpu/kernel.rs bind no
 // unused buffer. src/gpu/kernels/conv2d.rs picks the algorithm per convolution.
 //
@@ -30,7 +33,7 @@ struct Params {
     n: u32, ic: u32, ih: u32, iw: u32,
     oc: u32, oh: u32, ow: u32, kh: u32,
     kw: u32, stride: u32, pad_y: u32, pad_x: u32,
-    add_stride: u32, add_offset: u32, _p0: u32, _p1: u32,
+    add_stride: u32, add_offset: u32, ic_a: u32, _p1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -40,6 +43,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read> chan_add: array<elem>;
 @group(0) @binding(5) var<storage, read> residual: array<elem>;
 @group(0) @binding(6) var<storage, read_write> out: array<elem>;
+@group(0) @binding(7) var<storage, read> x_b: array<elem>;  // _pair: input channels IC_A..
 
 // general: output channels per invocation. Blocked kernels: pixels and output channels per invocation.
 const OCB: u32 = 4u;
@@ -281,6 +285,42 @@ fn acc1x1(b: Block) -> array<vec4<f32>, 8> {
     return acc;
 }
 
+// Input channel ic of image n at pixel `pix` of a pair input (1x1: input and output planes coincide).
+// The _pair entry points repeat their single-input twins' loops around this load, because a WGSL entry
+// point binds every buffer its call graph names: a shared body would make the single ones bind x_b too.
+fn pair_value(n: u32, ic: u32, pix: u32) -> f32 {
+    let hw = p.ih * p.iw;
+    if (ic < p.ic_a) {
+        return f32(x[(n * p.ic_a + ic) * hw + pix]);
+    }
+    return f32(x_b[(n * (p.ic - p.ic_a) + ic - p.ic_a) * hw + pix]);
+}
+
+fn acc1x1_pair(b: Block) -> array<vec4<f32>, 8> {
+    var wrow: array<u32, 8>;
+    for (var j = 0u; j < BLOCK_OC; j++) {
+        wrow[j] = select(b.oc0, b.oc0 + j, b.oc0 + j < p.oc) * p.ic;
+    }
+    let last = p.oh * p.ow - 1u;
+    let p0 = b.pix0;
+    var acc: array<vec4<f32>, 8>;
+    for (var ic = 0u; ic < p.ic; ic++) {
+        let v = vec4<f32>(pair_value(b.n, ic, p0), pair_value(b.n, ic, min(p0 + 1u, last)), pair_value(b.n, ic, min(p0 + 2u, last)), pair_value(b.n, ic, min(p0 + 3u, last)));
+        for (var j = 0u; j < BLOCK_OC; j++) {
+            acc[j] += f32(w[wrow[j] + ic]) * v;
+        }
+    }
+    return acc;
+}
+
+@compute @workgroup_size(64)
+fn conv1x1_pair(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let b = block1x1(gid, wid);
+    if (b.count > 0u) {
+        finish(b, acc1x1_pair(b));
+    }
+}
+
 @compute @workgroup_size(64)
 fn conv1x1(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let b = block1x1(gid, wid);
@@ -329,45 +369,79 @@ fn im2col(k: u32, n: u32, oy: u32, ox: u32) -> f32 {
     return f32(x[((n * p.ic + ic) * p.ih + u32(iy)) * p.iw + u32(ix)]);
 }
 
+// What one invocation stages each K-slice: column `col` of both tiles, rows `row0`, `row0 + 2`, ...; and the
+// pixel its x column is (p = n*plane + oy*OW + ox over the whole batch).
+struct Stage {
+    col: u32, row0: u32, lp_ok: bool, n: u32, oy: u32, ox: u32,
+}
+
+fn stage_of(lid: u32, wid: vec3<u32>) -> Stage {
+    let plane = p.oh * p.ow;
+    let col = lid % TILE;
+    let lp = wid.x * TILE + col;
+    return Stage(col, lid / TILE, lp < p.n * plane, lp / plane, (lp % plane) / p.ow, lp % p.ow);
+}
+
+// w_tile[kk][mm] for K-slice k0: consecutive invocations read consecutive k of one weight row (contiguous).
+fn stage_w(s: Stage, wid: vec3<u32>, k0: u32, kdim: u32) {
+    for (var r = s.row0; r < KT; r += 64u / TILE) {
+        let wm = wid.y * TILE + r;
+        let wk = k0 + s.col;
+        w_tile[s.col][r] = select(0.0, f32(w[min(wm, p.oc - 1u) * kdim + min(wk, kdim - 1u)]), wm < p.oc && wk < kdim);
+    }
+}
+
+// acc[j] += the slice's products: channel wid.y*TILE + ty*TPT + j, pixels wid.x*TILE + tx + 8*i.
+fn multiply_slice(lid: u32, acc: ptr<function, array<vec4<f32>, TPT>>) {
+    let tx = lid % 8u;
+    let ty = lid / 8u;
+    for (var kk = 0u; kk < KT; kk++) {
+        let b = vec4<f32>(x_tile[kk][tx], x_tile[kk][tx + 8u], x_tile[kk][tx + 16u], x_tile[kk][tx + 24u]);
+        for (var j = 0u; j < TPT; j++) {
+            (*acc)[j] += w_tile[kk][ty * TPT + j] * b;
+        }
+    }
+}
+
 // acc[j][i]: channel wid.y*TILE + ty*TPT + j, pixel wid.x*TILE + tx + 8*i.
 fn tiled_acc(lid: u32, wid: vec3<u32>) -> array<vec4<f32>, TPT> {
     let kdim = p.ic * p.kh * p.kw;
-    let plane = p.oh * p.ow;
-    let pdim = p.n * plane;
-    let m0 = wid.y * TILE;
-    let p0 = wid.x * TILE;
-    let tx = lid % 8u;
-    let ty = lid / 8u;
-    // What this invocation loads: the same column of each tile every slice (lid % TILE), rows lid / TILE + 2r.
-    let col = lid % TILE;
-    let row0 = lid / TILE;
-    let lp = p0 + col;
-    let lp_ok = lp < pdim;
-    let ln = lp / plane;
-    let loy = (lp % plane) / p.ow;
-    let lox = lp % p.ow;
-
+    let s = stage_of(lid, wid);
     var acc: array<vec4<f32>, TPT>;
     for (var k0 = 0u; k0 < kdim; k0 += KT) {
-        for (var r = row0; r < KT; r += 64u / TILE) {
-            // w_tile[kk][mm]: consecutive invocations read consecutive k of one weight row (contiguous).
-            let wm = m0 + r;
-            let wk = k0 + col;
-            w_tile[col][r] = select(0.0, f32(w[min(wm, p.oc - 1u) * kdim + min(wk, kdim - 1u)]), wm < p.oc && wk < kdim);
+        stage_w(s, wid, k0, kdim);
+        for (var r = s.row0; r < KT; r += 64u / TILE) {
             let xk = k0 + r;
             var v = 0.0;
-            if (lp_ok && xk < kdim) {
-                v = im2col(xk, ln, loy, lox);
+            if (s.lp_ok && xk < kdim) {
+                v = im2col(xk, s.n, s.oy, s.ox);
             }
-            x_tile[r][col] = v;
+            x_tile[r][s.col] = v;
         }
         workgroupBarrier();
-        for (var kk = 0u; kk < KT; kk++) {
-            let b = vec4<f32>(x_tile[kk][tx], x_tile[kk][tx + 8u], x_tile[kk][tx + 16u], x_tile[kk][tx + 24u]);
-            for (var j = 0u; j < TPT; j++) {
-                acc[j] += w_tile[kk][ty * TPT + j] * b;
+        multiply_slice(lid, &acc);
+        workgroupBarrier();
+    }
+    return acc;
+}
+
+// tiled_acc for a 1x1 convolution of a pair input (K = IC: input channel k at the output's own pixel).
+fn tiled_acc_pair(lid: u32, wid: vec3<u32>) -> array<vec4<f32>, TPT> {
+    let kdim = p.ic;
+    let s = stage_of(lid, wid);
+    var acc: array<vec4<f32>, TPT>;
+    for (var k0 = 0u; k0 < kdim; k0 += KT) {
+        stage_w(s, wid, k0, kdim);
+        for (var r = s.row0; r < KT; r += 64u / TILE) {
+            let xk = k0 + r;
+            var v = 0.0;
+            if (s.lp_ok && xk < kdim) {
+                v = pair_value(s.n, xk, s.oy * p.ow + s.ox);
             }
+            x_tile[r][s.col] = v;
         }
+        workgroupBarrier();
+        multiply_slice(lid, &acc);
         workgroupBarrier();
     }
     return acc;
@@ -417,6 +491,18 @@ fn tiled_residual(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_
             let at = tiled_index(lid, wid, j, i);
             if (at.z >= 0) {
                 out[at.z] = elem(acc[j][i] + f32(bias[at.y]) + f32(residual[at.z]));
+            }
+        }
+    }
+}
+@compute @workgroup_size(64)
+fn tiled_pair(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let acc = tiled_acc_pair(lid, wid);
+    for (var j = 0u; j < TPT; j++) {
+        for (var i = 0u; i < TPT; i++) {
+            let at = tiled_index(lid, wid, j, i);
+            if (at.z >= 0) {
+                out[at.z] = elem(acc[j][i] + f32(bias[at.y]));
             }
         }
     }

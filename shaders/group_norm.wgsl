@@ -5,12 +5,14 @@
 // g*C/G .. (g+1)*C/G - 1, so a group is one contiguous run of (C/G)*HW values.
 // Grid: one workgroup of 256 per (group, image): x = group, y = image. Two passes over the group (mean,
 // then squared deviations) rather than E[x^2] - E[x]^2, which loses precision in f32.
+// main_pair: the input is the channel concatenation of x [N, CA, HW] and x_b [N, C - CA, HW] (the U-Net's
+// skip connection), read in place so the concatenation is never written; a group may straddle the two.
 
 alias elem = f32;
 
 struct Params {
     n: u32, c: u32, hw: u32, groups: u32,
-    eps: f32, _p0: u32, _p1: u32, _p2: u32,
+    eps: f32, ca: u32, _p1: u32, _p2: u32,
 }
 
 // SiLU after the affine (every GroupNorm of the U-Net but attention's): set per pipeline.
@@ -23,6 +25,7 @@ const WG: u32 = 256u;
 @group(0) @binding(2) var<storage, read> gamma: array<elem>;
 @group(0) @binding(3) var<storage, read> beta: array<elem>;
 @group(0) @binding(4) var<storage, read_write> out: array<elem>;
+@group(0) @binding(5) var<storage, read> x_b: array<elem>;  // main_pair: channels CA.. of the input
 
 var<workgroup> partial: array<f32, WG>;
 
@@ -64,6 +67,47 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var i = lid; i < count; i += WG) {
         let c = g * cpg + i / p.hw;
         var v = (f32(x[base + i]) - mean) * inv_std * f32(gamma[c]) + f32(beta[c]);
+        if (SILU) {
+            v = v / (1.0 + exp(-v));
+        }
+        out[base + i] = elem(v);
+    }
+}
+
+// Value i of image n's [C, HW] plane stack in main_pair's split input. Duplicates main's body below because
+// a WGSL entry point binds every buffer its call graph names: one shared body would make main bind x_b too.
+fn pair_value(n: u32, i: u32) -> f32 {
+    let c = i / p.hw;
+    if (c < p.ca) {
+        return f32(x[(n * p.ca + c) * p.hw + i % p.hw]);
+    }
+    return f32(x_b[(n * (p.c - p.ca) + c - p.ca) * p.hw + i % p.hw]);
+}
+
+@compute @workgroup_size(256)
+fn main_pair(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let g = wid.x;
+    let n = wid.y;
+    let cpg = p.c / p.groups;
+    let count = cpg * p.hw;
+    let base = (n * p.c + g * cpg) * p.hw;
+
+    var s = 0.0;
+    for (var i = lid; i < count; i += WG) {
+        s += pair_value(n, g * cpg * p.hw + i);
+    }
+    let mean = reduce_sum(lid, s) / f32(count);
+
+    var q = 0.0;
+    for (var i = lid; i < count; i += WG) {
+        let d = pair_value(n, g * cpg * p.hw + i) - mean;
+        q += d * d;
+    }
+    let inv_std = inverseSqrt(reduce_sum(lid, q) / f32(count) + p.eps);
+
+    for (var i = lid; i < count; i += WG) {
+        let c = g * cpg + i / p.hw;
+        var v = (pair_value(n, g * cpg * p.hw + i) - mean) * inv_std * f32(gamma[c]) + f32(beta[c]);
         if (SILU) {
             v = v / (1.0 + exp(-v));
         }

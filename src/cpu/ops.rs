@@ -309,7 +309,7 @@ mod tests {
             let p = conv2d::Params {
                 n: n as u32, ic: ic as u32, ih: ih as u32, iw: iw as u32, oc: oc as u32, oh: oh as u32, ow: ow as u32,
                 kh: spec.k as u32, kw: spec.k as u32, stride: spec.stride as u32, pad_y: spec.pad_before as u32,
-                pad_x: spec.pad_before as u32, add_stride: 10, add_offset: 3, _pad: [0; 2],
+                pad_x: spec.pad_before as u32, add_stride: 10, add_offset: 3, ic_a: 0, _pad: 0,
             };
             for which in 0..3 {
                 let (add, want_add, want_res) = match which {
@@ -332,7 +332,7 @@ mod tests {
         let (gamma, beta) = (values(c, 7), values(c, 8));
         for act in [false, true] {
             let mut out = vec![f32::NAN; x.len()];
-            group_norm(&group_norm::Params { n: n as u32, c: c as u32, hw: hw as u32, groups: groups as u32, eps: 1e-6, _pad: [0; 3] }, &x, &gamma, &beta, act, &mut out);
+            group_norm(&group_norm::Params { n: n as u32, c: c as u32, hw: hw as u32, groups: groups as u32, eps: 1e-6, ca: 0, _pad: [0; 2] }, &x, &gamma, &beta, act, &mut out);
             close(&out, &group_norm::reference(&x, n, c, hw, groups, &gamma, &beta, 1e-6, act), 1e-5, "group norm");
         }
 

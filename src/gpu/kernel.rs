@@ -209,8 +209,13 @@ pub enum Noise {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kernel {
     Conv(ConvAlgo, Epilogue),
+    /// A 1x1 convolution (+ bias) of the channel concatenation of two tensors, read in place: a ResNet's
+    /// shortcut after a skip connection. `Blocked1x1` or `Tiled`.
+    ConvPair(ConvAlgo),
     /// GroupNorm, followed by SiLU when `silu` (WGSL override `SILU`).
     GroupNorm { silu: bool },
+    /// GroupNorm of the channel concatenation of two tensors, read in place (a ResNet's norm1 after a skip).
+    GroupNormPair { silu: bool },
     /// y = W·silu?(x) + b, then silu? (overrides `SILU_IN`, `SILU_OUT`).
     Linear { silu_in: bool, silu_out: bool },
     TimeEmbed,
@@ -304,7 +309,7 @@ const CONV_RES: &[Binding] = &[uniform(), net(read(1, "x")), net(read(2, "w")), 
 
 impl Kernel {
     /// Every kernel, in the order pipelines are compiled.
-    pub const ALL: [Kernel; 41] = [
+    pub const ALL: [Kernel; 45] = [
         Kernel::Conv(ConvAlgo::General, Epilogue::Bias),
         Kernel::Conv(ConvAlgo::General, Epilogue::ChannelAdd),
         Kernel::Conv(ConvAlgo::General, Epilogue::Residual),
@@ -317,8 +322,12 @@ impl Kernel {
         Kernel::Conv(ConvAlgo::Tiled, Epilogue::Bias),
         Kernel::Conv(ConvAlgo::Tiled, Epilogue::ChannelAdd),
         Kernel::Conv(ConvAlgo::Tiled, Epilogue::Residual),
+        Kernel::ConvPair(ConvAlgo::Blocked1x1),
+        Kernel::ConvPair(ConvAlgo::Tiled),
         Kernel::GroupNorm { silu: false },
         Kernel::GroupNorm { silu: true },
+        Kernel::GroupNormPair { silu: false },
+        Kernel::GroupNormPair { silu: true },
         Kernel::Linear { silu_in: false, silu_out: false },
         Kernel::Linear { silu_in: true, silu_out: false },
         Kernel::Linear { silu_in: false, silu_out: true },
@@ -355,8 +364,8 @@ impl Kernel {
 
     pub fn source(self) -> Source {
         match self {
-            Kernel::Conv(..) => CONV,
-            Kernel::GroupNorm { .. } => GROUP_NORM,
+            Kernel::Conv(..) | Kernel::ConvPair(_) => CONV,
+            Kernel::GroupNorm { .. } | Kernel::GroupNormPair { .. } => GROUP_NORM,
             Kernel::Linear { .. } => LINEAR,
             Kernel::TimeEmbed => EMBED,
             Kernel::AttnScores | Kernel::AttnSoftmax | Kernel::AttnApply | Kernel::AttnFused => ATTENTION,
@@ -386,6 +395,9 @@ impl Kernel {
             Kernel::Conv(Tiled, Bias) => "tiled",
             Kernel::Conv(Tiled, ChannelAdd) => "tiled_chan_add",
             Kernel::Conv(Tiled, Residual) => "tiled_residual",
+            Kernel::ConvPair(Tiled) => "tiled_pair",
+            Kernel::ConvPair(_) => "conv1x1_pair",
+            Kernel::GroupNormPair { .. } => "main_pair",
             Kernel::GroupNorm { .. } | Kernel::Linear { .. } | Kernel::TimeEmbed | Kernel::PackFrame => "main",
             Kernel::AttnScores => "scores",
             Kernel::AttnSoftmax => "softmax",
@@ -414,8 +426,8 @@ impl Kernel {
     /// Values of the WGSL `override` constants this pipeline is compiled with.
     pub fn constants(self) -> &'static [(&'static str, f64)] {
         match self {
-            Kernel::GroupNorm { silu: false } => &[("SILU", 0.0)],
-            Kernel::GroupNorm { silu: true } => &[("SILU", 1.0)],
+            Kernel::GroupNorm { silu: false } | Kernel::GroupNormPair { silu: false } => &[("SILU", 0.0)],
+            Kernel::GroupNorm { silu: true } | Kernel::GroupNormPair { silu: true } => &[("SILU", 1.0)],
             Kernel::Linear { silu_in: false, silu_out: false } => &[("SILU_IN", 0.0), ("SILU_OUT", 0.0)],
             Kernel::Linear { silu_in: true, silu_out: false } => &[("SILU_IN", 1.0), ("SILU_OUT", 0.0)],
             Kernel::Linear { silu_in: false, silu_out: true } => &[("SILU_IN", 0.0), ("SILU_OUT", 1.0)],
@@ -431,6 +443,10 @@ impl Kernel {
             Kernel::Conv(_, Epilogue::ChannelAdd) => CONV_ADD,
             Kernel::Conv(_, Epilogue::Residual) => CONV_RES,
             Kernel::GroupNorm { .. } => const { &[uniform(), net(read(1, "x")), net(read(2, "gamma")), net(read(3, "beta")), net(write(4, "out"))] },
+            Kernel::GroupNormPair { .. } => {
+                const { &[uniform(), net(read(1, "a")), net(read(5, "b")), net(read(2, "gamma")), net(read(3, "beta")), net(write(4, "out"))] }
+            }
+            Kernel::ConvPair(_) => const { &[uniform(), net(read(1, "a")), net(read(7, "b")), net(read(2, "w")), net(read(3, "bias")), net(write(6, "out"))] },
             Kernel::Linear { .. } => const { &[uniform(), net(read(1, "x")), net(read(2, "w")), net(read(3, "b")), net(write(4, "out"))] },
             Kernel::TimeEmbed => const { &[uniform(), read(1, "t"), net(write(2, "out"))] },
             Kernel::AttnScores => const { &[uniform(), net(read(1, "q")), net(read(2, "k")), write(5, "scores")] },
@@ -471,8 +487,9 @@ impl Kernel {
             Kernel::Conv(ConvAlgo::General, _) => "ConvGeneral",
             Kernel::Conv(ConvAlgo::Blocked3x3, _) => "Conv3x3",
             Kernel::Conv(ConvAlgo::Blocked1x1, _) => "Conv1x1",
-            Kernel::Conv(ConvAlgo::Tiled, _) => "ConvTiled",
-            Kernel::GroupNorm { .. } => "GroupNorm",
+            Kernel::Conv(ConvAlgo::Tiled, _) | Kernel::ConvPair(ConvAlgo::Tiled) => "ConvTiled",
+            Kernel::ConvPair(_) => "Conv1x1",
+            Kernel::GroupNorm { .. } | Kernel::GroupNormPair { .. } => "GroupNorm",
             Kernel::Linear { .. } => "Linear",
             Kernel::TimeEmbed => "TimeEmbed",
             Kernel::AttnScores | Kernel::AttnSoftmax | Kernel::AttnApply | Kernel::AttnFused => "Attention",

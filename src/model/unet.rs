@@ -16,9 +16,9 @@ use crate::gpu::graph::{Graph, Storage, TensorId};
 use crate::gpu::kernel::{KernelChoice, KernelFamily, Precision};
 use crate::gpu::kernels::cast::{cast_in, cast_out};
 use crate::gpu::kernels::attention::{attention, AttentionImpl, AttentionIo};
-use crate::gpu::kernels::conv2d::{conv2d, ConvIo, ConvSpec, Extra};
+use crate::gpu::kernels::conv2d::{conv1x1_pair, conv2d, ConvIo, ConvSpec, Extra};
 use crate::gpu::kernels::embed::time_embedding;
-use crate::gpu::kernels::group_norm::{group_norm, GroupNormIo};
+use crate::gpu::kernels::group_norm::{group_norm, group_norm_pair, GroupNormIo, GroupNormPairIo};
 use crate::gpu::kernels::linear::{linear, LinearIo};
 use crate::gpu::kernels::resample::{concat_channels, upsample_nearest2x};
 use crate::gpu::plan::{Assignment, Plan};
@@ -511,13 +511,47 @@ impl Builder<'_> {
     /// diffusers' `ResnetBlock2D` (time_embedding_norm "default", output_scale_factor 1):
     /// x + conv2(silu(norm2(conv1(silu(norm1(x))) + proj(silu(temb))))), with a 1x1 shortcut when widths differ.
     fn resnet(&mut self, prefix: &str, x: TensorId, cout: usize) -> Result<TensorId> {
-        let cin = self.g.shape(x)[1];
         let h = self.norm(&format!("{prefix}.norm1"), x, true)?;
+        self.resnet_from(prefix, x, h, cout)
+    }
+
+    /// The up path's ResNet on cat(a, b) (a skip connection). On the GPU, norm1 and the 1x1 shortcut read
+    /// a and b in place, so the concatenation is never written (one pass over it saved); where the block has
+    /// no shortcut (the sum needs cat itself) and on the CPU executor, the concatenation is recorded.
+    fn resnet_cat(&mut self, prefix: &str, a: TensorId, b: TensorId, cout: usize) -> Result<TensorId> {
+        let [n, ca, h, w] = self.g.shape(a)[..] else { unreachable!("activations are NCHW") };
+        let cin = ca + self.g.shape(b)[1];
+        if matches!(self.target, Target::Host) || cin == cout {
+            let cat = self.activation(&format!("{prefix}.cat"), &[n, cin, h, w]);
+            concat_channels(self.g, a, b, cat);
+            return self.resnet(prefix, cat, cout);
+        }
+        let norm1 = format!("{prefix}.norm1");
+        let gamma = self.w(&norm1, "weight", &[cin])?;
+        let beta = self.w(&norm1, "bias", &[cin])?;
+        let hn = self.activation(&norm1, &[n, cin, h, w]);
+        group_norm_pair(self.g, GroupNormPairIo { a, b, gamma, beta, out: hn }, self.cfg.groups(), self.cfg.norm_eps, true);
+        let short = format!("{prefix}.conv_shortcut");
+        let weight = self.w(&short, "weight", &[cout, cin, 1, 1])?;
+        let bias = self.w(&short, "bias", &[cout])?;
+        let shortcut = self.activation(&short, &[n, cout, h, w]);
+        conv1x1_pair(self.g, a, b, weight, bias, shortcut, ConvSpec::POINT.algo(self.kernels));
+        self.resnet_body(prefix, hn, shortcut, cout)
+    }
+
+    /// The ResNet after norm1 (`h` = silu(norm1(x))), with the shortcut taken from x.
+    fn resnet_from(&mut self, prefix: &str, x: TensorId, h: TensorId, cout: usize) -> Result<TensorId> {
+        let cin = self.g.shape(x)[1];
+        let shortcut = if cin != cout { self.conv(&format!("{prefix}.conv_shortcut"), x, cout, ConvSpec::POINT, Extra::None)? } else { x };
+        self.resnet_body(prefix, h, shortcut, cout)
+    }
+
+    /// conv1 (+ the block's time embedding), norm2, conv2 (+ the shortcut).
+    fn resnet_body(&mut self, prefix: &str, h: TensorId, shortcut: TensorId, cout: usize) -> Result<TensorId> {
         let (tproj, offsets) = self.temb_proj.as_ref().expect("projected before the first ResNet");
         let add = Extra::ChannelAdd { t: *tproj, offset: offsets[prefix] };
         let h = self.conv(&format!("{prefix}.conv1"), h, cout, ConvSpec::SAME3, add)?;
         let h = self.norm(&format!("{prefix}.norm2"), h, true)?;
-        let shortcut = if cin != cout { self.conv(&format!("{prefix}.conv_shortcut"), x, cout, ConvSpec::POINT, Extra::None)? } else { x };
         self.conv(&format!("{prefix}.conv2"), h, cout, ConvSpec::SAME3, Extra::Residual(shortcut))
     }
 
@@ -601,13 +635,11 @@ impl Builder<'_> {
             let cout = chans[levels - 1 - i];
             for j in 0..=cfg.layers_per_block {
                 let skip = skips.pop().ok_or_else(|| Error::Gpu("internal: U-Net skip stack underflow".into()))?;
-                let [_, ca, sh, sw] = self.g.shape(hcur)[..] else { unreachable!() };
+                let [_, _, sh, sw] = self.g.shape(hcur)[..] else { unreachable!() };
                 if self.g.shape(skip)[2..] != [sh, sw] {
                     return Err(Error::UnsupportedConfig { field: "sample_size", value: format!("{h}x{w}"), hint: "skip connections do not line up".into() });
                 }
-                let cat = self.activation(&format!("up_blocks.{i}.cat.{j}"), &[n, ca + self.g.shape(skip)[1], sh, sw]);
-                concat_channels(self.g, hcur, skip, cat);
-                hcur = self.resnet(&format!("up_blocks.{i}.resnets.{j}"), cat, cout)?;
+                hcur = self.resnet_cat(&format!("up_blocks.{i}.resnets.{j}"), hcur, skip, cout)?;
                 if kind.has_attention() {
                     hcur = self.attention(&format!("up_blocks.{i}.attentions.{j}"), hcur)?;
                 }

@@ -23,7 +23,9 @@ pub struct Params {
     /// Channel add: values of image n start at `n·add_stride + add_offset` (one projection for every ResNet).
     pub add_stride: u32,
     pub add_offset: u32,
-    pub _pad: [u32; 2],
+    /// `ConvPair`: input channels in the first input (0 otherwise).
+    pub ic_a: u32,
+    pub _pad: u32,
 }
 const _: () = assert!(std::mem::size_of::<Params>() == 64);
 
@@ -106,7 +108,8 @@ pub fn conv2d(g: &mut Graph, io: ConvIo, spec: ConvSpec, algo: ConvAlgo) {
         pad_x: spec.pad_before as u32,
         add_stride: 0,
         add_offset: 0,
-        _pad: [0; 2],
+        ic_a: 0,
+        _pad: 0,
     };
     let groups = match algo {
         ConvAlgo::Blocked3x3 => [(oh * ow.div_ceil(4)).div_ceil(64) as u32, oc.div_ceil(8) as u32, n as u32],
@@ -132,6 +135,43 @@ pub fn conv2d(g: &mut Graph, io: ConvIo, spec: ConvSpec, algo: ConvAlgo) {
         }
     };
     g.record(Kernel::Conv(algo, epilogue), &params, &args, groups, flops);
+}
+
+/// Records out = conv1x1(cat(a, b), w) + bias without writing the concatenation: a [N, CA, H, W],
+/// b [N, CB, H, W], w [OC, CA + CB, 1, 1], out [N, OC, H, W]. `algo`: `Blocked1x1` or `Tiled`.
+pub fn conv1x1_pair(g: &mut Graph, a: TensorId, b: TensorId, w: TensorId, bias: TensorId, out: TensorId, algo: ConvAlgo) {
+    assert!(matches!(algo, ConvAlgo::Blocked1x1 | ConvAlgo::Tiled), "{algo:?} has no pair form");
+    let [n, ca, h, wd] = g.shape(a)[..] else { panic!("conv1x1_pair: a must be NCHW") };
+    let cb = g.shape(b)[1];
+    assert_eq!(g.shape(b), [n, cb, h, wd], "conv1x1_pair: b must match a's N, H, W");
+    let oc = g.shape(w)[0];
+    assert_eq!(g.shape(w), [oc, ca + cb, 1, 1], "conv1x1_pair weight");
+    assert_eq!(g.shape(out), [n, oc, h, wd], "conv1x1_pair output");
+    let (ic, hw) = (ca + cb, h * wd);
+    let params = Params {
+        n: n as u32,
+        ic: ic as u32,
+        ih: h as u32,
+        iw: wd as u32,
+        oc: oc as u32,
+        oh: h as u32,
+        ow: wd as u32,
+        kh: 1,
+        kw: 1,
+        stride: 1,
+        pad_y: 0,
+        pad_x: 0,
+        add_stride: 0,
+        add_offset: 0,
+        ic_a: ca as u32,
+        _pad: 0,
+    };
+    let groups = match algo {
+        ConvAlgo::Tiled => [(n * hw).div_ceil(32) as u32, oc.div_ceil(32) as u32, 1],
+        _ => [hw.div_ceil(4).div_ceil(64) as u32, oc.div_ceil(8) as u32, n as u32],
+    };
+    let args = [("a", a), ("b", b), ("w", w), ("bias", bias), ("out", out)];
+    g.record(Kernel::ConvPair(algo), &params, &args, groups, 2 * (n * oc * hw * ic) as u64);
 }
 
 /// Plain-Rust reference with the same semantics.
@@ -251,6 +291,28 @@ mod tests {
         }
     }
 
+    /// The pair form of both algorithms against the reference on the concatenation (channel splits around
+    /// the blocks of 8 and the K-slices of 32, planes with short last runs).
+    #[test]
+    fn pair_inputs_equal_the_concatenation() {
+        for &(n, ca, cb, oc, h, w) in &[(2usize, 3usize, 5usize, 9usize, 7usize, 7usize), (1, 64, 32, 32, 14, 14), (3, 33, 1, 7, 1, 5)] {
+            let (av, bv) = (as_stored(&values(n * ca * h * w, 41)), as_stored(&values(n * cb * h * w, 42)));
+            let (wv, biasv) = (as_stored(&values(oc * (ca + cb), 43)), as_stored(&values(oc, 44)));
+            let cat = crate::gpu::kernels::resample::concat_reference(&av, &bv, n);
+            let want = reference(&cat, [n, ca + cb, h, w], &wv, oc, &biasv, ConvSpec::POINT, None, None);
+            for algo in [ConvAlgo::Blocked1x1, ConvAlgo::Tiled] {
+                let mut g = Graph::new();
+                let a = upload(&mut g, "a", &[n, ca, h, w], &av);
+                let b = upload(&mut g, "b", &[n, cb, h, w], &bv);
+                let wt = upload(&mut g, "w", &[oc, ca + cb, 1, 1], &wv);
+                let bias = upload(&mut g, "bias", &[oc], &biasv);
+                let out = nan_filled(&mut g, "out", &[n, oc, h, w]);
+                conv1x1_pair(&mut g, a, b, wt, bias, out, algo);
+                assert_close(&run_and_read(&g, out), &want, tol(1e-5), &format!("{algo:?} pair {ca}+{cb}->{oc} {h}x{w}"));
+            }
+        }
+    }
+
     #[test]
     fn strided_downsample_both_paddings() {
         // downsample_padding = 1 (symmetric) and 0 (diffusers pads only bottom/right by one).
@@ -268,6 +330,7 @@ mod tests {
             pointwise();
             tiled_across_tile_edges_and_images();
             strided_downsample_both_paddings();
+            pair_inputs_equal_the_concatenation();
         });
     }
 }

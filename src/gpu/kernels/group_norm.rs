@@ -11,7 +11,9 @@ pub struct Params {
     pub hw: u32,
     pub groups: u32,
     pub eps: f32,
-    pub _pad: [u32; 3],
+    /// `GroupNormPair`: channels of the first input (0 otherwise).
+    pub ca: u32,
+    pub _pad: [u32; 2],
 }
 const _: () = assert!(std::mem::size_of::<Params>() == 32);
 
@@ -31,10 +33,34 @@ pub fn group_norm(g: &mut Graph, io: GroupNormIo, groups: usize, eps: f64, silu:
     let hw: usize = shape[2..].iter().product();
     assert_eq!(c % groups, 0, "group_norm: {c} channels in {groups} groups");
     assert_eq!(g.len(io.out), g.len(io.x));
-    let params = Params { n: n as u32, c: c as u32, hw: hw as u32, groups: groups as u32, eps: eps as f32, _pad: [0; 3] };
+    let params = Params { n: n as u32, c: c as u32, hw: hw as u32, groups: groups as u32, eps: eps as f32, ca: 0, _pad: [0; 2] };
     let args = [("x", io.x), ("gamma", io.gamma), ("beta", io.beta), ("out", io.out)];
     // Two passes over each group's values, plus the affine and SiLU: data movement, no multiply-adds counted.
     g.record(Kernel::GroupNorm { silu }, &params, &args, [groups as u32, n as u32, 1], 0);
+}
+
+/// a [N, CA, H, W] and b [N, CB, H, W], read as their channel concatenation; gamma, beta: [CA + CB];
+/// out: [N, CA + CB, H, W].
+#[derive(Clone, Copy, Debug)]
+pub struct GroupNormPairIo {
+    pub a: TensorId,
+    pub b: TensorId,
+    pub gamma: TensorId,
+    pub beta: TensorId,
+    pub out: TensorId,
+}
+
+/// Records out = GroupNorm(cat(a, b)) · γ + β, then SiLU if `silu`, without writing the concatenation.
+pub fn group_norm_pair(g: &mut Graph, io: GroupNormPairIo, groups: usize, eps: f64, silu: bool) {
+    let [n, ca, h, w] = g.shape(io.a)[..] else { panic!("group_norm_pair: a must be NCHW") };
+    let cb = g.shape(io.b)[1];
+    assert_eq!(g.shape(io.b), [n, cb, h, w], "group_norm_pair: b must match a's N, H, W");
+    assert_eq!(g.shape(io.out), [n, ca + cb, h, w]);
+    let c = ca + cb;
+    assert_eq!(c % groups, 0, "group_norm_pair: {c} channels in {groups} groups");
+    let params = Params { n: n as u32, c: c as u32, hw: (h * w) as u32, groups: groups as u32, eps: eps as f32, ca: ca as u32, _pad: [0; 2] };
+    let args = [("a", io.a), ("b", io.b), ("gamma", io.gamma), ("beta", io.beta), ("out", io.out)];
+    g.record(Kernel::GroupNormPair { silu }, &params, &args, [groups as u32, n as u32, 1], 0);
 }
 
 pub fn silu(v: f32) -> f32 {
@@ -82,6 +108,28 @@ mod tests {
         assert_close(&run_and_read(&gr, out), &want, tol(2e-5), &format!("group_norm n{n} c{c} {h}x{w} g{groups} silu={act}"));
     }
 
+    /// The pair form against the reference on the concatenation, with groups that straddle the two inputs
+    /// (channel splits that are not multiples of the group size).
+    #[test]
+    fn pair_inputs_equal_the_concatenation() {
+        for &(n, ca, cb, h, w, groups, act) in &[(2usize, 24usize, 8usize, 7usize, 7usize, 8usize, true), (1, 3, 5, 5, 3, 4, false), (3, 64, 32, 14, 14, 32, true)] {
+            let c = ca + cb;
+            let av = as_stored(&values(n * ca * h * w, 17).iter().map(|v| 1.0 + 2.0 * v).collect::<Vec<_>>());
+            let bv = as_stored(&values(n * cb * h * w, 18).iter().map(|v| -2.0 + 4.0 * v).collect::<Vec<_>>());
+            let (gv, betav) = (as_stored(&values(c, 19)), as_stored(&values(c, 20)));
+            let mut gr = Graph::new();
+            let a = upload(&mut gr, "a", &[n, ca, h, w], &av);
+            let b = upload(&mut gr, "b", &[n, cb, h, w], &bv);
+            let gamma = upload(&mut gr, "g", &[c], &gv);
+            let beta = upload(&mut gr, "beta", &[c], &betav);
+            let out = nan_filled(&mut gr, "out", &[n, c, h, w]);
+            group_norm_pair(&mut gr, GroupNormPairIo { a, b, gamma, beta, out }, groups, 1e-6, act);
+            let cat = crate::gpu::kernels::resample::concat_reference(&av, &bv, n);
+            let want = reference(&cat, n, c, h * w, groups, &gv, &betav, 1e-6, act);
+            assert_close(&run_and_read(&gr, out), &want, tol(2e-5), &format!("group_norm_pair n{n} {ca}+{cb} {h}x{w} g{groups}"));
+        }
+    }
+
     #[test]
     fn odd_sizes_with_and_without_silu() {
         check(2, 24, 7, 7, 8, true);
@@ -93,6 +141,9 @@ mod tests {
     /// x, γ, β and out in f16, the statistics in f32.
     #[test]
     fn in_f16_storage() {
-        in_f16(odd_sizes_with_and_without_silu);
+        in_f16(|| {
+            odd_sizes_with_and_without_silu();
+            pair_inputs_equal_the_concatenation();
+        });
     }
 }
