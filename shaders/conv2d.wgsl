@@ -346,15 +346,16 @@ fn conv1x1_residual(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(work
 // tiled: implicit GEMM for real GPUs (onnxruntime-web's Conv2dMM tiling). C[oc, p] = sum_k W[oc, k] X[k, p]
 // with k = (ic, ky, kx) running over IC*KH*KW and p = (n, oy, ox) over the whole batch, so small planes
 // (7x7) still fill tiles. A workgroup of 8x8 invocations computes a TILE x TILE block of C (each invocation
-// TPT channels x TPT pixels, pixels strided by 8 so neighbouring invocations touch neighbouring addresses),
-// staging K in slices of KT through workgroup memory: each loaded value is used TILE times from there.
+// TPT = 4 consecutive channels x 4 consecutive pixels), staging K in slices of KT through workgroup memory:
+// each loaded value is used TILE times from there. The tiles hold vec4s along oc and p, so the inner loop
+// reads one vec4 of each per k for 16 multiply-adds (scalar tiles: 8 loads per 16).
 // Grid: x covers P = N*OH*OW in tiles of TILE, y covers OC in tiles of TILE.
 const TILE: u32 = 32u;
 const KT: u32 = 32u;
 const TPT: u32 = 4u;
 
-var<workgroup> w_tile: array<array<f32, TILE>, KT>;  // [k][oc]
-var<workgroup> x_tile: array<array<f32, TILE>, KT>;  // [k][p]
+var<workgroup> w_tile: array<array<vec4<f32>, 8>, KT>;  // [k][oc / 4][oc % 4]
+var<workgroup> x_tile: array<array<vec4<f32>, 8>, KT>;  // [k][p / 4][p % 4]
 
 // Input value X[k, p] of the implicit im2col matrix for pixel (n, oy, ox); zero in the padding.
 fn im2col(k: u32, n: u32, oy: u32, ox: u32) -> f32 {
@@ -387,23 +388,25 @@ fn stage_w(s: Stage, wid: vec3<u32>, k0: u32, kdim: u32) {
     for (var r = s.row0; r < KT; r += 64u / TILE) {
         let wm = wid.y * TILE + r;
         let wk = k0 + s.col;
-        w_tile[s.col][r] = select(0.0, f32(w[min(wm, p.oc - 1u) * kdim + min(wk, kdim - 1u)]), wm < p.oc && wk < kdim);
+        w_tile[s.col][r / 4u][r % 4u] = select(0.0, f32(w[min(wm, p.oc - 1u) * kdim + min(wk, kdim - 1u)]), wm < p.oc && wk < kdim);
     }
 }
 
-// acc[j] += the slice's products: channel wid.y*TILE + ty*TPT + j, pixels wid.x*TILE + tx + 8*i.
+// acc[j] += the slice's products: channel wid.y*TILE + ty*TPT + j, pixels wid.x*TILE + tx*TPT + i.
 fn multiply_slice(lid: u32, acc: ptr<function, array<vec4<f32>, TPT>>) {
     let tx = lid % 8u;
     let ty = lid / 8u;
     for (var kk = 0u; kk < KT; kk++) {
-        let b = vec4<f32>(x_tile[kk][tx], x_tile[kk][tx + 8u], x_tile[kk][tx + 16u], x_tile[kk][tx + 24u]);
-        for (var j = 0u; j < TPT; j++) {
-            (*acc)[j] += w_tile[kk][ty * TPT + j] * b;
-        }
+        let b = x_tile[kk][tx];
+        let a = w_tile[kk][ty];
+        (*acc)[0] += a.x * b;
+        (*acc)[1] += a.y * b;
+        (*acc)[2] += a.z * b;
+        (*acc)[3] += a.w * b;
     }
 }
 
-// acc[j][i]: channel wid.y*TILE + ty*TPT + j, pixel wid.x*TILE + tx + 8*i.
+// acc[j][i]: channel wid.y*TILE + ty*TPT + j, pixel wid.x*TILE + tx*TPT + i.
 fn tiled_acc(lid: u32, wid: vec3<u32>) -> array<vec4<f32>, TPT> {
     let kdim = p.ic * p.kh * p.kw;
     let s = stage_of(lid, wid);
@@ -416,7 +419,7 @@ fn tiled_acc(lid: u32, wid: vec3<u32>) -> array<vec4<f32>, TPT> {
             if (s.lp_ok && xk < kdim) {
                 v = im2col(xk, s.n, s.oy, s.ox);
             }
-            x_tile[r][s.col] = v;
+            x_tile[r][s.col / 4u][s.col % 4u] = v;
         }
         workgroupBarrier();
         multiply_slice(lid, &acc);
@@ -438,7 +441,7 @@ fn tiled_acc_pair(lid: u32, wid: vec3<u32>) -> array<vec4<f32>, TPT> {
             if (s.lp_ok && xk < kdim) {
                 v = pair_value(s.n, xk, s.oy * p.ow + s.ox);
             }
-            x_tile[r][s.col] = v;
+            x_tile[r][s.col / 4u][s.col % 4u] = v;
         }
         workgroupBarrier();
         multiply_slice(lid, &acc);
@@ -450,7 +453,7 @@ fn tiled_acc_pair(lid: u32, wid: vec3<u32>) -> array<vec4<f32>, TPT> {
 // Output index of acc[j][i], or -1 outside C.
 fn tiled_index(lid: u32, wid: vec3<u32>, j: u32, i: u32) -> vec3<i32> {
     let oc = wid.y * TILE + (lid / 8u) * TPT + j;
-    let pp = wid.x * TILE + lid % 8u + 8u * i;
+    let pp = wid.x * TILE + (lid % 8u) * TPT + i;
     let plane = p.oh * p.ow;
     if (oc >= p.oc || pp >= p.n * plane) {
         return vec3<i32>(-1);
