@@ -1,10 +1,14 @@
 // GroupNorm (PyTorch semantics: biased variance over each group's channels and pixels, then a per-channel
 // affine), optionally followed by SiLU, which every GroupNorm in the U-Net but attention's is.
 //
-// Layout (elem: f32, or f16 in an f16 pass; statistics in f32): x, out [N, C, HW] (NCHW flattened); gamma, beta [C]. Channels c of group g are
-// g*C/G .. (g+1)*C/G - 1, so a group is one contiguous run of (C/G)*HW values.
-// Grid: one workgroup of 256 per (group, image): x = group, y = image. Two passes over the group (mean,
-// then squared deviations) rather than E[x^2] - E[x]^2, which loses precision in f32.
+// Layout (elem: f32, or f16 in an f16 pass; statistics in f32): x, out [N, C, HW] (NCHW flattened);
+// gamma, beta [C]. Channels c of group g are g*C/G .. (g+1)*C/G - 1, so a group is one contiguous run of
+// (C/G)*HW values.
+// Grid: one workgroup of 256 per (group, image): x = group, y = image. The statistics take one pass over
+// the group: each invocation keeps Welford's running (count, mean, M2) over its values, and one reduction
+// combines them pairwise (Chan, Golub & LeVeque's parallel variance). That is as precise as mean-then-
+// deviations (no E[x^2] - E[x]^2 cancellation) with one read of the group and one reduction instead of two;
+// the second pass normalises.
 // main_pair: the input is the channel concatenation of x [N, CA, HW] and x_b [N, C - CA, HW] (the U-Net's
 // skip connection), read in place so the concatenation is never written; a group may straddle the two.
 
@@ -27,20 +31,37 @@ const WG: u32 = 256u;
 @group(0) @binding(4) var<storage, read_write> out: array<elem>;
 @group(0) @binding(5) var<storage, read> x_b: array<elem>;  // main_pair: channels CA.. of the input
 
-var<workgroup> partial: array<f32, WG>;
+// Per invocation, then per reduction step: (count, mean, M2 = sum of squared deviations from the mean).
+var<workgroup> partial: array<vec3<f32>, WG>;
 
-fn reduce_sum(lid: u32, v: f32) -> f32 {
-    partial[lid] = v;
+// Welford's update of (count, mean, M2) with one value.
+fn welford(st: ptr<function, vec3<f32>>, v: f32) {
+    let n = (*st).x + 1.0;
+    let d = v - (*st).y;
+    let mean = (*st).y + d / n;
+    *st = vec3<f32>(n, mean, (*st).z + d * (v - mean));
+}
+
+// The workgroup's (mean, biased variance) from every invocation's (count, mean, M2).
+fn reduce_stats(lid: u32, st: vec3<f32>) -> vec2<f32> {
+    partial[lid] = st;
     workgroupBarrier();
     for (var s = WG / 2u; s > 0u; s >>= 1u) {
         if (lid < s) {
-            partial[lid] += partial[lid + s];
+            let a = partial[lid];
+            let b = partial[lid + s];
+            let n = a.x + b.x;
+            if (b.x > 0.0) {
+                let d = b.y - a.y;
+                let f = b.x / n;
+                partial[lid] = vec3<f32>(n, a.y + d * f, a.z + b.z + d * d * a.x * f);
+            }
         }
         workgroupBarrier();
     }
     let total = partial[0];
     workgroupBarrier();
-    return total;
+    return vec2<f32>(total.y, total.z / total.x);
 }
 
 @compute @workgroup_size(256)
@@ -51,18 +72,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let count = cpg * p.hw;
     let base = (n * p.c + g * cpg) * p.hw;
 
-    var s = 0.0;
+    var st = vec3<f32>(0.0);
     for (var i = lid; i < count; i += WG) {
-        s += f32(x[base + i]);
+        welford(&st, f32(x[base + i]));
     }
-    let mean = reduce_sum(lid, s) / f32(count);
-
-    var q = 0.0;
-    for (var i = lid; i < count; i += WG) {
-        let d = f32(x[base + i]) - mean;
-        q += d * d;
-    }
-    let inv_std = inverseSqrt(reduce_sum(lid, q) / f32(count) + p.eps);
+    let stats = reduce_stats(lid, st);
+    let mean = stats.x;
+    let inv_std = inverseSqrt(stats.y + p.eps);
 
     for (var i = lid; i < count; i += WG) {
         let c = g * cpg + i / p.hw;
@@ -92,18 +108,13 @@ fn main_pair(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_in
     let count = cpg * p.hw;
     let base = (n * p.c + g * cpg) * p.hw;
 
-    var s = 0.0;
+    var st = vec3<f32>(0.0);
     for (var i = lid; i < count; i += WG) {
-        s += pair_value(n, g * cpg * p.hw + i);
+        welford(&st, pair_value(n, g * cpg * p.hw + i));
     }
-    let mean = reduce_sum(lid, s) / f32(count);
-
-    var q = 0.0;
-    for (var i = lid; i < count; i += WG) {
-        let d = pair_value(n, g * cpg * p.hw + i) - mean;
-        q += d * d;
-    }
-    let inv_std = inverseSqrt(reduce_sum(lid, q) / f32(count) + p.eps);
+    let stats = reduce_stats(lid, st);
+    let mean = stats.x;
+    let inv_std = inverseSqrt(stats.y + p.eps);
 
     for (var i = lid; i < count; i += WG) {
         let c = g * cpg + i / p.hw;
