@@ -114,7 +114,7 @@ impl GpuContext {
     /// Makes the kernels of `precision` ready: for f16, compiles the network's kernels in f16 once per
     /// context, or refuses where the adapter has no `shader-f16`.
     pub async fn enable(&self, precision: Precision) -> Result<()> {
-        if precision == Precision::F32 || self.f16.get().is_some() {
+        if self.is_enabled(precision) {
             return Ok(());
         }
         if !self.has_f16() {

@@ -141,20 +141,13 @@ impl Unet {
         Self::load(Target::Host, model)
     }
 
-    /// The model's weights on the GPU in `precision` (f16 needs the adapter's `shader-f16`: otherwise
-    /// [`Error::NoShaderF16`]); the f16 kernels are compiled on first use.
-    pub async fn with_precision(ctx: &GpuContext, model: &Model, precision: Precision) -> Result<Self> {
-        ctx.enable(precision).await?;
-        Self::load_as(Target::Gpu(ctx), model, precision)
-    }
-
     /// Places the model's weights on `target` in f32, checking each against the shape the config implies.
     pub fn load(target: Target, model: &Model) -> Result<Self> {
         Self::load_as(target, model, Precision::F32)
     }
 
     /// As [`Unet::load`], in `precision`: f16 only on a GPU whose f16 kernels are enabled
-    /// ([`GpuContext::enable`]; [`Unet::with_precision`] does both).
+    /// ([`GpuContext::enable`]); without `shader-f16` that is [`Error::NoShaderF16`].
     pub fn load_as(target: Target, model: &Model, precision: Precision) -> Result<Self> {
         match target {
             Target::Gpu(ctx) => {

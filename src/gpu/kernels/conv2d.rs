@@ -29,6 +29,40 @@ pub struct Params {
 }
 const _: () = assert!(std::mem::size_of::<Params>() == 64);
 
+impl Params {
+    /// The params of a convolution of x [N, IC, IH, IW] into OC channels with `spec`; no channel add, one input.
+    fn new([n, ic, ih, iw]: [usize; 4], oc: usize, spec: ConvSpec) -> Self {
+        Self {
+            n: n as u32,
+            ic: ic as u32,
+            ih: ih as u32,
+            iw: iw as u32,
+            oc: oc as u32,
+            oh: spec.out_size(ih) as u32,
+            ow: spec.out_size(iw) as u32,
+            kh: spec.k as u32,
+            kw: spec.k as u32,
+            stride: spec.stride as u32,
+            pad_y: spec.pad_before as u32,
+            pad_x: spec.pad_before as u32,
+            add_stride: 0,
+            add_offset: 0,
+            ic_a: 0,
+            _pad: 0,
+        }
+    }
+}
+
+/// Workgroups of `algo` for an output [N, OC, OH, OW] (each entry point's grid, as conv2d.wgsl states it).
+fn grid(algo: ConvAlgo, n: usize, oc: usize, oh: usize, ow: usize) -> [u32; 3] {
+    match algo {
+        ConvAlgo::Blocked3x3 => [(oh * ow.div_ceil(4)).div_ceil(64) as u32, oc.div_ceil(8) as u32, n as u32],
+        ConvAlgo::Blocked1x1 => [(oh * ow).div_ceil(4).div_ceil(64) as u32, oc.div_ceil(8) as u32, n as u32],
+        ConvAlgo::General => [(oh * ow).div_ceil(64) as u32, oc.div_ceil(4) as u32, n as u32],
+        ConvAlgo::Tiled => [(n * oh * ow).div_ceil(32) as u32, oc.div_ceil(32) as u32, 1],
+    }
+}
+
 /// Geometry of one convolution: kernel `k`×`k`, `stride`, zeros `pad_before` above/left and `pad_after`
 /// below/right (diffusers' `downsample_padding = 0` is `pad_before = 0, pad_after = 1`).
 #[derive(Clone, Copy, Debug)]
@@ -93,30 +127,8 @@ pub fn conv2d(g: &mut Graph, io: ConvIo, spec: ConvSpec, algo: ConvAlgo) {
     let (oh, ow) = (spec.out_size(ih), spec.out_size(iw));
     assert_eq!(g.shape(io.w), [oc, ic, spec.k, spec.k], "conv2d weight");
     assert_eq!(g.shape(io.out), [n, oc, oh, ow], "conv2d output");
-    let mut params = Params {
-        n: n as u32,
-        ic: ic as u32,
-        ih: ih as u32,
-        iw: iw as u32,
-        oc: oc as u32,
-        oh: oh as u32,
-        ow: ow as u32,
-        kh: spec.k as u32,
-        kw: spec.k as u32,
-        stride: spec.stride as u32,
-        pad_y: spec.pad_before as u32,
-        pad_x: spec.pad_before as u32,
-        add_stride: 0,
-        add_offset: 0,
-        ic_a: 0,
-        _pad: 0,
-    };
-    let groups = match algo {
-        ConvAlgo::Blocked3x3 => [(oh * ow.div_ceil(4)).div_ceil(64) as u32, oc.div_ceil(8) as u32, n as u32],
-        ConvAlgo::Blocked1x1 => [(oh * ow).div_ceil(4).div_ceil(64) as u32, oc.div_ceil(8) as u32, n as u32],
-        ConvAlgo::General => [(oh * ow).div_ceil(64) as u32, oc.div_ceil(4) as u32, n as u32],
-        ConvAlgo::Tiled => [(n * oh * ow).div_ceil(32) as u32, oc.div_ceil(32) as u32, 1],
-    };
+    let mut params = Params::new([n, ic, ih, iw], oc, spec);
+    let groups = grid(algo, n, oc, oh, ow);
     let flops = 2 * (n * oc * oh * ow * ic * spec.k * spec.k) as u64;
     let mut args = vec![("x", io.x), ("w", io.w), ("bias", io.bias), ("out", io.out)];
     let epilogue = match io.extra {
@@ -147,31 +159,10 @@ pub fn conv1x1_pair(g: &mut Graph, a: TensorId, b: TensorId, w: TensorId, bias: 
     let oc = g.shape(w)[0];
     assert_eq!(g.shape(w), [oc, ca + cb, 1, 1], "conv1x1_pair weight");
     assert_eq!(g.shape(out), [n, oc, h, wd], "conv1x1_pair output");
-    let (ic, hw) = (ca + cb, h * wd);
-    let params = Params {
-        n: n as u32,
-        ic: ic as u32,
-        ih: h as u32,
-        iw: wd as u32,
-        oc: oc as u32,
-        oh: h as u32,
-        ow: wd as u32,
-        kh: 1,
-        kw: 1,
-        stride: 1,
-        pad_y: 0,
-        pad_x: 0,
-        add_stride: 0,
-        add_offset: 0,
-        ic_a: ca as u32,
-        _pad: 0,
-    };
-    let groups = match algo {
-        ConvAlgo::Tiled => [(n * hw).div_ceil(32) as u32, oc.div_ceil(32) as u32, 1],
-        _ => [hw.div_ceil(4).div_ceil(64) as u32, oc.div_ceil(8) as u32, n as u32],
-    };
+    let ic = ca + cb;
+    let params = Params { ic_a: ca as u32, ..Params::new([n, ic, h, wd], oc, ConvSpec::POINT) };
     let args = [("a", a), ("b", b), ("w", w), ("bias", bias), ("out", out)];
-    g.record(Kernel::ConvPair(algo), &params, &args, groups, 2 * (n * oc * hw * ic) as u64);
+    g.record(Kernel::ConvPair(algo), &params, &args, grid(algo, n, oc, h, wd), 2 * (n * oc * h * wd * ic) as u64);
 }
 
 /// Plain-Rust reference with the same semantics.
