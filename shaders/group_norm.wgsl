@@ -5,12 +5,14 @@
 // gamma, beta [C]. Channels c of group g are g*C/G .. (g+1)*C/G - 1, so a group is one contiguous run of
 // (C/G)*HW values.
 // Grid: one workgroup of 64 per (group, image): x = group, y = image. The statistics take one pass over
-// the group: each invocation keeps Welford's running (count, mean, M2) over its values, and one reduction
-// combines them pairwise (Chan, Golub & LeVeque's parallel variance). That is as precise as mean-then-
-// deviations (no E[x^2] - E[x]^2 cancellation) with one read of the group and one reduction instead of two;
-// the second pass normalises. 64 invocations, not 256: a CPU adapter runs a workgroup's invocations in turn and
-// switches between all of them at every barrier (SwiftShader: this kernel 4.5x faster than with 256); a GPU
-// still gets G x N workgroups per GroupNorm (128 for the shipped model at batch 4).
+// the group: each invocation keeps Welford's running (count, mean, M2) over its values, and one invocation
+// merges the 64 partials by Chan, Golub & LeVeque's pairwise formula. That is as precise as mean-then-
+// deviations (no E[x^2] - E[x]^2 cancellation), with one read of the group. The second pass normalises
+// channel by channel, so the affine is one multiply-add per value and no index is divided per value (CPU
+// adapters have no vector integer division: SwiftShader's GroupNorm 1.4x faster than with i / HW).
+// 64 invocations and two barriers: a CPU adapter runs a workgroup's invocations in turn and switches between
+// all of them at every barrier (SwiftShader: 4.5x faster than with 256); a GPU still gets G x N workgroups
+// per GroupNorm (128 for the shipped model at batch 4).
 // main_pair: the input is the channel concatenation of x [N, CA, HW] and x_b [N, C - CA, HW] (the U-Net's
 // skip connection), read in place so the concatenation is never written; a group may straddle the two.
 
@@ -33,8 +35,10 @@ const WG: u32 = 64u;
 @group(0) @binding(4) var<storage, read_write> out: array<elem>;
 @group(0) @binding(5) var<storage, read> x_b: array<elem>;  // main_pair: channels CA.. of the input
 
-// Per invocation, then per reduction step: (count, mean, M2 = sum of squared deviations from the mean).
+// Every invocation's (count, mean, M2 = sum of squared deviations from the mean), then the group's (mean,
+// biased variance).
 var<workgroup> partial: array<vec3<f32>, WG>;
+var<workgroup> group_stats: vec2<f32>;
 
 // Welford's update of (count, mean, M2) with one value.
 fn welford(st: ptr<function, vec3<f32>>, v: f32) {
@@ -44,26 +48,39 @@ fn welford(st: ptr<function, vec3<f32>>, v: f32) {
     *st = vec3<f32>(n, mean, (*st).z + d * (v - mean));
 }
 
-// The workgroup's (mean, biased variance) from every invocation's (count, mean, M2).
+// The workgroup's (mean, biased variance) from every invocation's (count, mean, M2), merged in turn by one
+// invocation (Chan et al.'s pairwise update).
 fn reduce_stats(lid: u32, st: vec3<f32>) -> vec2<f32> {
     partial[lid] = st;
     workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) {
-            let a = partial[lid];
-            let b = partial[lid + s];
+    if (lid == 0u) {
+        var a = partial[0];
+        for (var i = 1u; i < WG; i++) {
+            let b = partial[i];
             let n = a.x + b.x;
             if (b.x > 0.0) {
                 let d = b.y - a.y;
                 let f = b.x / n;
-                partial[lid] = vec3<f32>(n, a.y + d * f, a.z + b.z + d * d * a.x * f);
+                a = vec3<f32>(n, a.y + d * f, a.z + b.z + d * d * a.x * f);
             }
         }
-        workgroupBarrier();
+        group_stats = vec2<f32>(a.y, a.z / a.x);
     }
-    let total = partial[0];
     workgroupBarrier();
-    return vec2<f32>(total.y, total.z / total.x);
+    return group_stats;
+}
+
+// Channel ch's (scale, shift): the normalisation and the affine as one multiply-add.
+fn affine(ch: u32, stats: vec2<f32>) -> vec2<f32> {
+    let scale = inverseSqrt(stats.y + p.eps) * f32(gamma[ch]);
+    return vec2<f32>(scale, f32(beta[ch]) - stats.x * scale);
+}
+
+fn activate(v: f32) -> f32 {
+    if (SILU) {
+        return v / (1.0 + exp(-v));
+    }
+    return v;
 }
 
 @compute @workgroup_size(64)
@@ -79,27 +96,24 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         welford(&st, f32(x[base + i]));
     }
     let stats = reduce_stats(lid, st);
-    let mean = stats.x;
-    let inv_std = inverseSqrt(stats.y + p.eps);
 
-    for (var i = lid; i < count; i += WG) {
-        let c = g * cpg + i / p.hw;
-        var v = (f32(x[base + i]) - mean) * inv_std * f32(gamma[c]) + f32(beta[c]);
-        if (SILU) {
-            v = v / (1.0 + exp(-v));
+    for (var c = 0u; c < cpg; c++) {
+        let ab = affine(g * cpg + c, stats);
+        let plane = base + c * p.hw;
+        for (var i = lid; i < p.hw; i += WG) {
+            out[plane + i] = elem(activate(f32(x[plane + i]) * ab.x + ab.y));
         }
-        out[base + i] = elem(v);
     }
 }
 
-// Value i of image n's [C, HW] plane stack in main_pair's split input. Duplicates main's body below because
-// a WGSL entry point binds every buffer its call graph names: one shared body would make main bind x_b too.
-fn pair_value(n: u32, i: u32) -> f32 {
-    let c = i / p.hw;
+// Pixel i of channel c (of the whole input) of image n in main_pair's split input. main_pair duplicates
+// main's loops because a WGSL entry point binds every buffer its call graph names: one shared body would
+// make main bind x_b too.
+fn pair_value(n: u32, c: u32, i: u32) -> f32 {
     if (c < p.ca) {
-        return f32(x[(n * p.ca + c) * p.hw + i % p.hw]);
+        return f32(x[(n * p.ca + c) * p.hw + i]);
     }
-    return f32(x_b[(n * (p.c - p.ca) + c - p.ca) * p.hw + i % p.hw]);
+    return f32(x_b[(n * (p.c - p.ca) + c - p.ca) * p.hw + i]);
 }
 
 @compute @workgroup_size(64)
@@ -107,23 +121,21 @@ fn main_pair(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_in
     let g = wid.x;
     let n = wid.y;
     let cpg = p.c / p.groups;
-    let count = cpg * p.hw;
-    let base = (n * p.c + g * cpg) * p.hw;
+    let c0 = g * cpg;
 
     var st = vec3<f32>(0.0);
-    for (var i = lid; i < count; i += WG) {
-        welford(&st, pair_value(n, g * cpg * p.hw + i));
+    for (var c = c0; c < c0 + cpg; c++) {
+        for (var i = lid; i < p.hw; i += WG) {
+            welford(&st, pair_value(n, c, i));
+        }
     }
     let stats = reduce_stats(lid, st);
-    let mean = stats.x;
-    let inv_std = inverseSqrt(stats.y + p.eps);
 
-    for (var i = lid; i < count; i += WG) {
-        let c = g * cpg + i / p.hw;
-        var v = (pair_value(n, g * cpg * p.hw + i) - mean) * inv_std * f32(gamma[c]) + f32(beta[c]);
-        if (SILU) {
-            v = v / (1.0 + exp(-v));
+    for (var c = c0; c < c0 + cpg; c++) {
+        let ab = affine(c, stats);
+        let plane = (n * p.c + c) * p.hw;
+        for (var i = lid; i < p.hw; i += WG) {
+            out[plane + i] = elem(activate(pair_value(n, c, i) * ab.x + ab.y));
         }
-        out[base + i] = elem(v);
     }
 }
