@@ -75,7 +75,7 @@ var<workgroup> red_result: f32;
 
 // The max (is_max) or sum of v over the workgroup's 64 invocations. One invocation folds the 64 partials:
 // two barriers instead of a tree's seven, and CPU adapters (SwiftShader, lavapipe) switch between all 64
-// invocations at every barrier, which cost more than the 63 additions (SwiftShader's softmax 2.3x faster).
+// invocations at every barrier, which cost more than the 63 additions (SwiftShader: the softmax 2x faster).
 // Safe to call again at once: every invocation reads red_result before the next call's first barrier, and
 // lane 0 reads red only before this call's second.
 fn row_reduce(lid: u32, v: f32, is_max: bool) -> f32 {

@@ -91,7 +91,13 @@ pub async fn bench(ctx: &GpuContext, unet: &Unet, schedule: &Schedule, n: usize,
     let kernel_ms = tuning.map(|t| t.ms.into_iter().map(|(k, ms)| (k.name().to_string(), ms)).collect());
     let (total, steps) = step_counts(schedule.len(), steps);
     let method = Method::Ddpm { variance: Variance::Small, clip: false };
-    let opts = SamplerOptions { n, seed: 0, steps: total, method, kernels, start_t: None, shared_noise: false };
+    // One pass more than is stepped. `step` queues the next pass before reading a frame, and natively the
+    // read-back waits until the whole queue is idle; without a spare pass the last timed step would find
+    // its frame already made by the step before, and `--steps 2` read half the true time per step. With
+    // it every timed step waits for exactly one pass, natively as in the browser (where a read-back waits
+    // only for its own submission). Where the schedule has no room for it, the bias is (steps − 1)/steps.
+    let passes = (total + 1).min(schedule.len());
+    let opts = SamplerOptions { n, seed: 0, steps: passes, method, kernels, start_t: None, shared_noise: false };
     let begun = Instant::now();
     // DDPM reads nothing from the scheduler config beyond the schedule itself.
     let mut sampler = Sampler::new(ctx, unet, schedule, &SchedulerConfig::default(), opts)?;
