@@ -479,8 +479,26 @@ impl Ui {
     }
 
     /// The GPU context (made on first use), or None to run on the CPU: asked for with `?backend=cpu`, or
-    /// where there is no WebGPU or no adapter (`?backend=auto`, the default). The reason goes in `fallback`.
+    /// with `?backend=auto` (the default) where there is no WebGPU, no adapter, or only a software one. The
+    /// reason goes in `fallback`.
     async fn gpu_or_cpu(self) -> Result<Option<Rc<GpuContext>>, (String, bool)> {
+        let Some(g) = self.make_gpu().await? else {
+            return Ok(None);
+        };
+        // A software adapter (WebGPU's fallback: SwiftShader in Chromium) rasterises on the CPU: on this
+        // project's machine the page's own CPU path ran a step 8x faster than it with one worker (1,310 vs
+        // 163 ms at batch 4, BENCHMARKS.md), so `auto` takes the CPU and `?backend=gpu` still reaches it.
+        if self.backend == url::Backend::Auto && g.adapter_info.device_type == wgpu::DeviceType::Cpu {
+            self.fallback.set(Some(
+                "This browser's only WebGPU adapter is software, which runs on the CPU more slowly than the page's own CPU path: the model runs on the CPU (?backend=gpu uses the adapter anyway).".into(),
+            ));
+            return Ok(None);
+        }
+        Ok(Some(g))
+    }
+
+    /// The GPU context (made on first use), or None where `?backend=cpu` asks for none or `auto` finds none.
+    async fn make_gpu(self) -> Result<Option<Rc<GpuContext>>, (String, bool)> {
         if let Some(g) = self.gpu.get_value() {
             return Ok(Some(g));
         }

@@ -2,8 +2,8 @@
 // forward.test.mjs run with NO_WEBGPU=1 (every application on the CPU path) is the two ways WebGPU can be
 // missing (no navigator.gpu at all; navigator.gpu without an adapter) and what the page says for each, the CPU
 // defaults, the Steps field before a model loads, ?backend=gpu without an adapter (an alert), the Benchmark on
-// the CPU path, a walk between two generated images, and ?backend=cpu giving the GPU path's images from the
-// same seed. Screenshots go to tests/out/.
+// the CPU path, a walk between two generated images, the default declining a software adapter, and
+// ?backend=cpu giving the GPU path's images from the same seed. Screenshots go to tests/out/.
 import { BASE, OUT, check, launch, until } from './lib.mjs';
 
 const done = (page) => until(async () => (await page.getByTestId('progress-text').textContent()).includes('done'), 'the run to finish', 120_000);
@@ -93,10 +93,18 @@ try {
   await browser.close();
 }
 
-// 3. With WebGPU: ?backend=cpu runs on the CPU, and its images are the GPU path's from the same seed (the same
-// programs and Philox noise; the two differ by float rounding only).
+// 3. With WebGPU on SwiftShader: the default (auto) declines a software adapter for the CPU path and says
+// why; ?backend=cpu runs on the CPU, and its images are the GPU path's from the same seed (the same programs
+// and Philox noise; the two differ by float rounding only).
 browser = await launch();
 try {
+  const auto = await open(browser, '?model=models/tiny/&n=1&steps=2');
+  await until(() => auto.getByRole('button', { name: 'Generate' }).isEnabled(), 'Generate with the default backend', 120_000);
+  check((await auto.getByTestId('run-on').textContent()) === 'Run on: CPU', 'by default (auto) the software adapter gives way to the CPU path (Run on: CPU)');
+  const why = await auto.getByTestId('fallback').textContent();
+  check(/only WebGPU adapter is software/.test(why) && /backend=gpu/.test(why), `a status line says why, and how to use the adapter anyway ("${why.slice(0, 70)}…")`);
+  await auto.close();
+
   const run = async (backend) => {
     const page = await open(browser, `?model=models/tiny/&n=2&steps=6&seed=9&sampler=ddpm&backend=${backend}`);
     const generate = page.getByRole('button', { name: 'Generate' });

@@ -30,7 +30,7 @@ try {
   const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
   page.on('pageerror', (e) => pageErrors.push(String(e)));
   page.on('console', (m) => { if (m.type() === 'error') console.log(`  [console] ${m.text()}`); });
-  await page.goto(`${BASE}/?model=models/tiny/&n=2&steps=4&seed=5`);
+  await page.goto(`${BASE}/?model=models/tiny/&n=2&steps=4&seed=5${CPU ? '' : '&backend=gpu'}`);
   await until(() => page.getByTestId('run-on').count().then((n) => n === 1), 'the page to say where the model runs');
   check((await page.getByTestId('run-on').textContent()) === `Run on: ${CPU ? 'CPU' : 'GPU'}`, `the model runs on the ${CPU ? 'CPU (no WebGPU adapter)' : 'GPU'}`);
 

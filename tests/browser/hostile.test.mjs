@@ -53,7 +53,7 @@ try {
   }
   check(dialogs.length === 0, 'no refused address ran script (no dialog opened)');
 
-  const page = await open('?model=models/tiny/&n=2&steps=4&seed=3&debug=1');
+  const page = await open('?model=models/tiny/&n=2&steps=4&seed=3&debug=1&backend=gpu');
   const generate = page.getByRole('button', { name: 'Generate' });
   const modelUrl = page.getByLabel('Model URL');
   const load = page.getByRole('button', { name: 'Load' });

@@ -19,7 +19,7 @@ try {
   const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
   page.on('pageerror', (e) => pageErrors.push(String(e)));
   // Blocked kernels: a model change then needs no timing of the kernel families.
-  await page.goto(`${BASE}/?model=models/tiny/&n=1&steps=1000&seed=1&kernels=blocked&debug=1`);
+  await page.goto(`${BASE}/?model=models/tiny/&n=1&steps=1000&seed=1&kernels=blocked&debug=1&backend=gpu`);
   const generate = page.getByRole('button', { name: 'Generate' });
   const cancel = page.getByRole('button', { name: 'Cancel', exact: true });
   const slider = page.getByRole('slider', { name: 'Timestep' });

@@ -21,7 +21,7 @@ try {
   page.on('pageerror', (e) => pageErrors.push(String(e)));
   page.on('console', (m) => { if (m.type() === 'error') console.log(`  [console] ${m.text()}`); });
 
-  await page.goto(`${BASE}/?model=models/tiny/&n=4&steps=10&seed=3`);
+  await page.goto(`${BASE}/?model=models/tiny/&n=4&steps=10&seed=3&backend=gpu`);
   const generate = page.getByRole('button', { name: 'Generate' });
   await until(() => generate.isEnabled(), 'the Generate button to be enabled after loading');
   check(await page.getByTestId('adapter').textContent().then((t) => t.length > 0), 'the adapter name is shown');
@@ -137,7 +137,7 @@ try {
   // A sampler chosen in the URL is selected when the page opens.
   const linked = await browser.newPage();
   linked.on('pageerror', (e) => pageErrors.push(String(e)));
-  await linked.goto(`${BASE}/?model=models/tiny/&sampler=ddim&eta=0.25&steps=2&n=1`);
+  await linked.goto(`${BASE}/?model=models/tiny/&sampler=ddim&eta=0.25&steps=2&n=1&backend=gpu`);
   await until(() => linked.getByRole('button', { name: 'Generate' }).isEnabled(), 'the linked page to load');
   check(await linked.getByLabel('Sampler').inputValue() === 'ddim' && await linked.getByRole('spinbutton', { name: /^η/ }).inputValue() === '0.25', '?sampler=ddim&eta=0.25 selects DDIM with η = 0.25');
   await linked.close();
@@ -149,7 +149,7 @@ try {
   // button does the same again.
   const bench = await browser.newPage({ viewport: { width: 1200, height: 900 } });
   bench.on('pageerror', (e) => pageErrors.push(String(e)));
-  await bench.goto(`${BASE}/?model=models/tiny/&bench&n=2&steps=3&kernels=fused&precision=f32`);
+  await bench.goto(`${BASE}/?model=models/tiny/&bench&n=2&steps=3&kernels=fused&precision=f32&backend=gpu`);
   const result = bench.locator('#bench-result');
   await until(() => result.count().then((n) => n === 1), 'the ?bench result', 120_000);
   const r = JSON.parse(await result.textContent());
@@ -171,7 +171,7 @@ try {
   // page stays usable (Generate completes). Where the adapter has shader-f16, the run is in f16.
   const half = await browser.newPage();
   half.on('pageerror', (e) => pageErrors.push(String(e)));
-  await half.goto(`${BASE}/?model=models/tiny/&n=1&steps=2&kernels=blocked&precision=f16`);
+  await half.goto(`${BASE}/?model=models/tiny/&n=1&steps=2&kernels=blocked&precision=f16&backend=gpu`);
   const halfGenerate = half.getByRole('button', { name: 'Generate' });
   await until(() => halfGenerate.isEnabled(), 'the model to load with ?precision=f16');
   const halfPrecision = await half.getByTestId('precision').textContent();

@@ -33,7 +33,7 @@ try {
   const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
   page.on('pageerror', (e) => pageErrors.push(String(e)));
   page.on('console', (m) => { if (m.type() === 'error') console.log(`  [console] ${m.text()}`); });
-  await page.goto(`${BASE}/?model=models/tiny/&n=4&steps=10`);
+  await page.goto(`${BASE}/?model=models/tiny/&n=4&steps=10&backend=gpu`);
 
   const canvas = page.getByRole('img', { name: '2-D playground' });
   await canvas.waitFor();

@@ -31,7 +31,7 @@ try {
     const wasm = await result(`${BASE}/ort-bench/index.html?ep=wasm&layout=NCHW&n=${n}&steps=${steps}`, '#result');
     console.log(JSON.stringify({ ...wasm, ours_cpu_over_theirs: wasm.ms_per_pass ? cpu.ms_per_step / wasm.ms_per_pass : null }));
     if (process.env.ONLY_CPU === '1') continue;
-    const ours = await result(`${BASE}/?model=models/fashion-mnist/&bench&n=${n}&steps=${steps}&kernels=${process.env.KERNELS ?? 'auto'}`, '#bench-result');
+    const ours = await result(`${BASE}/?model=models/fashion-mnist/&bench&n=${n}&steps=${steps}&kernels=${process.env.KERNELS ?? 'auto'}&backend=gpu`, '#bench-result');
     console.log(JSON.stringify({ who: `ddpm-web ?bench (${ours.kernels})`, batch: n, ms_per_step: ours.ms_per_step, adapter: ours.adapter }));
     for (const [ep, layout] of [['webgpu', 'NCHW'], ['webgpu', 'NHWC'], ['wasm', 'NCHW']]) {
       const r = await result(`${BASE}/ort-bench/index.html?ep=${ep}&layout=${layout}&n=${n}&steps=${steps}`, '#result');
