@@ -93,9 +93,9 @@ pub async fn bench(ctx: &GpuContext, unet: &Unet, schedule: &Schedule, n: usize,
     let method = Method::Ddpm { variance: Variance::Small, clip: false };
     // One pass more than is stepped. `step` queues the next pass before reading a frame, and natively the
     // read-back waits until the whole queue is idle; without a spare pass the last timed step would find
-    // its frame already made by the step before, and `--steps 2` read half the true time per step. With
+    // its frame already made by the step before (`--steps 2` once read half the true time per step). With
     // it every timed step waits for exactly one pass, natively as in the browser (where a read-back waits
-    // only for its own submission). Where the schedule has no room for it, the bias is (steps − 1)/steps.
+    // only for its own submission); the report divides by the passes submitted in the window either way.
     let passes = (total + 1).min(schedule.len());
     let opts = SamplerOptions { n, seed: 0, steps: passes, method, kernels, start_t: None, shared_noise: false };
     let begun = Instant::now();
@@ -106,11 +106,15 @@ pub async fn bench(ctx: &GpuContext, unet: &Unet, schedule: &Schedule, n: usize,
     for _ in 0..total - steps {
         sampler.step(ctx).await?;
     }
-    let start = Instant::now();
+    let (start, before) = (Instant::now(), sampler.passes_submitted());
     for _ in 0..steps {
         sampler.step(ctx).await?;
     }
     let secs = start.elapsed().as_secs_f64();
+    // The passes the window waited for: natively those submitted in it (each read-back drains the queue);
+    // in the browser the same count while one pass is queued ahead at both ends, which the spare pass
+    // ensures. `steps` as asked, fewer only where the schedule had no room for the spare.
+    let steps = (sampler.passes_submitted() - before).max(1);
     let gpu_ms_per_family = unet.plan(ctx, n, kernels)?.plan.profile(ctx).await?;
     let info = &ctx.adapter_info;
     let gflop_per_pass = unet.flops_per_image() as f64 * n as f64 / 1e9;

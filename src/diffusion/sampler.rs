@@ -291,6 +291,11 @@ impl Sampler {
         self.returned == self.program.passes.len() + 1
     }
 
+    /// Passes submitted to the GPU so far (`step` keeps one ahead of the frames handed out, until the last).
+    pub fn passes_submitted(&self) -> usize {
+        self.submitted
+    }
+
     /// The paper's t of x after `k` passes (T for x_T).
     fn frame_t(&self, k: usize) -> usize {
         if k == 0 {
