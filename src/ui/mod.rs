@@ -47,6 +47,13 @@ pub struct ModelInfo {
     pub log_snr: Vec<f64>,
 }
 
+/// Whether `gpu` is a software adapter (WebGPU's fallback: SwiftShader in Chromium), which rasterises on the
+/// CPU: on this project's machine the page's own CPU path ran a step 8x faster than it with one worker
+/// (163 vs 1,310 ms at batch 4, BENCHMARKS.md).
+fn is_software(gpu: &GpuContext) -> bool {
+    gpu.adapter_info.device_type == wgpu::DeviceType::Cpu
+}
+
 /// The precision the model runs in, as the info panel states it.
 pub fn describe_precision(choice: PrecisionChoice, used: Precision, has_f16: bool) -> String {
     let why = match (choice, has_f16) {
@@ -436,10 +443,8 @@ impl Ui {
         self.precision_used.set(Some(describe_precision(self.precision_choice, precision, gpu.has_f16())));
         gpu.check().map_err(|e| (e.to_string(), matches!(e, Error::DeviceLost(_))))?;
         let max_batch = unet.max_batch(&gpu).min(MAX_IMAGES);
-        // A software adapter (WebGPU's fallback, SwiftShader here) computes on the CPU through a rasteriser: on
-        // this project's machine the page's own CPU path ran a step 19x faster with one worker and 34x with the
-        // two it starts there (BENCHMARKS.md), so the panel says so.
-        let adapter = if gpu.adapter_info.device_type == wgpu::DeviceType::Cpu {
+        // Reached on a software adapter only with ?backend=gpu (`gpu_or_cpu`): the panel still says so.
+        let adapter = if is_software(&gpu) {
             format!("{}: a software adapter, which runs on the CPU; the page's own CPU path (?backend=cpu) is usually much faster", gpu.adapter_name())
         } else {
             gpu.adapter_name()
@@ -485,10 +490,8 @@ impl Ui {
         let Some(g) = self.make_gpu().await? else {
             return Ok(None);
         };
-        // A software adapter (WebGPU's fallback: SwiftShader in Chromium) rasterises on the CPU: on this
-        // project's machine the page's own CPU path ran a step 8x faster than it with one worker (1,310 vs
-        // 163 ms at batch 4, BENCHMARKS.md), so `auto` takes the CPU and `?backend=gpu` still reaches it.
-        if self.backend == url::Backend::Auto && g.adapter_info.device_type == wgpu::DeviceType::Cpu {
+        // `auto` takes the CPU path over a software adapter; `?backend=gpu` still reaches it.
+        if self.backend == url::Backend::Auto && is_software(&g) {
             self.fallback.set(Some(
                 "This browser's only WebGPU adapter is software, which runs on the CPU more slowly than the page's own CPU path: the model runs on the CPU (?backend=gpu uses the adapter anyway).".into(),
             ));
