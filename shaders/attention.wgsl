@@ -58,14 +58,18 @@ fn scores(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) 
         acc[3] += qv.w * kv;
     }
     for (var r = 0u; r < 4u; r++) {
-        let i = i0 + r;
-        if (i >= p.l) {
-            break;
+        if (i0 + r < p.l) {
+            store_scores(nh, i0 + r, j0, acc[r] * p.scale);
         }
-        for (var c = 0u; c < 4u; c++) {
-            if (j0 + c < p.l) {
-                scores_rw[(nh * p.l + i) * p.l + j0 + c] = acc[r][c] * p.scale;
-            }
+    }
+}
+
+// Scores of query i against keys j0 .. j0+3 (those inside). The epilogues take one vec4 of the accumulator
+// array at a time: indexing it twice with loop variables keeps it in memory on lavapipe (conv2d.wgsl).
+fn store_scores(nh: u32, i: u32, j0: u32, v: vec4<f32>) {
+    for (var c = 0u; c < 4u; c++) {
+        if (j0 + c < p.l) {
+            scores_rw[(nh * p.l + i) * p.l + j0 + c] = v[c];
         }
     }
 }
@@ -121,14 +125,17 @@ fn apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) w
         acc[3] += f32(b[vrow.w + j]) * pv;
     }
     for (var dd = 0u; dd < 4u; dd++) {
-        let d = d0 + dd;
-        if (d >= p.dh) {
-            break;
+        if (d0 + dd < p.dh) {
+            store_out(vbase + (d0 + dd) * p.l, i0, acc[dd]);
         }
-        for (var r = 0u; r < 4u; r++) {
-            if (i0 + r < p.l) {
-                out[vbase + d * p.l + i0 + r] = elem(acc[dd][r]);
-            }
+    }
+}
+
+// Dimension row `row` of out at queries i0 .. i0+3 (those inside).
+fn store_out(row: u32, i0: u32, v: vec4<f32>) {
+    for (var r = 0u; r < 4u; r++) {
+        if (i0 + r < p.l) {
+            out[row + i0 + r] = elem(v[r]);
         }
     }
 }

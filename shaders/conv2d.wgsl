@@ -9,6 +9,11 @@
 // concatenation is never written.
 // Each entry point touches only its own bindings, so the bind-group layouts in src/gpu/kernel.rs bind no
 // unused buffer. src/gpu/kernels/conv2d.rs picks the algorithm per convolution.
+// The weights (binding 2) and `weight(k)`, which reads element k of w, are declared by the file appended to
+// this one (src/gpu/kernel.rs): conv2d_storage.wgsl, a storage buffer of all of w; or conv2d_window.wgsl, a
+// 64 KiB uniform-buffer window of w from output channel oc_first on, for the `windowed` kernels. Those
+// dispatch a convolution in chunks of output channels whose weights fit a window: a chunk's blocks start at
+// oc_first (0 for every other kernel, which covers all channels in one dispatch).
 //
 // Layout (row-major; elem is f32, or f16 in a pass that runs in f16: every sum is accumulated in f32):
 //   x        [N, IC, IH, IW]
@@ -25,7 +30,9 @@
 // Why three kernels: CPU-emulated adapters (lavapipe, SwiftShader) are bound by loads per multiply-add. The
 // general kernel does 4 per 5 loads; the blocked ones compute 4 pixels x 8 output channels per invocation
 // (conv3x3: 96 multiply-adds per 30 loads; conv1x1: 32 per 12), and take the channel block and image from
-// workgroup_id so the compiler sees that every lane reads the same weights (one load, not a gather).
+// workgroup_id so the compiler sees that every lane reads the same weights. lavapipe (Mesa 22.3) still
+// reads such a storage value lane by lane in a loop; from a uniform buffer it is one load and a broadcast,
+// hence the windowed form.
 
 alias elem = f32;
 
@@ -33,12 +40,11 @@ struct Params {
     n: u32, ic: u32, ih: u32, iw: u32,
     oc: u32, oh: u32, ow: u32, kh: u32,
     kw: u32, stride: u32, pad_y: u32, pad_x: u32,
-    add_stride: u32, add_offset: u32, ic_a: u32, _p1: u32,
+    add_stride: u32, add_offset: u32, ic_a: u32, oc_first: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<elem>;
-@group(0) @binding(2) var<storage, read> w: array<elem>;
 @group(0) @binding(3) var<storage, read> bias: array<elem>;
 @group(0) @binding(4) var<storage, read> chan_add: array<elem>;
 @group(0) @binding(5) var<storage, read> residual: array<elem>;
@@ -67,34 +73,44 @@ fn out_index(b: Block, j: u32, i: u32) -> i32 {
     return i32((b.n * p.oc + b.oc0 + j) * p.oh * p.ow + b.pix0 + i);
 }
 
-// The three epilogues, one per entry-point suffix (each touches only its own extra binding).
+// The three epilogues, one per entry-point suffix (each touches only its own extra binding). They hand each
+// channel's vec4 on whole: indexing the accumulator array twice with loop variables (acc[j][i]) kept it in
+// memory on lavapipe, so every multiply-add of the main loop loaded and stored its sum (a 3x3 convolution
+// ran 2.4x slower; examples in BENCHMARKS.md).
+fn store_chan(b: Block, j: u32, v: vec4<f32>) {
+    for (var i = 0u; i < PX; i++) {
+        let o = out_index(b, j, i);
+        if (o >= 0) {
+            out[o] = elem(v[i]);
+        }
+    }
+}
 fn finish(b: Block, acc: array<vec4<f32>, 8>) {
     for (var j = 0u; j < BLOCK_OC; j++) {
-        for (var i = 0u; i < PX; i++) {
-            let o = out_index(b, j, i);
-            if (o >= 0) {
-                out[o] = elem(acc[j][i] + f32(bias[b.oc0 + j]));
-            }
+        if (j < b.ocs && b.oc0 + j < p.oc) {
+            store_chan(b, j, acc[j] + f32(bias[b.oc0 + j]));
         }
     }
 }
 fn finish_chan_add(b: Block, acc: array<vec4<f32>, 8>) {
     for (var j = 0u; j < BLOCK_OC; j++) {
-        for (var i = 0u; i < PX; i++) {
-            let o = out_index(b, j, i);
-            if (o >= 0) {
-                out[o] = elem(acc[j][i] + f32(bias[b.oc0 + j]) + f32(chan_add[b.n * p.add_stride + p.add_offset + b.oc0 + j]));
-            }
+        if (j < b.ocs && b.oc0 + j < p.oc) {
+            store_chan(b, j, acc[j] + f32(bias[b.oc0 + j]) + f32(chan_add[b.n * p.add_stride + p.add_offset + b.oc0 + j]));
+        }
+    }
+}
+fn store_chan_residual(b: Block, j: u32, v: vec4<f32>) {
+    for (var i = 0u; i < PX; i++) {
+        let o = out_index(b, j, i);
+        if (o >= 0) {
+            out[o] = elem(v[i] + f32(residual[o]));
         }
     }
 }
 fn finish_residual(b: Block, acc: array<vec4<f32>, 8>) {
     for (var j = 0u; j < BLOCK_OC; j++) {
-        for (var i = 0u; i < PX; i++) {
-            let o = out_index(b, j, i);
-            if (o >= 0) {
-                out[o] = elem(acc[j][i] + f32(bias[b.oc0 + j]) + f32(residual[o]));
-            }
+        if (j < b.ocs && b.oc0 + j < p.oc) {
+            store_chan_residual(b, j, acc[j] + f32(bias[b.oc0 + j]));
         }
     }
 }
@@ -103,7 +119,7 @@ fn finish_residual(b: Block, acc: array<vec4<f32>, 8>) {
 // y covers OC in blocks of OCB, z is the image.
 fn general_block(gid: vec3<u32>, wid: vec3<u32>) -> Block {
     // From workgroup_id: the compiler then sees that all lanes read the same weights (no gathers on CPU adapters).
-    let b = Block(wid.z, wid.y * OCB, OCB, gid.x, 1u);
+    let b = Block(wid.z, p.oc_first + wid.y * OCB, OCB, gid.x, 1u);
     if (b.pix0 >= p.oh * p.ow || b.n >= p.n || b.oc0 >= p.oc) {
         return NONE;
     }
@@ -139,16 +155,13 @@ fn general_acc(b: Block) -> array<vec4<f32>, 8> {
                 let k1 = select(k, k + wstride, oc0 + 1u < p.oc);
                 let k2 = select(k, k + 2u * wstride, oc0 + 2u < p.oc);
                 let k3 = select(k, k + 3u * wstride, oc0 + 3u < p.oc);
-                acc += v * vec4<f32>(f32(w[k]), f32(w[k1]), f32(w[k2]), f32(w[k3]));
+                acc += v * vec4<f32>(weight(k), weight(k1), weight(k2), weight(k3));
             }
         }
     }
-    // The block has OCB channels (b.ocs), so rows OCB.. of the result are never stored.
-    var out_acc: array<vec4<f32>, 8>;
-    for (var j = 0u; j < OCB; j++) {
-        out_acc[j] = vec4<f32>(acc[j], 0.0, 0.0, 0.0);
-    }
-    return out_acc;
+    // The block has OCB channels (b.ocs) of one pixel, so only column 0 of rows 0..OCB is ever stored.
+    let z = vec4<f32>(0.0);
+    return array<vec4<f32>, 8>(vec4<f32>(acc.x, 0.0, 0.0, 0.0), vec4<f32>(acc.y, 0.0, 0.0, 0.0), vec4<f32>(acc.z, 0.0, 0.0, 0.0), vec4<f32>(acc.w, 0.0, 0.0, 0.0), z, z, z, z);
 }
 
 @compute @workgroup_size(64)
@@ -173,17 +186,17 @@ fn general_residual(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(work
     }
 }
 
-// The blocked kernels' inner step: acc[j] += w[wr[j] + k] * v for the block's 8 channels. Written out, not
+// The blocked kernels' inner step: acc[j] += weight(wr[j] + k) * v for the block's 8 channels. Written out, not
 // looped: SwiftShader keeps a dynamically indexed array in memory (the loop made it 1.3x slower there).
 fn madd8(acc: ptr<function, array<vec4<f32>, 8>>, wr: ptr<function, array<u32, 8>>, k: u32, v: vec4<f32>) {
-    (*acc)[0] += f32(w[(*wr)[0] + k]) * v;
-    (*acc)[1] += f32(w[(*wr)[1] + k]) * v;
-    (*acc)[2] += f32(w[(*wr)[2] + k]) * v;
-    (*acc)[3] += f32(w[(*wr)[3] + k]) * v;
-    (*acc)[4] += f32(w[(*wr)[4] + k]) * v;
-    (*acc)[5] += f32(w[(*wr)[5] + k]) * v;
-    (*acc)[6] += f32(w[(*wr)[6] + k]) * v;
-    (*acc)[7] += f32(w[(*wr)[7] + k]) * v;
+    (*acc)[0] += weight((*wr)[0] + k) * v;
+    (*acc)[1] += weight((*wr)[1] + k) * v;
+    (*acc)[2] += weight((*wr)[2] + k) * v;
+    (*acc)[3] += weight((*wr)[3] + k) * v;
+    (*acc)[4] += weight((*wr)[4] + k) * v;
+    (*acc)[5] += weight((*wr)[5] + k) * v;
+    (*acc)[6] += weight((*wr)[6] + k) * v;
+    (*acc)[7] += weight((*wr)[7] + k) * v;
 }
 
 // Offsets in w of the block's 8 output channels (rows of `stride` weights); past the last channel, channel
@@ -204,7 +217,7 @@ fn block3x3(gid: vec3<u32>, wid: vec3<u32>) -> Block {
     let ox0 = (gid.x % runs) * PX;
     // From workgroup_id, not global_invocation_id: the compiler then knows every lane reads the same weights
     // (one load, not a gather, on SIMD CPU adapters).
-    let b = Block(wid.z, wid.y * BLOCK_OC, BLOCK_OC, oy * p.ow + ox0, min(PX, p.ow - ox0));
+    let b = Block(wid.z, p.oc_first + wid.y * BLOCK_OC, BLOCK_OC, oy * p.ow + ox0, min(PX, p.ow - ox0));
     if (oy >= p.oh || b.n >= p.n || b.oc0 >= p.oc) {
         return NONE;
     }
@@ -288,7 +301,7 @@ fn block1x1(gid: vec3<u32>, wid: vec3<u32>) -> Block {
     let hw = p.oh * p.ow;
     let p0 = gid.x * PX;
     // From workgroup_id, so the compiler sees the weight reads are the same in every lane.
-    let b = Block(wid.z, wid.y * BLOCK_OC, BLOCK_OC, p0, min(PX, hw - min(p0, hw)));
+    let b = Block(wid.z, p.oc_first + wid.y * BLOCK_OC, BLOCK_OC, p0, min(PX, hw - min(p0, hw)));
     if (p0 >= hw || b.n >= p.n || b.oc0 >= p.oc) {
         return NONE;
     }
@@ -408,7 +421,7 @@ fn stage_w(s: Stage, wid: vec3<u32>, k0: u32, kdim: u32) {
     for (var r = s.row0; r < KT; r += 64u / TILE) {
         let wm = wid.y * TILE + r;
         let wk = k0 + s.col;
-        w_tile[s.col][r / 4u][r % 4u] = select(0.0, f32(w[min(wm, p.oc - 1u) * kdim + min(wk, kdim - 1u)]), wm < p.oc && wk < kdim);
+        w_tile[s.col][r / 4u][r % 4u] = select(0.0, weight(min(wm, p.oc - 1u) * kdim + min(wk, kdim - 1u)), wm < p.oc && wk < kdim);
     }
 }
 
@@ -470,7 +483,7 @@ fn tiled_acc_pair(lid: u32, wid: vec3<u32>) -> array<vec4<f32>, TPT> {
     return acc;
 }
 
-// Output index of acc[j][i], or -1 outside C.
+// Where tiled value (j, i) goes: (image, channel, output index), or index -1 outside C.
 fn tiled_index(lid: u32, wid: vec3<u32>, j: u32, i: u32) -> vec3<i32> {
     let oc = wid.y * TILE + (lid / 8u) * TPT + j;
     let pp = wid.x * TILE + (lid % 8u) * TPT + i;
@@ -482,51 +495,57 @@ fn tiled_index(lid: u32, wid: vec3<u32>, j: u32, i: u32) -> vec3<i32> {
     return vec3<i32>(i32(n), i32(oc), i32((n * p.oc + oc) * plane + pp % plane));
 }
 
+// The tiled epilogues, one channel's vec4 at a time (as the blocked ones, for the same reason).
+fn tiled_store(lid: u32, wid: vec3<u32>, j: u32, v: vec4<f32>) {
+    for (var i = 0u; i < TPT; i++) {
+        let at = tiled_index(lid, wid, j, i);
+        if (at.z >= 0) {
+            out[at.z] = elem(v[i] + f32(bias[at.y]));
+        }
+    }
+}
+fn tiled_store_chan_add(lid: u32, wid: vec3<u32>, j: u32, v: vec4<f32>) {
+    for (var i = 0u; i < TPT; i++) {
+        let at = tiled_index(lid, wid, j, i);
+        if (at.z >= 0) {
+            out[at.z] = elem(v[i] + f32(bias[at.y]) + f32(chan_add[u32(at.x) * p.add_stride + p.add_offset + u32(at.y)]));
+        }
+    }
+}
+fn tiled_store_residual(lid: u32, wid: vec3<u32>, j: u32, v: vec4<f32>) {
+    for (var i = 0u; i < TPT; i++) {
+        let at = tiled_index(lid, wid, j, i);
+        if (at.z >= 0) {
+            out[at.z] = elem(v[i] + f32(bias[at.y]) + f32(residual[at.z]));
+        }
+    }
+}
+
 @compute @workgroup_size(64)
 fn tiled(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     let acc = tiled_acc(lid, wid);
     for (var j = 0u; j < TPT; j++) {
-        for (var i = 0u; i < TPT; i++) {
-            let at = tiled_index(lid, wid, j, i);
-            if (at.z >= 0) {
-                out[at.z] = elem(acc[j][i] + f32(bias[at.y]));
-            }
-        }
+        tiled_store(lid, wid, j, acc[j]);
     }
 }
 @compute @workgroup_size(64)
 fn tiled_chan_add(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     let acc = tiled_acc(lid, wid);
     for (var j = 0u; j < TPT; j++) {
-        for (var i = 0u; i < TPT; i++) {
-            let at = tiled_index(lid, wid, j, i);
-            if (at.z >= 0) {
-                out[at.z] = elem(acc[j][i] + f32(bias[at.y]) + f32(chan_add[u32(at.x) * p.add_stride + p.add_offset + u32(at.y)]));
-            }
-        }
+        tiled_store_chan_add(lid, wid, j, acc[j]);
     }
 }
 @compute @workgroup_size(64)
 fn tiled_residual(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     let acc = tiled_acc(lid, wid);
     for (var j = 0u; j < TPT; j++) {
-        for (var i = 0u; i < TPT; i++) {
-            let at = tiled_index(lid, wid, j, i);
-            if (at.z >= 0) {
-                out[at.z] = elem(acc[j][i] + f32(bias[at.y]) + f32(residual[at.z]));
-            }
-        }
+        tiled_store_residual(lid, wid, j, acc[j]);
     }
 }
 @compute @workgroup_size(64)
 fn tiled_pair(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     let acc = tiled_acc_pair(lid, wid);
     for (var j = 0u; j < TPT; j++) {
-        for (var i = 0u; i < TPT; i++) {
-            let at = tiled_index(lid, wid, j, i);
-            if (at.z >= 0) {
-                out[at.z] = elem(acc[j][i] + f32(bias[at.y]));
-            }
-        }
+        tiled_store(lid, wid, j, acc[j]);
     }
 }

@@ -309,7 +309,7 @@ mod tests {
             let p = conv2d::Params {
                 n: n as u32, ic: ic as u32, ih: ih as u32, iw: iw as u32, oc: oc as u32, oh: oh as u32, ow: ow as u32,
                 kh: spec.k as u32, kw: spec.k as u32, stride: spec.stride as u32, pad_y: spec.pad_before as u32,
-                pad_x: spec.pad_before as u32, add_stride: 10, add_offset: 3, ic_a: 0, _pad: 0,
+                pad_x: spec.pad_before as u32, add_stride: 10, add_offset: 3, ic_a: 0, oc_first: 0,
             };
             for which in 0..3 {
                 let (add, want_add, want_res) = match which {

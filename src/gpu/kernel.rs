@@ -286,9 +286,13 @@ macro_rules! shader {
     ($file:literal, with_philox) => {
         Source { file: $file, code: concat!(include_str!("../../shaders/philox.wgsl"), include_str!(concat!("../../shaders/", $file))) }
     };
+    // conv2d.wgsl reads its weights through `weight(k)`, declared by the file appended (storage or window).
+    ($file:literal, then $weights:literal) => {
+        Source { file: concat!($file, " + ", $weights), code: concat!(include_str!(concat!("../../shaders/", $file)), include_str!(concat!("../../shaders/", $weights))) }
+    };
 }
 
-const CONV: Source = shader!("conv2d.wgsl");
+const CONV: Source = shader!("conv2d.wgsl", then "conv2d_storage.wgsl");
 const GROUP_NORM: Source = shader!("group_norm.wgsl");
 const LINEAR: Source = shader!("linear.wgsl");
 const EMBED: Source = shader!("embed.wgsl");

@@ -25,7 +25,8 @@ pub struct Params {
     pub add_offset: u32,
     /// `ConvPair`: input channels in the first input (0 otherwise).
     pub ic_a: u32,
-    pub _pad: u32,
+    /// The first output channel this dispatch computes: a windowed kernel's chunk (0 otherwise).
+    pub oc_first: u32,
 }
 const _: () = assert!(std::mem::size_of::<Params>() == 64);
 
@@ -48,7 +49,7 @@ impl Params {
             add_stride: 0,
             add_offset: 0,
             ic_a: 0,
-            _pad: 0,
+            oc_first: 0,
         }
     }
 }

@@ -174,7 +174,7 @@ mod layout_tests {
     #[test]
     fn params_structs_match_their_wgsl_twins() {
         let rust = [
-            ("conv2d.wgsl", size_of::<super::conv2d::Params>()),
+            ("conv2d.wgsl + conv2d_storage.wgsl", size_of::<super::conv2d::Params>()),
             ("group_norm.wgsl", size_of::<super::group_norm::Params>()),
             ("linear.wgsl", size_of::<super::linear::Params>()),
             ("embed.wgsl", size_of::<super::embed::Params>()),
