@@ -12,7 +12,7 @@ pub mod worker;
 
 use crate::error::{Error, Result};
 use crate::gpu::graph::{Graph, Op, Params, Storage, TensorId};
-use crate::gpu::kernel::{Epilogue, Kernel};
+use crate::gpu::kernel::{ConvAlgo, Epilogue, Kernel};
 use crate::gpu::kernels::{attention, conv2d, embed, group_norm, linear, resample};
 use ops::ConvAdd;
 
@@ -85,7 +85,7 @@ impl HostPlan {
     pub fn supports(kernel: Kernel) -> bool {
         matches!(
             kernel,
-            Kernel::Conv(..)
+            Kernel::Conv(ConvAlgo::General | ConvAlgo::Blocked3x3 | ConvAlgo::Blocked1x1 | ConvAlgo::Tiled, _)
                 | Kernel::GroupNorm { .. }
                 | Kernel::Linear { .. }
                 | Kernel::TimeEmbed

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::error::{Error, Result};
-use crate::gpu::kernel::{Access, Kernel, Precision, SOURCES};
+use crate::gpu::kernel::{Access, Kernel, Precision, SOURCES, WINDOW_BYTES};
 
 pub struct GpuContext {
     pub device: wgpu::Device,
@@ -212,14 +212,18 @@ pub struct Pipelines {
 impl Pipelines {
     /// Compiles each WGSL module once and every kernel's pipeline against its explicit layout; a shader the
     /// adapter rejects, or one whose bindings disagree with the registry, is an error naming the file. In
-    /// f16 only the network's modules and kernels are compiled.
+    /// f16 only the kernels that run in f16 ([`Kernel::runs_in`]: the network's, less the windowed ones).
     pub async fn compile(device: &wgpu::Device, precision: Precision) -> Result<Self> {
         let mut list: Vec<Option<_>> = (0..Kernel::ALL.len()).map(|_| None).collect();
-        for src in SOURCES.into_iter().filter(|s| precision == Precision::F32 || s.is_network()) {
+        for src in SOURCES {
+            let kernels: Vec<Kernel> = Kernel::ALL.into_iter().filter(|k| k.source().file == src.file && k.runs_in(precision)).collect();
+            if kernels.is_empty() {
+                continue;
+            }
             let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(src.file), source: wgpu::ShaderSource::Wgsl(src.code_for(precision)) });
             let mut made = Vec::new();
-            for kernel in Kernel::ALL.into_iter().filter(|k| k.source().file == src.file) {
+            for kernel in kernels {
                 let entries: Vec<wgpu::BindGroupLayoutEntry> = kernel
                     .bindings()
                     .iter()
@@ -228,12 +232,15 @@ impl Pipelines {
                         visibility: wgpu::ShaderStages::COMPUTE,
                         ty: wgpu::BindingType::Buffer {
                             ty: match b.access {
-                                Access::Uniform => wgpu::BufferBindingType::Uniform,
+                                Access::Uniform | Access::Window => wgpu::BufferBindingType::Uniform,
                                 Access::Read => wgpu::BufferBindingType::Storage { read_only: true },
                                 Access::ReadWrite => wgpu::BufferBindingType::Storage { read_only: false },
                             },
                             has_dynamic_offset: false,
-                            min_binding_size: None,
+                            min_binding_size: match b.access {
+                                Access::Window => wgpu::BufferSize::new(WINDOW_BYTES),
+                                _ => None,
+                            },
                         },
                         count: None,
                     })

@@ -3,7 +3,7 @@
 //! long, and builds the bind groups and the dispatch list. Nothing here frees a buffer: a tensor's lifetime
 //! is computed from the ops that touch it.
 
-use crate::gpu::kernel::{Access, Binding, Elem, Kernel, Precision};
+use crate::gpu::kernel::{Access, Binding, Elem, Kernel, Precision, WINDOW_BYTES};
 use crate::gpu::tensor::{buffer_bytes, Tensor};
 
 /// A tensor of one graph (an index into its table).
@@ -60,6 +60,16 @@ pub enum Params {
     Buffer(wgpu::Buffer),
 }
 
+/// A [`crate::gpu::kernel::Access::Window`] binding's contents: elements `start .. start + len` of a
+/// constant tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub binding: Binding,
+    pub tensor: TensorId,
+    pub start: usize,
+    pub len: usize,
+}
+
 /// One kernel launch: which kernel, its params, which tensor each of its storage bindings reads or writes,
 /// its grid, and the FLOPs it does (2 per multiply-add; 0 for data movement).
 #[derive(Debug, Clone)]
@@ -68,6 +78,8 @@ pub struct Op {
     pub params: Params,
     /// One per storage binding of the kernel, in the registry's order.
     pub args: Vec<(Binding, TensorId)>,
+    /// One per window binding of the kernel.
+    pub windows: Vec<Window>,
     pub groups: [u32; 3],
     pub flops: u64,
     /// The precision of its network bindings (which pipeline runs it); f32 for kernels outside the network.
@@ -75,9 +87,9 @@ pub struct Op {
 }
 
 impl Op {
-    /// Every tensor the op binds, read or written.
+    /// Every tensor the op binds, read or written (windows included).
     pub fn uses(&self) -> impl Iterator<Item = TensorId> + '_ {
-        self.args.iter().map(|(_, t)| *t)
+        self.args.iter().map(|(_, t)| *t).chain(self.windows.iter().map(|w| w.tensor))
     }
 
     /// The tensors this op writes (its `read_write` bindings).
@@ -165,9 +177,32 @@ impl Graph {
         self.record_with(kernel, Params::Inline(bytemuck::bytes_of(params).to_vec()), args, groups, flops);
     }
 
+    /// As [`Graph::record`], for a kernel with window bindings: `windows` names, for each, a constant tensor
+    /// (weights: bound or host) and the range of its elements the window holds, which must fit
+    /// [`WINDOW_BYTES`]. The plan copies them once, when compiled.
+    pub fn record_windowed<P: bytemuck::Pod>(&mut self, kernel: Kernel, params: &P, args: &[(&str, TensorId)], windows: &[(&str, TensorId, std::ops::Range<usize>)], groups: [u32; 3], flops: u64) {
+        let wanted: Vec<Binding> = kernel.bindings().iter().copied().filter(|b| b.access == Access::Window).collect();
+        assert_eq!(windows.len(), wanted.len(), "{kernel:?} takes windows {:?}", wanted.iter().map(|b| b.name).collect::<Vec<_>>());
+        let windows = wanted
+            .iter()
+            .map(|b| {
+                let (_, id, range) = windows.iter().find(|(name, ..)| *name == b.name).unwrap_or_else(|| panic!("{kernel:?}: no window for binding `{}`", b.name));
+                let desc = &self.tensors[id.0];
+                assert!(matches!(desc.storage, Storage::Bound(_) | Storage::Host(_)), "{kernel:?}: window `{}` of `{}`, which is not a constant", b.name, desc.label);
+                assert!(range.end <= desc.len() && ((range.end - range.start) * desc.dtype.size()) as u64 <= WINDOW_BYTES, "{kernel:?}: window {range:?} of `{}` ({} values) does not fit", desc.label, desc.len());
+                Window { binding: *b, tensor: *id, start: range.start, len: range.end - range.start }
+            })
+            .collect();
+        self.push(kernel, Params::Inline(bytemuck::bytes_of(params).to_vec()), args, windows, groups, flops);
+    }
+
     /// As [`Graph::record`], with the params in a uniform buffer the caller rewrites between runs.
     pub fn record_with(&mut self, kernel: Kernel, params: Params, args: &[(&str, TensorId)], groups: [u32; 3], flops: u64) {
-        let storage: Vec<Binding> = kernel.bindings().iter().copied().filter(|b| b.access != Access::Uniform).collect();
+        self.push(kernel, params, args, Vec::new(), groups, flops);
+    }
+
+    fn push(&mut self, kernel: Kernel, params: Params, args: &[(&str, TensorId)], windows: Vec<Window>, groups: [u32; 3], flops: u64) {
+        let storage: Vec<Binding> = kernel.bindings().iter().copied().filter(|b| matches!(b.access, Access::Read | Access::ReadWrite)).collect();
         assert_eq!(args.len(), storage.len(), "{kernel:?} takes {:?}, got {:?}", storage.iter().map(|b| b.name).collect::<Vec<_>>(), args.iter().map(|a| a.0).collect::<Vec<_>>());
         let args = storage
             .iter()
@@ -178,11 +213,12 @@ impl Graph {
             })
             .collect::<Vec<_>>();
         let precision = args.iter().find(|(b, _)| b.elem == Elem::Net).map_or(Precision::F32, |(_, id)| self.dtype(*id));
-        for (b, id) in &args {
+        assert!(kernel.runs_in(precision), "{kernel:?} has no {precision} form");
+        for (b, id) in args.iter().copied().chain(windows.iter().map(|w| (w.binding, w.tensor))) {
             let want = if b.elem == Elem::Net { precision } else { Precision::F32 };
-            assert_eq!(self.dtype(*id), want, "{kernel:?}: `{}` ({}) is {}, the op needs {want}", b.name, self.tensors[id.0].label, self.dtype(*id));
+            assert_eq!(self.dtype(id), want, "{kernel:?}: `{}` ({}) is {}, the op needs {want}", b.name, self.tensors[id.0].label, self.dtype(id));
         }
-        self.ops.push(Op { kernel, params, args, groups, flops, precision });
+        self.ops.push(Op { kernel, params, args, windows, groups, flops, precision });
     }
 }
 

@@ -17,7 +17,14 @@ pub enum Access {
     Read,
     /// `var<storage, read_write>`: an output (possibly read too, as the in-place update's `x`).
     ReadWrite,
+    /// `var<uniform>` of [`WINDOW_BYTES`]: a slice of a constant tensor (a convolution's weights for a chunk
+    /// of its output channels), which the plan copies into a uniform buffer of its own once, when compiled.
+    Window,
 }
+
+/// Bytes of a [`Access::Window`] binding: WebGPU's default (and lavapipe's and SwiftShader's) largest uniform
+/// binding.
+pub const WINDOW_BYTES: u64 = 65_536;
 
 /// The element type of the network's weights and activations. The sampler's state (x_t, ε, z, frames) is
 /// always f32: only the U-Net runs in f16, between a cast in and a cast out.
@@ -113,6 +120,10 @@ const fn read(number: u32, name: &'static str) -> Binding {
 const fn write(number: u32, name: &'static str) -> Binding {
     Binding { number, name, access: Access::ReadWrite, elem: Elem::F32 }
 }
+/// Always f32: the windowed kernels have no f16 form.
+const fn window(number: u32, name: &'static str) -> Binding {
+    Binding { number, name, access: Access::Window, elem: Elem::F32 }
+}
 /// A binding in the network's precision.
 const fn net(b: Binding) -> Binding {
     Binding { elem: Elem::Net, ..b }
@@ -144,10 +155,22 @@ pub enum ConvAlgo {
     Blocked1x1,
     /// Any geometry: implicit GEMM, 32x32 output tiles through workgroup memory, K in slices of 32.
     Tiled,
+    /// `Blocked3x3` with its weights read through uniform-buffer windows (`conv2d_window.wgsl`), one dispatch
+    /// per chunk of output channels whose weights fit [`WINDOW_BYTES`]; f32 only.
+    Window3x3,
+    /// `Blocked1x1` likewise.
+    Window1x1,
+    /// `General` likewise (the strided downsamplers).
+    WindowGeneral,
 }
 
 impl ConvAlgo {
-    pub const ALL: [ConvAlgo; 4] = [ConvAlgo::General, ConvAlgo::Blocked3x3, ConvAlgo::Blocked1x1, ConvAlgo::Tiled];
+    pub const ALL: [ConvAlgo; 7] = [ConvAlgo::General, ConvAlgo::Blocked3x3, ConvAlgo::Blocked1x1, ConvAlgo::Tiled, ConvAlgo::Window3x3, ConvAlgo::Window1x1, ConvAlgo::WindowGeneral];
+
+    /// Whether it reads its weights through windows (and so runs in chunks, in f32 only).
+    pub fn is_windowed(self) -> bool {
+        matches!(self, ConvAlgo::Window3x3 | ConvAlgo::Window1x1 | ConvAlgo::WindowGeneral)
+    }
 }
 
 /// The kernels a whole pass uses (convolutions and attention): the candidates the engine times per adapter.
@@ -161,17 +184,27 @@ pub enum KernelFamily {
     Tiled,
     /// As `Tiled`, with attention in one fused kernel where heads are at most 64 wide.
     Fused,
+    /// As `Blocked`, with the convolutions reading their weights from uniform buffers: for lavapipe, which
+    /// reads a storage buffer lane by lane (conv2d_window.wgsl). In f16 it is `Blocked`.
+    Windowed,
 }
 
 impl KernelFamily {
-    pub const ALL: [KernelFamily; 3] = [KernelFamily::Blocked, KernelFamily::Tiled, KernelFamily::Fused];
+    pub const ALL: [KernelFamily; 4] = [KernelFamily::Blocked, KernelFamily::Tiled, KernelFamily::Fused, KernelFamily::Windowed];
 
     pub fn name(self) -> &'static str {
         match self {
             KernelFamily::Blocked => "blocked",
             KernelFamily::Tiled => "tiled",
             KernelFamily::Fused => "fused",
+            KernelFamily::Windowed => "windowed",
         }
+    }
+
+    /// Whether it differs from the others in `precision` (the windowed kernels have no f16 form, so there
+    /// it is `Blocked` and not worth timing twice).
+    pub fn is_distinct_in(self, precision: Precision) -> bool {
+        self != KernelFamily::Windowed || precision == Precision::F32
     }
 }
 
@@ -191,7 +224,10 @@ impl std::str::FromStr for KernelChoice {
                 .into_iter()
                 .find(|k| k.name() == s)
                 .map(KernelChoice::Fixed)
-                .ok_or_else(|| format!("kernels must be `auto`, `blocked`, `tiled` or `fused`, not `{s}`")),
+                .ok_or_else(|| {
+                    let names: Vec<String> = KernelFamily::ALL.iter().map(|k| format!("`{}`", k.name())).collect();
+                    format!("kernels must be `auto` or one of {}, not `{s}`", names.join(", "))
+                }),
         }
     }
 }
@@ -293,6 +329,7 @@ macro_rules! shader {
 }
 
 const CONV: Source = shader!("conv2d.wgsl", then "conv2d_storage.wgsl");
+const CONV_WINDOW: Source = shader!("conv2d.wgsl", then "conv2d_window.wgsl");
 const GROUP_NORM: Source = shader!("group_norm.wgsl");
 const LINEAR: Source = shader!("linear.wgsl");
 const EMBED: Source = shader!("embed.wgsl");
@@ -305,15 +342,18 @@ const FORWARD: Source = shader!("forward.wgsl", with_philox);
 const CAST: Source = shader!("cast.wgsl");
 
 /// Every WGSL module, each compiled once per device (the network's also in f16, where asked for).
-pub const SOURCES: [Source; 11] = [CONV, GROUP_NORM, LINEAR, EMBED, ATTENTION, RESAMPLE, CAST, UPDATE, LANGEVIN, FRAMES, FORWARD];
+pub const SOURCES: [Source; 12] = [CONV, CONV_WINDOW, GROUP_NORM, LINEAR, EMBED, ATTENTION, RESAMPLE, CAST, UPDATE, LANGEVIN, FRAMES, FORWARD];
 
 const CONV_BIAS: &[Binding] = &[uniform(), net(read(1, "x")), net(read(2, "w")), net(read(3, "bias")), net(write(6, "out"))];
 const CONV_ADD: &[Binding] = &[uniform(), net(read(1, "x")), net(read(2, "w")), net(read(3, "bias")), net(read(4, "chan_add")), net(write(6, "out"))];
 const CONV_RES: &[Binding] = &[uniform(), net(read(1, "x")), net(read(2, "w")), net(read(3, "bias")), net(read(5, "residual")), net(write(6, "out"))];
+const WINDOW_BIAS: &[Binding] = &[uniform(), net(read(1, "x")), window(2, "w"), net(read(3, "bias")), net(write(6, "out"))];
+const WINDOW_ADD: &[Binding] = &[uniform(), net(read(1, "x")), window(2, "w"), net(read(3, "bias")), net(read(4, "chan_add")), net(write(6, "out"))];
+const WINDOW_RES: &[Binding] = &[uniform(), net(read(1, "x")), window(2, "w"), net(read(3, "bias")), net(read(5, "residual")), net(write(6, "out"))];
 
 impl Kernel {
     /// Every kernel, in the order pipelines are compiled.
-    pub const ALL: [Kernel; 45] = [
+    pub const ALL: [Kernel; 55] = [
         Kernel::Conv(ConvAlgo::General, Epilogue::Bias),
         Kernel::Conv(ConvAlgo::General, Epilogue::ChannelAdd),
         Kernel::Conv(ConvAlgo::General, Epilogue::Residual),
@@ -328,6 +368,16 @@ impl Kernel {
         Kernel::Conv(ConvAlgo::Tiled, Epilogue::Residual),
         Kernel::ConvPair(ConvAlgo::Blocked1x1),
         Kernel::ConvPair(ConvAlgo::Tiled),
+        Kernel::Conv(ConvAlgo::Window3x3, Epilogue::Bias),
+        Kernel::Conv(ConvAlgo::Window3x3, Epilogue::ChannelAdd),
+        Kernel::Conv(ConvAlgo::Window3x3, Epilogue::Residual),
+        Kernel::Conv(ConvAlgo::Window1x1, Epilogue::Bias),
+        Kernel::Conv(ConvAlgo::Window1x1, Epilogue::ChannelAdd),
+        Kernel::Conv(ConvAlgo::Window1x1, Epilogue::Residual),
+        Kernel::ConvPair(ConvAlgo::Window1x1),
+        Kernel::Conv(ConvAlgo::WindowGeneral, Epilogue::Bias),
+        Kernel::Conv(ConvAlgo::WindowGeneral, Epilogue::ChannelAdd),
+        Kernel::Conv(ConvAlgo::WindowGeneral, Epilogue::Residual),
         Kernel::GroupNorm { silu: false },
         Kernel::GroupNorm { silu: true },
         Kernel::GroupNormPair { silu: false },
@@ -368,6 +418,7 @@ impl Kernel {
 
     pub fn source(self) -> Source {
         match self {
+            Kernel::Conv(a, _) | Kernel::ConvPair(a) if a.is_windowed() => CONV_WINDOW,
             Kernel::Conv(..) | Kernel::ConvPair(_) => CONV,
             Kernel::GroupNorm { .. } | Kernel::GroupNormPair { .. } => GROUP_NORM,
             Kernel::Linear { .. } => LINEAR,
@@ -387,15 +438,16 @@ impl Kernel {
         use ConvAlgo::*;
         use Epilogue::*;
         match self {
-            Kernel::Conv(General, Bias) => "general",
-            Kernel::Conv(General, ChannelAdd) => "general_chan_add",
-            Kernel::Conv(General, Residual) => "general_residual",
-            Kernel::Conv(Blocked3x3, Bias) => "conv3x3",
-            Kernel::Conv(Blocked3x3, ChannelAdd) => "conv3x3_chan_add",
-            Kernel::Conv(Blocked3x3, Residual) => "conv3x3_residual",
-            Kernel::Conv(Blocked1x1, Bias) => "conv1x1",
-            Kernel::Conv(Blocked1x1, ChannelAdd) => "conv1x1_chan_add",
-            Kernel::Conv(Blocked1x1, Residual) => "conv1x1_residual",
+            Kernel::Conv(General | WindowGeneral, Bias) => "general",
+            Kernel::Conv(General | WindowGeneral, ChannelAdd) => "general_chan_add",
+            Kernel::Conv(General | WindowGeneral, Residual) => "general_residual",
+            // The windowed kernels are the blocked entry points of the module with windowed weights.
+            Kernel::Conv(Blocked3x3 | Window3x3, Bias) => "conv3x3",
+            Kernel::Conv(Blocked3x3 | Window3x3, ChannelAdd) => "conv3x3_chan_add",
+            Kernel::Conv(Blocked3x3 | Window3x3, Residual) => "conv3x3_residual",
+            Kernel::Conv(Blocked1x1 | Window1x1, Bias) => "conv1x1",
+            Kernel::Conv(Blocked1x1 | Window1x1, ChannelAdd) => "conv1x1_chan_add",
+            Kernel::Conv(Blocked1x1 | Window1x1, Residual) => "conv1x1_residual",
             Kernel::Conv(Tiled, Bias) => "tiled",
             Kernel::Conv(Tiled, ChannelAdd) => "tiled_chan_add",
             Kernel::Conv(Tiled, Residual) => "tiled_residual",
@@ -443,6 +495,10 @@ impl Kernel {
     /// The bind group's layout, params first.
     pub fn bindings(self) -> &'static [Binding] {
         match self {
+            Kernel::Conv(a, Epilogue::Bias) if a.is_windowed() => WINDOW_BIAS,
+            Kernel::Conv(a, Epilogue::ChannelAdd) if a.is_windowed() => WINDOW_ADD,
+            Kernel::Conv(a, Epilogue::Residual) if a.is_windowed() => WINDOW_RES,
+            Kernel::ConvPair(ConvAlgo::Window1x1) => const { &[uniform(), net(read(1, "a")), net(read(7, "b")), window(2, "w"), net(read(3, "bias")), net(write(6, "out"))] },
             Kernel::Conv(_, Epilogue::Bias) => CONV_BIAS,
             Kernel::Conv(_, Epilogue::ChannelAdd) => CONV_ADD,
             Kernel::Conv(_, Epilogue::Residual) => CONV_RES,
@@ -485,12 +541,19 @@ impl Kernel {
         self.source().is_network()
     }
 
+    /// Whether it has a pipeline in `precision`: network kernels in both, others in f32, and the windowed
+    /// convolutions (whose windows hold f32) in f32 only.
+    pub fn runs_in(self, precision: Precision) -> bool {
+        let windowed = matches!(self, Kernel::Conv(a, _) | Kernel::ConvPair(a) if a.is_windowed());
+        precision == Precision::F32 || (self.is_network() && !windowed)
+    }
+
     /// The family a benchmark groups this kernel under ("Conv3x3", "GroupNorm", …).
     pub fn family(self) -> &'static str {
         match self {
-            Kernel::Conv(ConvAlgo::General, _) => "ConvGeneral",
-            Kernel::Conv(ConvAlgo::Blocked3x3, _) => "Conv3x3",
-            Kernel::Conv(ConvAlgo::Blocked1x1, _) => "Conv1x1",
+            Kernel::Conv(ConvAlgo::General | ConvAlgo::WindowGeneral, _) => "ConvGeneral",
+            Kernel::Conv(ConvAlgo::Blocked3x3 | ConvAlgo::Window3x3, _) => "Conv3x3",
+            Kernel::Conv(ConvAlgo::Blocked1x1 | ConvAlgo::Window1x1, _) => "Conv1x1",
             Kernel::Conv(ConvAlgo::Tiled, _) | Kernel::ConvPair(ConvAlgo::Tiled) => "ConvTiled",
             Kernel::ConvPair(_) => "Conv1x1",
             Kernel::GroupNorm { .. } | Kernel::GroupNormPair { .. } => "GroupNorm",

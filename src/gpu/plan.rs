@@ -5,13 +5,14 @@
 //!    greedily largest first (ratchet's and TFLite's "greedy by size"). An op's outputs and inputs are both
 //!    live at that op, so an op never writes a buffer it also reads through another tensor.
 //!    [`Assignment::check`] verifies all of this afterwards.
-//! 3. Bind groups against each kernel's explicit layout, all inline params packed into one uniform buffer.
+//! 3. Bind groups against each kernel's explicit layout, all inline params packed into one uniform buffer, and
+//!    the windows (slices of weights read as uniforms) copied once into another.
 //! 4. The dispatch list, replayed in one compute pass per run (wgpu orders dispatches and puts the barriers).
 
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
-use crate::gpu::graph::{Graph, Params, Storage, TensorId};
-use crate::gpu::kernel::{Access, Kernel, Precision};
+use crate::gpu::graph::{Graph, Params, Storage, TensorId, Window};
+use crate::gpu::kernel::{Access, Kernel, Precision, WINDOW_BYTES};
 use crate::gpu::tensor::{Tensor, STORAGE};
 
 /// Which pooled buffer ("slot") each activation uses, and when it is live. Computed without a GPU, so the
@@ -105,6 +106,52 @@ impl Assignment {
     }
 }
 
+/// The plan's copies of its ops' windows, in one uniform buffer: each distinct window once, at an offset the
+/// adapter accepts for a uniform binding. A window binding spans [`WINDOW_BYTES`] from its offset, so the
+/// buffer runs that far past the last one (the bytes after a window's own are never read).
+struct Windows {
+    buffer: Option<wgpu::Buffer>,
+    offset: std::collections::HashMap<(TensorId, usize, usize), u64>,
+}
+
+impl Windows {
+    fn new(ctx: &GpuContext, graph: &Graph, tensors: &[Option<Tensor>], owned: &mut Vec<u64>) -> Self {
+        let align = ctx.limits().min_uniform_buffer_offset_alignment as u64;
+        let mut offset = std::collections::HashMap::new();
+        let mut copies = Vec::new();
+        let mut end = 0u64;
+        for w in graph.ops().iter().flat_map(|op| &op.windows) {
+            offset.entry((w.tensor, w.start, w.len)).or_insert_with(|| {
+                let size = graph.dtype(w.tensor).size() as u64;
+                let at = end.next_multiple_of(align);
+                let bytes = (w.len as u64 * size).next_multiple_of(4);
+                copies.push((w.tensor, w.start as u64 * size, at, bytes));
+                end = at + bytes;
+                at
+            });
+        }
+        let Some(&(.., last, _)) = copies.last() else { return Self { buffer: None, offset } };
+        let bytes = last + WINDOW_BYTES;
+        owned.push(bytes);
+        let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor { label: Some("windows"), size: bytes, usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST, mapped_at_creation: false });
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        for (t, from, to, bytes) in copies {
+            let src = tensors[t.0].as_ref().expect("a window's tensor is a constant, which has a buffer");
+            enc.copy_buffer_to_buffer(&src.buffer, from, &buffer, to, bytes);
+        }
+        ctx.queue.submit([enc.finish()]);
+        Self { buffer: Some(buffer), offset }
+    }
+
+    fn binding(&self, w: &Window) -> wgpu::BufferBinding<'_> {
+        wgpu::BufferBinding {
+            buffer: self.buffer.as_ref().expect("a plan with windows has their buffer"),
+            offset: self.offset[&(w.tensor, w.start, w.len)],
+            size: wgpu::BufferSize::new(WINDOW_BYTES),
+        }
+    }
+}
+
 /// One recorded kernel launch, replayed every run.
 pub struct Dispatch {
     pub kernel: Kernel,
@@ -180,6 +227,7 @@ impl Plan {
             ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some("params"), contents: &contents, usage: wgpu::BufferUsages::UNIFORM })
         };
 
+        let windows = Windows::new(ctx, graph, &tensors, &mut owned);
         let dispatches = graph
             .ops()
             .iter()
@@ -194,6 +242,9 @@ impl Plan {
                     debug_assert_ne!(binding.access, Access::Uniform);
                     let tensor = tensors[t.0].as_ref().expect("every tensor an op touches has a buffer");
                     entries.push(wgpu::BindGroupEntry { binding: binding.number, resource: tensor.buffer.as_entire_binding() });
+                }
+                for w in &op.windows {
+                    entries.push(wgpu::BindGroupEntry { binding: w.binding.number, resource: wgpu::BindingResource::Buffer(windows.binding(w)) });
                 }
                 let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: ctx.layout(op.kernel, op.precision), entries: &entries });
                 Dispatch { kernel: op.kernel, precision: op.precision, bind_group, groups: op.groups }

@@ -327,7 +327,7 @@ impl Unet {
             return Ok(tuning);
         }
         let mut ms = Vec::new();
-        for family in KernelFamily::ALL {
+        for family in KernelFamily::ALL.into_iter().filter(|f| f.is_distinct_in(self.precision)) {
             let p = self.plan(ctx, n, family)?;
             p.plan.run(ctx);
             ctx.finish().await?;
@@ -475,7 +475,7 @@ impl Builder<'_> {
             Some(o) => o,
             None => self.activation(prefix, &[n, cout, spec.out_size(h), spec.out_size(w)]),
         };
-        conv2d(self.g, ConvIo { x, w: weight, bias, extra, out }, spec, spec.algo(self.kernels));
+        conv2d(self.g, ConvIo { x, w: weight, bias, extra, out }, spec, spec.algo(self.kernels, cin, self.precision));
         Ok(out)
     }
 
@@ -528,7 +528,7 @@ impl Builder<'_> {
         let weight = self.w(&short, "weight", &[cout, cin, 1, 1])?;
         let bias = self.w(&short, "bias", &[cout])?;
         let shortcut = self.activation(&short, &[n, cout, h, w]);
-        conv1x1_pair(self.g, a, b, weight, bias, shortcut, ConvSpec::POINT.algo(self.kernels));
+        conv1x1_pair(self.g, a, b, weight, bias, shortcut, ConvSpec::POINT.algo(self.kernels, cin, self.precision));
         self.resnet_body(prefix, hn, shortcut, cout)
     }
 
@@ -560,7 +560,7 @@ impl Builder<'_> {
         let v = self.conv(&format!("{prefix}.to_v"), g, c, ConvSpec::POINT, Extra::None)?;
         let a = self.activation(&format!("{prefix}.heads"), &shape);
         let how = match self.kernels {
-            KernelFamily::Blocked | KernelFamily::Tiled => AttentionImpl::ThreePass,
+            KernelFamily::Blocked | KernelFamily::Windowed | KernelFamily::Tiled => AttentionImpl::ThreePass,
             KernelFamily::Fused => AttentionImpl::Fused,
         };
         attention(self.g, AttentionIo { q, k, v, out: a }, heads, how);

@@ -19,7 +19,7 @@ pub struct Settings {
     pub model: String,
     /// `?bench`: benchmark the loaded model (batch `n`, `steps` timed steps) instead of waiting for Generate.
     pub bench: bool,
-    /// `?kernels=auto|blocked|tiled|fused`: the kernel family (default: the fastest, measured on this adapter).
+    /// `?kernels=auto|blocked|tiled|fused|windowed`: the kernel family (default: the fastest, measured on this adapter).
     pub kernels: KernelChoice,
     /// `?precision=auto|f32|f16`: the network's storage (default: f16 where the adapter has shader-f16).
     pub precision: PrecisionChoice,

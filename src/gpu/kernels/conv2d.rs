@@ -2,7 +2,7 @@
 //! general algorithm and two register-blocked ones for the common shapes.
 
 use crate::gpu::graph::{Graph, TensorId};
-use crate::gpu::kernel::{ConvAlgo, KernelFamily, Epilogue, Kernel};
+use crate::gpu::kernel::{ConvAlgo, Epilogue, Kernel, KernelFamily, Precision, WINDOW_BYTES};
 
 /// Uniform of `conv2d.wgsl` (48 bytes).
 #[repr(C)]
@@ -57,9 +57,9 @@ impl Params {
 /// Workgroups of `algo` for an output [N, OC, OH, OW] (each entry point's grid, as conv2d.wgsl states it).
 fn grid(algo: ConvAlgo, n: usize, oc: usize, oh: usize, ow: usize) -> [u32; 3] {
     match algo {
-        ConvAlgo::Blocked3x3 => [(oh * ow.div_ceil(4)).div_ceil(64) as u32, oc.div_ceil(8) as u32, n as u32],
-        ConvAlgo::Blocked1x1 => [(oh * ow).div_ceil(4).div_ceil(64) as u32, oc.div_ceil(8) as u32, n as u32],
-        ConvAlgo::General => [(oh * ow).div_ceil(64) as u32, oc.div_ceil(4) as u32, n as u32],
+        ConvAlgo::Blocked3x3 | ConvAlgo::Window3x3 => [(oh * ow.div_ceil(4)).div_ceil(64) as u32, oc.div_ceil(8) as u32, n as u32],
+        ConvAlgo::Blocked1x1 | ConvAlgo::Window1x1 => [(oh * ow).div_ceil(4).div_ceil(64) as u32, oc.div_ceil(8) as u32, n as u32],
+        ConvAlgo::General | ConvAlgo::WindowGeneral => [(oh * ow).div_ceil(64) as u32, oc.div_ceil(4) as u32, n as u32],
         ConvAlgo::Tiled => [(n * oh * ow).div_ceil(32) as u32, oc.div_ceil(32) as u32, 1],
     }
 }
@@ -85,18 +85,35 @@ impl ConvSpec {
     /// Whether `algo` implements this geometry.
     pub fn supported_by(&self, algo: ConvAlgo) -> bool {
         match algo {
-            ConvAlgo::General | ConvAlgo::Tiled => true,
-            ConvAlgo::Blocked3x3 => self.k == 3 && self.stride == 1 && self.pad_before == 1 && self.pad_after == 1,
-            ConvAlgo::Blocked1x1 => self.k == 1 && self.stride == 1 && self.pad_before == 0 && self.pad_after == 0,
+            ConvAlgo::General | ConvAlgo::Tiled | ConvAlgo::WindowGeneral => true,
+            ConvAlgo::Blocked3x3 | ConvAlgo::Window3x3 => self.k == 3 && self.stride == 1 && self.pad_before == 1 && self.pad_after == 1,
+            ConvAlgo::Blocked1x1 | ConvAlgo::Window1x1 => self.k == 1 && self.stride == 1 && self.pad_before == 0 && self.pad_after == 0,
         }
     }
 
-    /// The algorithm `family` uses for this geometry.
-    pub fn algo(&self, family: KernelFamily) -> ConvAlgo {
-        match family {
-            KernelFamily::Blocked => [ConvAlgo::Blocked3x3, ConvAlgo::Blocked1x1].into_iter().find(|&a| self.supported_by(a)).unwrap_or(ConvAlgo::General),
-            KernelFamily::Tiled | KernelFamily::Fused => ConvAlgo::Tiled,
-        }
+    /// Output channels per dispatch of a windowed kernel with `ic` input channels: as many blocks of 8 (the
+    /// blocked kernels' block; two of the general kernel's 4) as have their f32 weights fit one window (0
+    /// where not even one block does: from 228 input channels for a 3x3, so the CIFAR-10 model's
+    /// 256-channel convolutions stay blocked).
+    pub fn window_channels(&self, ic: usize) -> usize {
+        (WINDOW_BYTES as usize / 4 / (ic * self.k * self.k).max(1)) / 8 * 8
+    }
+
+    /// Whether `algo` runs this convolution of `ic` input channels: its geometry, and for a windowed one a
+    /// window that holds a block's weights.
+    pub fn supports(&self, algo: ConvAlgo, ic: usize) -> bool {
+        self.supported_by(algo) && (!algo.is_windowed() || self.window_channels(ic) > 0)
+    }
+
+    /// The algorithm `family` uses for this geometry, `ic` input channels and `precision`.
+    pub fn algo(&self, family: KernelFamily, ic: usize, precision: Precision) -> ConvAlgo {
+        use ConvAlgo::*;
+        let candidates: &[ConvAlgo] = match family {
+            KernelFamily::Windowed if precision == Precision::F32 => &[Window3x3, Window1x1, Blocked3x3, Blocked1x1, WindowGeneral],
+            KernelFamily::Blocked | KernelFamily::Windowed => &[Blocked3x3, Blocked1x1],
+            KernelFamily::Tiled | KernelFamily::Fused => return Tiled,
+        };
+        candidates.iter().copied().find(|&a| self.supports(a, ic)).unwrap_or(General)
     }
 }
 
@@ -120,18 +137,17 @@ pub struct ConvIo {
     pub out: TensorId,
 }
 
-/// Records out = conv(x, w) + bias [+ extra] with `algo` (which must support `spec`).
+/// Records out = conv(x, w) + bias [+ extra] with `algo` (which must support `spec`); a windowed one as one
+/// dispatch per chunk of [`ConvSpec::window_channels`] output channels.
 pub fn conv2d(g: &mut Graph, io: ConvIo, spec: ConvSpec, algo: ConvAlgo) {
-    assert!(spec.supported_by(algo), "{algo:?} does not implement {spec:?}");
     let [n, ic, ih, iw] = g.shape(io.x)[..] else { panic!("conv2d: x must be NCHW, got {:?}", g.shape(io.x)) };
+    assert!(spec.supports(algo, ic), "{algo:?} does not implement {spec:?} with {ic} input channels");
     let oc = g.shape(io.w)[0];
     let (oh, ow) = (spec.out_size(ih), spec.out_size(iw));
     assert_eq!(g.shape(io.w), [oc, ic, spec.k, spec.k], "conv2d weight");
     assert_eq!(g.shape(io.out), [n, oc, oh, ow], "conv2d output");
     let mut params = Params::new([n, ic, ih, iw], oc, spec);
-    let groups = grid(algo, n, oc, oh, ow);
-    let flops = 2 * (n * oc * oh * ow * ic * spec.k * spec.k) as u64;
-    let mut args = vec![("x", io.x), ("w", io.w), ("bias", io.bias), ("out", io.out)];
+    let mut args = vec![("x", io.x), ("bias", io.bias), ("out", io.out)];
     let epilogue = match io.extra {
         Extra::None => Epilogue::Bias,
         Extra::ChannelAdd { t, offset } => {
@@ -147,13 +163,34 @@ pub fn conv2d(g: &mut Graph, io: ConvIo, spec: ConvSpec, algo: ConvAlgo) {
             Epilogue::Residual
         }
     };
-    g.record(Kernel::Conv(algo, epilogue), &params, &args, groups, flops);
+    let per_oc = ic * spec.k * spec.k;
+    let flops = |channels: usize| 2 * (n * channels * oh * ow * per_oc) as u64;
+    if algo.is_windowed() {
+        record_chunks(g, Kernel::Conv(algo, epilogue), params, &args, io.w, per_oc, spec.window_channels(ic), |c| grid(algo, n, c, oh, ow), flops);
+    } else {
+        args.push(("w", io.w));
+        g.record(Kernel::Conv(algo, epilogue), &params, &args, grid(algo, n, oc, oh, ow), flops(oc));
+    }
+}
+
+/// Records a windowed convolution as one dispatch per `chunk` output channels (the last may be short): each
+/// gets the chunk's rows of w (`per_oc` values per channel) as its window and its first channel as
+/// `oc_first`, and covers only the chunk's blocks.
+#[allow(clippy::too_many_arguments)]
+fn record_chunks(g: &mut Graph, kernel: Kernel, params: Params, args: &[(&str, TensorId)], w: TensorId, per_oc: usize, chunk: usize, grid: impl Fn(usize) -> [u32; 3], flops: impl Fn(usize) -> u64) {
+    assert_eq!(g.dtype(w), Precision::F32, "{kernel:?}: windows hold f32 weights; a network in f16 uses the blocked kernels");
+    let oc = params.oc as usize;
+    for first in (0..oc).step_by(chunk) {
+        let count = chunk.min(oc - first);
+        let p = Params { oc_first: first as u32, ..params };
+        g.record_windowed(kernel, &p, args, &[("w", w, first * per_oc..(first + count) * per_oc)], grid(count), flops(count));
+    }
 }
 
 /// Records out = conv1x1(cat(a, b), w) + bias without writing the concatenation: a [N, CA, H, W],
-/// b [N, CB, H, W], w [OC, CA + CB, 1, 1], out [N, OC, H, W]. `algo`: `Blocked1x1` or `Tiled`.
+/// b [N, CB, H, W], w [OC, CA + CB, 1, 1], out [N, OC, H, W]. `algo`: `Blocked1x1`, `Window1x1` or `Tiled`.
 pub fn conv1x1_pair(g: &mut Graph, a: TensorId, b: TensorId, w: TensorId, bias: TensorId, out: TensorId, algo: ConvAlgo) {
-    assert!(matches!(algo, ConvAlgo::Blocked1x1 | ConvAlgo::Tiled), "{algo:?} has no pair form");
+    assert!(matches!(algo, ConvAlgo::Blocked1x1 | ConvAlgo::Window1x1 | ConvAlgo::Tiled), "{algo:?} has no pair form");
     let [n, ca, h, wd] = g.shape(a)[..] else { panic!("conv1x1_pair: a must be NCHW") };
     let cb = g.shape(b)[1];
     assert_eq!(g.shape(b), [n, cb, h, wd], "conv1x1_pair: b must match a's N, H, W");
@@ -162,8 +199,15 @@ pub fn conv1x1_pair(g: &mut Graph, a: TensorId, b: TensorId, w: TensorId, bias: 
     assert_eq!(g.shape(out), [n, oc, h, wd], "conv1x1_pair output");
     let ic = ca + cb;
     let params = Params { ic_a: ca as u32, ..Params::new([n, ic, h, wd], oc, ConvSpec::POINT) };
-    let args = [("a", a), ("b", b), ("w", w), ("bias", bias), ("out", out)];
-    g.record(Kernel::ConvPair(algo), &params, &args, grid(algo, n, oc, h, wd), 2 * (n * oc * h * wd * ic) as u64);
+    let flops = |channels: usize| 2 * (n * channels * h * wd * ic) as u64;
+    if algo.is_windowed() {
+        assert!(ConvSpec::POINT.supports(algo, ic), "{algo:?}: {ic} input channels do not fit a window");
+        let args = [("a", a), ("b", b), ("bias", bias), ("out", out)];
+        record_chunks(g, Kernel::ConvPair(algo), params, &args, w, ic, ConvSpec::POINT.window_channels(ic), |c| grid(algo, n, c, h, wd), flops);
+    } else {
+        let args = [("a", a), ("b", b), ("w", w), ("bias", bias), ("out", out)];
+        g.record(Kernel::ConvPair(algo), &params, &args, grid(algo, n, oc, h, wd), flops(oc));
+    }
 }
 
 /// Plain-Rust reference with the same semantics.
@@ -232,7 +276,8 @@ mod tests {
         let av_wide = as_stored(&values(n * (oc + 5), 4));
         let av: Vec<f32> = (0..n).flat_map(|b| av_wide[b * (oc + 5) + 2..b * (oc + 5) + 2 + oc].to_vec()).collect();
         let rv = as_stored(&values(n * oc * oh * ow, 5));
-        for algo in ConvAlgo::ALL.into_iter().filter(|&a| spec.supported_by(a)) {
+        // The windowed kernels have no f16 form.
+        for algo in ConvAlgo::ALL.into_iter().filter(|&a| spec.supports(a, ic) && (precision() == Precision::F32 || !a.is_windowed())) {
             for epilogue in Epilogue::ALL {
                 let mut g = Graph::new();
                 let x = upload(&mut g, "x", &xs, &xv);
@@ -292,7 +337,7 @@ mod tests {
             let (wv, biasv) = (as_stored(&values(oc * (ca + cb), 43)), as_stored(&values(oc, 44)));
             let cat = crate::gpu::kernels::resample::concat_reference(&av, &bv, n);
             let want = reference(&cat, [n, ca + cb, h, w], &wv, oc, &biasv, ConvSpec::POINT, None, None);
-            for algo in [ConvAlgo::Blocked1x1, ConvAlgo::Tiled] {
+            for algo in [ConvAlgo::Blocked1x1, ConvAlgo::Window1x1, ConvAlgo::Tiled].into_iter().filter(|a| precision() == Precision::F32 || !a.is_windowed()) {
                 let mut g = Graph::new();
                 let a = upload(&mut g, "a", &[n, ca, h, w], &av);
                 let b = upload(&mut g, "b", &[n, cb, h, w], &bv);
@@ -303,6 +348,51 @@ mod tests {
                 assert_close(&run_and_read(&g, out), &want, tol(1e-5), &format!("{algo:?} pair {ca}+{cb}->{oc} {h}x{w}"));
             }
         }
+    }
+
+    /// Windowed convolutions whose weights take several windows: one dispatch per chunk of output channels,
+    /// each reading its own window from `oc_first` on (a 3x3 of 64 channels takes 24 per window: 40 = 24 +
+    /// 16; a 1x1 of 700 takes 16: 40 = 16 + 16 + 8), against the reference; and the pair form likewise. A
+    /// 3x3 of 228 input channels does not fit one block in a window.
+    #[test]
+    fn windowed_chunks_cover_every_output_channel() {
+        let (s3, s1) = (ConvSpec::SAME3, ConvSpec::POINT);
+        assert_eq!((s3.window_channels(64), s1.window_channels(700)), (24, 16));
+        assert!(s3.supports(ConvAlgo::Window3x3, 227) && !s3.supports(ConvAlgo::Window3x3, 228));
+        check(2, 64, 40, 5, 5, ConvSpec::SAME3);
+        check(1, 700, 40, 3, 2, ConvSpec::POINT);
+        let mut g = Graph::new();
+        let x = upload(&mut g, "x", &[1, 64, 3, 3], &values(64 * 9, 1));
+        let w = upload(&mut g, "w", &[40, 64, 3, 3], &values(40 * 64 * 9, 2));
+        let bias = upload(&mut g, "b", &[40], &values(40, 3));
+        let out = nan_filled(&mut g, "out", &[1, 40, 3, 3]);
+        conv2d(&mut g, ConvIo { x, w, bias, extra: Extra::None, out }, ConvSpec::SAME3, ConvAlgo::Window3x3);
+        let firsts: Vec<u32> = g.ops().iter().map(|op| bytemuck::pod_read_unaligned::<Params>(match &op.params { crate::gpu::graph::Params::Inline(p) => p, _ => unreachable!() }).oc_first).collect();
+        assert_eq!(firsts, [0, 24]);
+        let (ca, cb, oc, h, wd) = (300usize, 400usize, 40usize, 2usize, 3usize);
+        let (av, bv) = (values(ca * h * wd, 5), values(cb * h * wd, 6));
+        let (wv, biasv) = (values(oc * (ca + cb), 7), values(oc, 8));
+        let want = reference(&crate::gpu::kernels::resample::concat_reference(&av, &bv, 1), [1, ca + cb, h, wd], &wv, oc, &biasv, ConvSpec::POINT, None, None);
+        let mut g = Graph::new();
+        let (a, b) = (upload(&mut g, "a", &[1, ca, h, wd], &av), upload(&mut g, "b", &[1, cb, h, wd], &bv));
+        let (w, bias) = (upload(&mut g, "w", &[oc, ca + cb, 1, 1], &wv), upload(&mut g, "bias", &[oc], &biasv));
+        let out = nan_filled(&mut g, "out", &[1, oc, h, wd]);
+        conv1x1_pair(&mut g, a, b, w, bias, out, ConvAlgo::Window1x1);
+        assert_eq!(g.ops().len(), 3);
+        assert_close(&run_and_read(&g, out), &want, tol(1e-5), "Window1x1 pair 300+400->40");
+    }
+
+    /// A window is copied when the plan is compiled, so it may only hold a constant: weights that are an
+    /// activation (written during the pass) are refused when recorded.
+    #[test]
+    #[should_panic(expected = "which is not a constant")]
+    fn a_window_of_an_activation_is_refused() {
+        let mut g = Graph::new();
+        let x = upload(&mut g, "x", &[1, 4, 3, 3], &values(36, 1));
+        let w = g.activation("w", &[8, 4, 3, 3]);
+        let bias = upload(&mut g, "b", &[8], &values(8, 3));
+        let out = nan_filled(&mut g, "out", &[1, 8, 3, 3]);
+        conv2d(&mut g, ConvIo { x, w, bias, extra: Extra::None, out }, ConvSpec::SAME3, ConvAlgo::Window3x3);
     }
 
     #[test]

@@ -150,7 +150,7 @@ mod layout_tests {
         use crate::gpu::kernel::{Access, Elem, Kernel, Precision};
         for k in Kernel::ALL {
             let src = k.source();
-            let precision = if src.is_network() { Precision::F16 } else { Precision::F32 };
+            let precision = if k.runs_in(Precision::F16) && src.is_network() { Precision::F16 } else { Precision::F32 };
             let module = naga::front::wgsl::parse_str(&src.code_for(precision)).unwrap_or_else(|e| panic!("{} ({precision}): {e}", src.file));
             for b in k.bindings().iter().filter(|b| b.access != Access::Uniform) {
                 let (_, var) = module
@@ -158,6 +158,14 @@ mod layout_tests {
                     .iter()
                     .find(|(_, v)| v.binding.as_ref().is_some_and(|r| r.binding == b.number))
                     .unwrap_or_else(|| panic!("{k:?}: no binding {} in {}", b.number, src.file));
+                if b.access == Access::Window {
+                    // A window: WINDOW_BYTES of f32 as the vec4s a uniform array needs.
+                    let mut layouter = naga::proc::Layouter::default();
+                    layouter.update(module.to_ctx()).unwrap();
+                    assert_eq!(layouter[var.ty].size as u64, crate::gpu::kernel::WINDOW_BYTES, "{k:?}: window binding {}", b.number);
+                    assert_eq!(var.space, naga::AddressSpace::Uniform, "{k:?}: window binding {}", b.number);
+                    continue;
+                }
                 let naga::TypeInner::Array { base, .. } = module.types[var.ty].inner else { panic!("{k:?}: binding {} is not an array", b.number) };
                 let naga::TypeInner::Scalar(scalar) = module.types[base].inner else { panic!("{k:?}: binding {} is not an array of scalars", b.number) };
                 let want = match (b.elem, precision) {
@@ -175,6 +183,7 @@ mod layout_tests {
     fn params_structs_match_their_wgsl_twins() {
         let rust = [
             ("conv2d.wgsl + conv2d_storage.wgsl", size_of::<super::conv2d::Params>()),
+            ("conv2d.wgsl + conv2d_window.wgsl", size_of::<super::conv2d::Params>()),
             ("group_norm.wgsl", size_of::<super::group_norm::Params>()),
             ("linear.wgsl", size_of::<super::linear::Params>()),
             ("embed.wgsl", size_of::<super::embed::Params>()),
