@@ -1,6 +1,7 @@
-// 2-D convolution with a fused epilogue: four algorithms x three epilogues = twelve entry points.
-//   general*: any kernel size, stride and zero padding (the strided downsamplers)
+// 2-D convolution with a fused epilogue: five algorithms x three epilogues = fifteen entry points.
+//   general*: any kernel size, stride and zero padding
 //   conv3x3*: 3x3, stride 1, one pixel of padding (about 90% of the U-Net's FLOPs)
+//   conv3x3s2*: 3x3, stride 2, any padding (the downsamplers)
 //   conv1x1*: 1x1, stride 1 (ResNet shortcuts, attention projections: a matmul over channels)
 //   tiled*:   any geometry, as an implicit GEMM tiled through workgroup memory (for real GPUs)
 // Epilogues (entry-point suffix): none = + bias; _chan_add = + bias + chan_add; _residual = + bias + residual.
@@ -292,6 +293,82 @@ fn conv3x3_residual(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(work
     let b = block3x3(gid, wid);
     if (b.count > 0u) {
         finish_residual(b, acc3x3(b));
+    }
+}
+
+// conv3x3s2: 3x3 with stride 2 (the downsamplers), PX outputs of one row x BLOCK_OC channels per invocation,
+// as conv3x3 (same grid, same blocks). A run reads 2*PX+1 = 9 input columns of each row, where the general
+// kernel reads 36 values for the same outputs. Padding: (pad_y, pad_x) before, and whatever OH/OW imply after.
+struct Cols9 {
+    x0: u32, x1: u32, x2: u32, x3: u32, x4: u32, x5: u32, x6: u32, x7: u32, x8: u32,
+    in0: bool, in1: bool, in2: bool, in3: bool, in4: bool, in5: bool, in6: bool, in7: bool, in8: bool,
+}
+
+fn cols9_of(ox0: u32) -> Cols9 {
+    let ix = i32(ox0 * 2u) - i32(p.pad_x);
+    let last = i32(p.iw) - 1;
+    return Cols9(
+        u32(clamp(ix, 0, last)), u32(clamp(ix + 1, 0, last)), u32(clamp(ix + 2, 0, last)),
+        u32(clamp(ix + 3, 0, last)), u32(clamp(ix + 4, 0, last)), u32(clamp(ix + 5, 0, last)),
+        u32(clamp(ix + 6, 0, last)), u32(clamp(ix + 7, 0, last)), u32(clamp(ix + 8, 0, last)),
+        ix >= 0 && ix <= last, ix + 1 >= 0 && ix + 1 <= last, ix + 2 >= 0 && ix + 2 <= last,
+        ix + 3 >= 0 && ix + 3 <= last, ix + 4 >= 0 && ix + 4 <= last, ix + 5 >= 0 && ix + 5 <= last,
+        ix + 6 >= 0 && ix + 6 <= last, ix + 7 >= 0 && ix + 7 <= last, ix + 8 >= 0 && ix + 8 <= last,
+    );
+}
+
+// One input row (plane offset `plane`, row iy) against weight taps k .. k+2: output i reads columns 2i + kx.
+fn row3x3s2(acc: ptr<function, array<vec4<f32>, 8>>, wr: ptr<function, array<u32, 8>>, c: Cols9, plane: u32, iy: i32, k: u32) {
+    let inside = iy >= 0 && iy < i32(p.ih);
+    let row = plane + u32(clamp(iy, 0, i32(p.ih) - 1)) * p.iw;
+    let v0 = select(0.0, f32(x[row + c.x0]), inside && c.in0);
+    let v1 = select(0.0, f32(x[row + c.x1]), inside && c.in1);
+    let v2 = select(0.0, f32(x[row + c.x2]), inside && c.in2);
+    let v3 = select(0.0, f32(x[row + c.x3]), inside && c.in3);
+    let v4 = select(0.0, f32(x[row + c.x4]), inside && c.in4);
+    let v5 = select(0.0, f32(x[row + c.x5]), inside && c.in5);
+    let v6 = select(0.0, f32(x[row + c.x6]), inside && c.in6);
+    let v7 = select(0.0, f32(x[row + c.x7]), inside && c.in7);
+    let v8 = select(0.0, f32(x[row + c.x8]), inside && c.in8);
+    madd8(acc, wr, k, vec4<f32>(v0, v2, v4, v6));
+    madd8(acc, wr, k + 1u, vec4<f32>(v1, v3, v5, v7));
+    madd8(acc, wr, k + 2u, vec4<f32>(v2, v4, v6, v8));
+}
+
+fn acc3x3s2(b: Block) -> array<vec4<f32>, 8> {
+    let iy = i32((b.pix0 / p.ow) * 2u) - i32(p.pad_y);
+    let c = cols9_of(b.pix0 % p.ow);
+    var wr = weight_rows(b, p.ic * 9u);
+    var acc: array<vec4<f32>, 8>;
+    for (var ic = 0u; ic < p.ic; ic++) {
+        let plane = (b.n * p.ic + ic) * p.ih * p.iw;
+        let k = ic * 9u;
+        row3x3s2(&acc, &wr, c, plane, iy, k);
+        row3x3s2(&acc, &wr, c, plane, iy + 1, k + 3u);
+        row3x3s2(&acc, &wr, c, plane, iy + 2, k + 6u);
+    }
+    return acc;
+}
+
+@compute @workgroup_size(64)
+fn conv3x3s2(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let b = block3x3(gid, wid);
+    if (b.count > 0u) {
+        finish(b, acc3x3s2(b));
+    }
+}
+@compute @workgroup_size(64)
+fn conv3x3s2_chan_add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let b = block3x3(gid, wid);
+    if (b.count > 0u) {
+        finish_chan_add(b, acc3x3s2(b));
+    }
+}
+@compute @workgroup_size(64)
+fn conv3x3s2_residual(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let b = block3x3(gid, wid);
+    if (b.count > 0u) {
+        finish_residual(b, acc3x3s2(b));
     }
 }
 

@@ -85,7 +85,7 @@ impl HostPlan {
     pub fn supports(kernel: Kernel) -> bool {
         matches!(
             kernel,
-            Kernel::Conv(ConvAlgo::General | ConvAlgo::Blocked3x3 | ConvAlgo::Blocked1x1 | ConvAlgo::Tiled, _)
+            Kernel::Conv(ConvAlgo::General | ConvAlgo::Blocked3x3 | ConvAlgo::Blocked1x1 | ConvAlgo::Blocked3x3s2 | ConvAlgo::Tiled, _)
                 | Kernel::GroupNorm { .. }
                 | Kernel::Linear { .. }
                 | Kernel::TimeEmbed

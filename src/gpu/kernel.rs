@@ -160,24 +160,38 @@ pub enum ConvAlgo {
     Window3x3,
     /// `Blocked1x1` likewise.
     Window1x1,
-    /// `General` likewise (the strided downsamplers).
+    /// `General` likewise.
     WindowGeneral,
+    /// 3x3 with stride 2, any padding (the downsamplers): 4 pixels of a row x 8 channels per invocation.
+    Blocked3x3s2,
+    /// `Blocked3x3s2` with windowed weights.
+    Window3x3s2,
 }
 
 impl ConvAlgo {
-    pub const ALL: [ConvAlgo; 7] = [ConvAlgo::General, ConvAlgo::Blocked3x3, ConvAlgo::Blocked1x1, ConvAlgo::Tiled, ConvAlgo::Window3x3, ConvAlgo::Window1x1, ConvAlgo::WindowGeneral];
+    pub const ALL: [ConvAlgo; 9] = [
+        ConvAlgo::General,
+        ConvAlgo::Blocked3x3,
+        ConvAlgo::Blocked1x1,
+        ConvAlgo::Tiled,
+        ConvAlgo::Window3x3,
+        ConvAlgo::Window1x1,
+        ConvAlgo::WindowGeneral,
+        ConvAlgo::Blocked3x3s2,
+        ConvAlgo::Window3x3s2,
+    ];
 
     /// Whether it reads its weights through windows (and so runs in chunks, in f32 only).
     pub fn is_windowed(self) -> bool {
-        matches!(self, ConvAlgo::Window3x3 | ConvAlgo::Window1x1 | ConvAlgo::WindowGeneral)
+        matches!(self, ConvAlgo::Window3x3 | ConvAlgo::Window1x1 | ConvAlgo::WindowGeneral | ConvAlgo::Window3x3s2)
     }
 }
 
 /// The kernels a whole pass uses (convolutions and attention): the candidates the engine times per adapter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KernelFamily {
-    /// Register-blocked 3x3 and 1x1 kernels (general for strided convolutions): no workgroup memory, tuned
-    /// for CPU adapters (lavapipe, SwiftShader).
+    /// Register-blocked 3x3 (stride 1 and 2) and 1x1 kernels (general for other shapes): no workgroup
+    /// memory, tuned for CPU adapters (lavapipe, SwiftShader).
     Blocked,
     /// The implicit GEMM tiled through workgroup memory for every convolution (attention in three passes):
     /// for real GPUs.
@@ -353,7 +367,7 @@ const WINDOW_RES: &[Binding] = &[uniform(), net(read(1, "x")), window(2, "w"), n
 
 impl Kernel {
     /// Every kernel, in the order pipelines are compiled.
-    pub const ALL: [Kernel; 55] = [
+    pub const ALL: [Kernel; 61] = [
         Kernel::Conv(ConvAlgo::General, Epilogue::Bias),
         Kernel::Conv(ConvAlgo::General, Epilogue::ChannelAdd),
         Kernel::Conv(ConvAlgo::General, Epilogue::Residual),
@@ -378,6 +392,12 @@ impl Kernel {
         Kernel::Conv(ConvAlgo::WindowGeneral, Epilogue::Bias),
         Kernel::Conv(ConvAlgo::WindowGeneral, Epilogue::ChannelAdd),
         Kernel::Conv(ConvAlgo::WindowGeneral, Epilogue::Residual),
+        Kernel::Conv(ConvAlgo::Blocked3x3s2, Epilogue::Bias),
+        Kernel::Conv(ConvAlgo::Blocked3x3s2, Epilogue::ChannelAdd),
+        Kernel::Conv(ConvAlgo::Blocked3x3s2, Epilogue::Residual),
+        Kernel::Conv(ConvAlgo::Window3x3s2, Epilogue::Bias),
+        Kernel::Conv(ConvAlgo::Window3x3s2, Epilogue::ChannelAdd),
+        Kernel::Conv(ConvAlgo::Window3x3s2, Epilogue::Residual),
         Kernel::GroupNorm { silu: false },
         Kernel::GroupNorm { silu: true },
         Kernel::GroupNormPair { silu: false },
@@ -448,6 +468,9 @@ impl Kernel {
             Kernel::Conv(Blocked1x1 | Window1x1, Bias) => "conv1x1",
             Kernel::Conv(Blocked1x1 | Window1x1, ChannelAdd) => "conv1x1_chan_add",
             Kernel::Conv(Blocked1x1 | Window1x1, Residual) => "conv1x1_residual",
+            Kernel::Conv(Blocked3x3s2 | Window3x3s2, Bias) => "conv3x3s2",
+            Kernel::Conv(Blocked3x3s2 | Window3x3s2, ChannelAdd) => "conv3x3s2_chan_add",
+            Kernel::Conv(Blocked3x3s2 | Window3x3s2, Residual) => "conv3x3s2_residual",
             Kernel::Conv(Tiled, Bias) => "tiled",
             Kernel::Conv(Tiled, ChannelAdd) => "tiled_chan_add",
             Kernel::Conv(Tiled, Residual) => "tiled_residual",
@@ -552,6 +575,7 @@ impl Kernel {
     pub fn family(self) -> &'static str {
         match self {
             Kernel::Conv(ConvAlgo::General | ConvAlgo::WindowGeneral, _) => "ConvGeneral",
+            Kernel::Conv(ConvAlgo::Blocked3x3s2 | ConvAlgo::Window3x3s2, _) => "Conv3x3s2",
             Kernel::Conv(ConvAlgo::Blocked3x3 | ConvAlgo::Window3x3, _) => "Conv3x3",
             Kernel::Conv(ConvAlgo::Blocked1x1 | ConvAlgo::Window1x1, _) => "Conv1x1",
             Kernel::Conv(ConvAlgo::Tiled, _) | Kernel::ConvPair(ConvAlgo::Tiled) => "ConvTiled",

@@ -57,7 +57,7 @@ impl Params {
 /// Workgroups of `algo` for an output [N, OC, OH, OW] (each entry point's grid, as conv2d.wgsl states it).
 fn grid(algo: ConvAlgo, n: usize, oc: usize, oh: usize, ow: usize) -> [u32; 3] {
     match algo {
-        ConvAlgo::Blocked3x3 | ConvAlgo::Window3x3 => [(oh * ow.div_ceil(4)).div_ceil(64) as u32, oc.div_ceil(8) as u32, n as u32],
+        ConvAlgo::Blocked3x3 | ConvAlgo::Window3x3 | ConvAlgo::Blocked3x3s2 | ConvAlgo::Window3x3s2 => [(oh * ow.div_ceil(4)).div_ceil(64) as u32, oc.div_ceil(8) as u32, n as u32],
         ConvAlgo::Blocked1x1 | ConvAlgo::Window1x1 => [(oh * ow).div_ceil(4).div_ceil(64) as u32, oc.div_ceil(8) as u32, n as u32],
         ConvAlgo::General | ConvAlgo::WindowGeneral => [(oh * ow).div_ceil(64) as u32, oc.div_ceil(4) as u32, n as u32],
         ConvAlgo::Tiled => [(n * oh * ow).div_ceil(32) as u32, oc.div_ceil(32) as u32, 1],
@@ -88,6 +88,7 @@ impl ConvSpec {
             ConvAlgo::General | ConvAlgo::Tiled | ConvAlgo::WindowGeneral => true,
             ConvAlgo::Blocked3x3 | ConvAlgo::Window3x3 => self.k == 3 && self.stride == 1 && self.pad_before == 1 && self.pad_after == 1,
             ConvAlgo::Blocked1x1 | ConvAlgo::Window1x1 => self.k == 1 && self.stride == 1 && self.pad_before == 0 && self.pad_after == 0,
+            ConvAlgo::Blocked3x3s2 | ConvAlgo::Window3x3s2 => self.k == 3 && self.stride == 2,
         }
     }
 
@@ -109,8 +110,8 @@ impl ConvSpec {
     pub fn algo(&self, family: KernelFamily, ic: usize, precision: Precision) -> ConvAlgo {
         use ConvAlgo::*;
         let candidates: &[ConvAlgo] = match family {
-            KernelFamily::Windowed if precision == Precision::F32 => &[Window3x3, Window1x1, Blocked3x3, Blocked1x1, WindowGeneral],
-            KernelFamily::Blocked | KernelFamily::Windowed => &[Blocked3x3, Blocked1x1],
+            KernelFamily::Windowed if precision == Precision::F32 => &[Window3x3, Window1x1, Window3x3s2, Blocked3x3, Blocked1x1, Blocked3x3s2, WindowGeneral],
+            KernelFamily::Blocked | KernelFamily::Windowed => &[Blocked3x3, Blocked1x1, Blocked3x3s2],
             KernelFamily::Tiled | KernelFamily::Fused => return Tiled,
         };
         candidates.iter().copied().find(|&a| self.supports(a, ic)).unwrap_or(General)
@@ -401,6 +402,12 @@ mod tests {
         check(2, 8, 8, 28, 28, ConvSpec { k: 3, stride: 2, pad_before: 1, pad_after: 1 });
         check(2, 8, 8, 7, 7, ConvSpec { k: 3, stride: 2, pad_before: 0, pad_after: 1 });
         check(1, 4, 6, 32, 32, ConvSpec { k: 3, stride: 2, pad_before: 0, pad_after: 1 });
+        // The blocked stride-2 kernel's runs of 4 outputs around the edges (input widths 1, 3, 9 and 15),
+        // channel counts around the block of 8, batch 3.
+        check(3, 3, 9, 5, 9, ConvSpec { k: 3, stride: 2, pad_before: 1, pad_after: 1 });
+        check(1, 9, 17, 15, 3, ConvSpec { k: 3, stride: 2, pad_before: 0, pad_after: 1 });
+        check(2, 5, 7, 2, 15, ConvSpec { k: 3, stride: 2, pad_before: 1, pad_after: 1 });
+        check(1, 4, 8, 1, 1, ConvSpec { k: 3, stride: 2, pad_before: 1, pad_after: 1 });
     }
 
     /// Every case above with x, w, bias, the added tensors and out in f16 (sums in f32).
