@@ -764,7 +764,8 @@ mod cli {
     }
 
     /// Where the network runs: a GPU adapter (with the precision its weights are stored in), or the CPU
-    /// executor.
+    /// executor. One per command, so the size of the GPU variant does not matter.
+    #[allow(clippy::large_enum_variant)]
     enum Device {
         Gpu(GpuContext, Precision),
         Cpu,
@@ -825,7 +826,8 @@ mod cli {
         }
     }
 
-    /// A sampler's run on either device, with the calls the commands make.
+    /// A sampler's run on either device, with the calls the commands make (one per command).
+    #[allow(clippy::large_enum_variant)]
     enum Run<'a> {
         Gpu(&'a GpuContext, Sampler),
         Cpu(HostSampler),

@@ -225,10 +225,10 @@ impl EpsPlans {
         if n == 0 || x.len() != n * c * h * w {
             return Err(Error::InputShape { expected: format!("{n} images of {c}x{h}x{w}"), found: vec![x.len()] });
         }
-        if !self.plans.contains_key(&n) {
-            self.plans.insert(n, EpsPlan::new(unet, n)?);
-        }
-        let plan = self.plans.get_mut(&n).expect("inserted above");
+        let plan = match self.plans.entry(n) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(EpsPlan::new(unet, n)?),
+        };
         Ok(plan.eps(x, &t.iter().map(|&v| v as f32).collect::<Vec<_>>())?.to_vec())
     }
 }

@@ -227,7 +227,7 @@ impl Unet {
     /// limits, and all live activations within [`MEMORY_BUDGET`].
     pub fn max_batch(&self, ctx: &GpuContext) -> usize {
         let limits = ctx.limits();
-        let per_buffer = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
+        let per_buffer = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
         let by_buffer = per_buffer / self.largest_buffer_per_image.max(1);
         let by_memory = MEMORY_BUDGET / self.peak_bytes_per_image.max(1);
         by_buffer.min(by_memory).max(1) as usize
@@ -242,7 +242,7 @@ impl Unet {
                 requested: n,
                 max,
                 needed_mib: (self.largest_buffer_per_image * n as u64).max(self.peak_bytes_per_image * n as u64) >> 20,
-                limit_mib: ((limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size).min(MEMORY_BUDGET)) >> 20,
+                limit_mib: (limits.max_storage_buffer_binding_size.min(limits.max_buffer_size).min(MEMORY_BUDGET)) >> 20,
             });
         }
         Ok(())
@@ -596,7 +596,8 @@ impl Builder<'_> {
         let x = match self.precision {
             Precision::F32 => x,
             Precision::F16 => {
-                let x16 = self.activation("x_t (f16)", &self.g.shape(x).to_vec());
+                let shape = self.g.shape(x).to_vec();
+                let x16 = self.activation("x_t (f16)", &shape);
                 cast_in(self.g, x, x16);
                 x16
             }

@@ -67,7 +67,8 @@ pub fn silu(v: f32) -> f32 {
     v / (1.0 + (-v).exp())
 }
 
-/// Plain-Rust reference, accumulating in f64.
+/// Plain-Rust reference, accumulating in f64 (its arguments are the kernel's params, spelt out).
+#[allow(clippy::too_many_arguments)]
 pub fn reference(x: &[f32], n: usize, c: usize, hw: usize, groups: usize, gamma: &[f32], beta: &[f32], eps: f64, act: bool) -> Vec<f32> {
     let cpg = c / groups;
     let mut out = vec![0.0; x.len()];
