@@ -55,9 +55,9 @@ pub fn attention(g: &mut Graph, io: AttentionIo, heads: usize, how: AttentionImp
     }
     // f32 whatever the network's precision (attention.wgsl says why).
     let scores = g.activation("attention scores", &[n, heads, l, l]);
-    g.record(Kernel::AttnScores, &p, &[("q", io.q), ("k", io.k), ("scores", scores)], [l.div_ceil(4).div_ceil(64) as u32, l.div_ceil(4) as u32, nh], product_flops);
+    g.record(Kernel::AttnScores, &p, &[("q", io.q), ("k", io.k), ("scores", scores)], [l.div_ceil(4).div_ceil(64) as u32, l.div_ceil(8) as u32, nh], product_flops);
     g.record(Kernel::AttnSoftmax, &p, &[("scores", scores)], [(nh as usize * l).div_ceil(64) as u32, 1, 1], 0);
-    g.record(Kernel::AttnApply, &p, &[("probs", scores), ("v", io.v), ("out", io.out)], [l.div_ceil(4).div_ceil(64) as u32, dh.div_ceil(4) as u32, nh], product_flops);
+    g.record(Kernel::AttnApply, &p, &[("probs", scores), ("v", io.v), ("out", io.out)], [l.div_ceil(4).div_ceil(64) as u32, dh.div_ceil(8) as u32, nh], product_flops);
 }
 
 /// Reference: per image and head, softmax over keys in f64.
