@@ -614,7 +614,7 @@ mod cli {
                 let batch = batch.clamp(1, unet.max_batch(ctx));
                 let tuning = pollster::block_on(unet.tune(ctx, batch))?;
                 let times: Vec<String> = tuning.ms.iter().map(|(k, ms)| format!("{} {ms:.1} ms", k.name())).collect();
-                let skipped = if tuning.others_skipped { "; too slow an adapter to time the others" } else { "" };
+                let skipped = if tuning.others_skipped { "; projected from one image: too slow an adapter to time the GPU kernels" } else { "" };
                 println!("kernels (auto):   {} at batch {batch} (per pass: {}{skipped})", tuning.chosen.name(), times.join(", "));
                 Ok(())
             }

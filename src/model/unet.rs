@@ -92,7 +92,7 @@ pub struct Tuning {
     /// Milliseconds per pass of each candidate timed, in [`KernelFamily::ALL`]'s order.
     pub ms: Vec<(KernelFamily, f64)>,
     /// A blocked pass would take over [`SLOW_PASS_MS`] (projected from one image; `ms` holds the
-    /// projection): the others were not tried.
+    /// projections of blocked and, in f32, windowed): the GPU families were not tried.
     pub others_skipped: bool,
 }
 
@@ -314,15 +314,24 @@ impl Unet {
             return Ok(t.clone());
         }
         // A probe: one blocked pass on one image, scaled to the batch. An adapter where a whole pass would
-        // take over SLOW_PASS_MS is a CPU one, where the other families were measured 3x slower
-        // (BENCHMARKS.md) and timing them would hold the page up for tens of seconds: keep blocked, say so.
-        let probe = self.plan(ctx, 1, KernelFamily::Blocked)?;
-        let start = web_time::Instant::now();
-        probe.plan.run(ctx);
-        ctx.finish().await?;
-        let projected = start.elapsed().as_secs_f64() * 1e3 * n as f64;
+        // take over SLOW_PASS_MS is a CPU one, where the GPU families were measured 3x slower
+        // (BENCHMARKS.md) and timing them would hold the page up for tens of seconds: there only the
+        // windowed family, made for CPU adapters, is probed the same way, and the faster of the two kept.
+        let project = |family: KernelFamily| async move {
+            let probe = self.plan(ctx, 1, family)?;
+            let start = web_time::Instant::now();
+            probe.plan.run(ctx);
+            ctx.finish().await?;
+            Ok::<f64, Error>(start.elapsed().as_secs_f64() * 1e3 * n as f64)
+        };
+        let projected = project(KernelFamily::Blocked).await?;
         if projected > SLOW_PASS_MS {
-            let tuning = Tuning { chosen: KernelFamily::Blocked, ms: vec![(KernelFamily::Blocked, projected)], others_skipped: true };
+            let mut ms = vec![(KernelFamily::Blocked, projected)];
+            if KernelFamily::Windowed.is_distinct_in(self.precision) {
+                ms.push((KernelFamily::Windowed, project(KernelFamily::Windowed).await?));
+            }
+            let chosen = ms.iter().min_by(|a, b| a.1.total_cmp(&b.1)).map_or(KernelFamily::Blocked, |m| m.0);
+            let tuning = Tuning { chosen, ms, others_skipped: true };
             self.tuned.borrow_mut().insert(n, tuning.clone());
             return Ok(tuning);
         }

@@ -76,7 +76,7 @@ pub fn describe_kernels(choice: KernelChoice, n: usize, tuning: Option<&Tuning>)
         (KernelChoice::Auto, Some(t)) if t.others_skipped => format!(
             "{} (about {:.1} s per pass at {n} images here: too slow to also time the GPU kernels)",
             t.chosen.name(),
-            t.ms.first().map_or(0.0, |m| m.1) / 1e3
+            t.ms.iter().find(|m| m.0 == t.chosen).map_or(0.0, |m| m.1) / 1e3
         ),
         (KernelChoice::Auto, Some(t)) => {
             let times: Vec<String> = t.ms.iter().map(|(k, ms)| format!("{} {ms:.0} ms", k.name())).collect();
