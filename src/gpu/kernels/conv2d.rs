@@ -97,7 +97,7 @@ impl ConvSpec {
     /// where not even one block does: from 228 input channels for a 3x3, so the CIFAR-10 model's
     /// 256-channel convolutions stay blocked).
     pub fn window_channels(&self, ic: usize) -> usize {
-        (WINDOW_BYTES as usize / 4 / (ic * self.k * self.k).max(1)) / 8 * 8
+        channels_per_window(ic * self.k * self.k)
     }
 
     /// Whether `algo` runs this convolution of `ic` input channels: its geometry, and for a windowed one a
@@ -164,27 +164,38 @@ pub fn conv2d(g: &mut Graph, io: ConvIo, spec: ConvSpec, algo: ConvAlgo) {
             Epilogue::Residual
         }
     };
-    let per_oc = ic * spec.k * spec.k;
-    let flops = |channels: usize| 2 * (n * channels * oh * ow * per_oc) as u64;
     if algo.is_windowed() {
-        record_chunks(g, Kernel::Conv(algo, epilogue), params, &args, io.w, per_oc, spec.window_channels(ic), |c| grid(algo, n, c, oh, ow), flops);
+        record_chunks(g, Kernel::Conv(algo, epilogue), algo, params, &args, io.w);
     } else {
         args.push(("w", io.w));
-        g.record(Kernel::Conv(algo, epilogue), &params, &args, grid(algo, n, oc, oh, ow), flops(oc));
+        g.record(Kernel::Conv(algo, epilogue), &params, &args, grid(algo, n, oc, oh, ow), flops(&params, oc));
     }
 }
 
-/// Records a windowed convolution as one dispatch per `chunk` output channels (the last may be short): each
-/// gets the chunk's rows of w (`per_oc` values per channel) as its window and its first channel as
-/// `oc_first`, and covers only the chunk's blocks.
-#[allow(clippy::too_many_arguments)]
-fn record_chunks(g: &mut Graph, kernel: Kernel, params: Params, args: &[(&str, TensorId)], w: TensorId, per_oc: usize, chunk: usize, grid: impl Fn(usize) -> [u32; 3], flops: impl Fn(usize) -> u64) {
+/// FLOPs of `channels` output channels of the convolution `p` describes.
+fn flops(p: &Params, channels: usize) -> u64 {
+    2 * (p.n * p.oh * p.ow * p.ic * p.kh * p.kw) as u64 * channels as u64
+}
+
+/// Output channels per window when each takes `per_oc` f32 weights: whole blocks of 8 (the blocked
+/// kernels' block; two of the general kernel's 4).
+fn channels_per_window(per_oc: usize) -> usize {
+    (WINDOW_BYTES as usize / 4 / per_oc.max(1)) / 8 * 8
+}
+
+/// Records the windowed convolution `p` describes as one dispatch per chunk of output channels whose
+/// weights fit a window (the last may be short): each gets the chunk's rows of w as its window and its
+/// first channel as `oc_first`, and covers only the chunk's blocks.
+fn record_chunks(g: &mut Graph, kernel: Kernel, algo: ConvAlgo, p: Params, args: &[(&str, TensorId)], w: TensorId) {
     assert_eq!(g.dtype(w), Precision::F32, "{kernel:?}: windows hold f32 weights; a network in f16 uses the blocked kernels");
-    let oc = params.oc as usize;
+    let per_oc = (p.ic * p.kh * p.kw) as usize;
+    let chunk = channels_per_window(per_oc);
+    let oc = p.oc as usize;
     for first in (0..oc).step_by(chunk) {
         let count = chunk.min(oc - first);
-        let p = Params { oc_first: first as u32, ..params };
-        g.record_windowed(kernel, &p, args, &[("w", w, first * per_oc..(first + count) * per_oc)], grid(count), flops(count));
+        let chunk_params = Params { oc_first: first as u32, ..p };
+        let groups = grid(algo, p.n as usize, count, p.oh as usize, p.ow as usize);
+        g.record_windowed(kernel, &chunk_params, args, &[("w", w, first * per_oc..(first + count) * per_oc)], groups, flops(&p, count));
     }
 }
 
@@ -200,14 +211,13 @@ pub fn conv1x1_pair(g: &mut Graph, a: TensorId, b: TensorId, w: TensorId, bias: 
     assert_eq!(g.shape(out), [n, oc, h, wd], "conv1x1_pair output");
     let ic = ca + cb;
     let params = Params { ic_a: ca as u32, ..Params::new([n, ic, h, wd], oc, ConvSpec::POINT) };
-    let flops = |channels: usize| 2 * (n * channels * h * wd * ic) as u64;
     if algo.is_windowed() {
         assert!(ConvSpec::POINT.supports(algo, ic), "{algo:?}: {ic} input channels do not fit a window");
         let args = [("a", a), ("b", b), ("bias", bias), ("out", out)];
-        record_chunks(g, Kernel::ConvPair(algo), params, &args, w, ic, ConvSpec::POINT.window_channels(ic), |c| grid(algo, n, c, h, wd), flops);
+        record_chunks(g, Kernel::ConvPair(algo), algo, params, &args, w);
     } else {
         let args = [("a", a), ("b", b), ("w", w), ("bias", bias), ("out", out)];
-        g.record(Kernel::ConvPair(algo), &params, &args, grid(algo, n, oc, h, wd), flops(oc));
+        g.record(Kernel::ConvPair(algo), &params, &args, grid(algo, n, oc, h, wd), flops(&params, oc));
     }
 }
 
