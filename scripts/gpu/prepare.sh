@@ -3,6 +3,9 @@
 # scripts/gpu/run.sh there (shared/ENVIRONMENT.md, "The offline GPU machine"):
 #   ddpm            the release engine binary built here (cargo build --release --bin ddpm), stripped
 #   vulkan/         Debian's Vulkan loader (libvulkan1, which needs only libc), unpacked with dpkg -x
+#   glvnd/          Debian's GL dispatch libraries (libglvnd0, libglx0, libegl1, libgl1, libopengl0, libgles2):
+#                   NVIDIA's Vulkan driver, libGLX_nvidia.so.0, loads libGLdispatch.so.0, and the machine's
+#                   image lacks it (without them the loader found only a CPU adapter there, 2026-11-28)
 #   wheels/         diffusers and the dependencies that machine lacks, pinned to this project's training
 #                   virtualenv, for its Python 3.12 (scripts/gpu/wheels.py lists them)
 #   fashion-mnist/  the four IDX files (Debian's dataset-fashion-mnist, installed here when missing; the
@@ -47,17 +50,22 @@ fi
 cp "$ddpm" "$kit/ddpm"
 strip "$kit/ddpm" 2>/dev/null || true
 
-# 2. The Vulkan loader: the machine has NVIDIA's driver but may lack libvulkan.so.1.
+# 2. The Vulkan loader and the GL dispatch libraries NVIDIA's Vulkan driver needs: the machine has the
+# driver but may lack both.
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-if ! (cd "$tmp" && apt-get download libvulkan1 >/dev/null 2>&1); then
+debs=(libvulkan1 libglvnd0 libglx0 libegl1 libgl1 libopengl0 libgles2)
+if ! (cd "$tmp" && apt-get download "${debs[@]}" >/dev/null 2>&1); then
   as_root apt-get update -q >/dev/null
-  (cd "$tmp" && apt-get download libvulkan1 >/dev/null)
+  (cd "$tmp" && apt-get download "${debs[@]}" >/dev/null)
 fi
-dpkg -x "$tmp"/libvulkan1_*.deb "$tmp/vk"
-mkdir -p "$kit/vulkan"
-cp -L "$tmp"/vk/usr/lib/*/libvulkan.so.1 "$kit/vulkan/libvulkan.so.1"  # the file, not a link
-echo "prepare: Vulkan loader $(basename "$tmp"/libvulkan1_*.deb)"
+for d in "$tmp"/*.deb; do dpkg -x "$d" "$tmp/x"; done
+mkdir -p "$kit/vulkan" "$kit/glvnd"
+cp -L "$tmp"/x/usr/lib/*/libvulkan.so.1 "$kit/vulkan/libvulkan.so.1"  # the file, not a link
+for lib in "$tmp"/x/usr/lib/*/lib*.so.[0-9]; do
+  case "$(basename "$lib")" in libvulkan.so.1) ;; *) cp -L "$lib" "$kit/glvnd/" ;; esac
+done
+echo "prepare: Vulkan loader and GL dispatch libraries: $(cd "$tmp" && ls *.deb | tr '\n' ' ')"
 
 # 3. Wheels, pinned to the training virtualenv's versions (the ones scripts/test.sh tests).
 source scripts/training-venv.sh

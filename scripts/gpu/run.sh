@@ -46,6 +46,12 @@ if [ -e "$kit/vulkan/libvulkan.so.1" ] && { [ ${#dry[@]} -gt 0 ] || ! ldconfig -
   export LD_LIBRARY_PATH="$(cd "$kit/vulkan" && pwd)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   echo "run.sh: Vulkan loader from $kit/vulkan" | tee -a "$log"
 fi
+# The GL dispatch libraries NVIDIA's Vulkan driver loads, unless the machine has them (same rule). Behind the
+# machine's own libraries on the path, so they are only found where the machine has none.
+if [ -e "$kit/glvnd/libGLdispatch.so.0" ] && { [ ${#dry[@]} -gt 0 ] || ! ldconfig -p 2>/dev/null | grep -q 'libGLdispatch\.so\.0 '; }; then
+  export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$(cd "$kit/glvnd" && pwd)"
+  echo "run.sh: GL dispatch libraries from $kit/glvnd" | tee -a "$log"
+fi
 # The data, unless FASHION_MNIST_DIR points elsewhere: the kit's xz images back to the gzip IDX files that
 # training/data.py reads (Python's lzma and gzip: nothing to install).
 if [ -z "${FASHION_MNIST_DIR:-}" ] && [ -f "$kit/fashion-mnist/train-labels-idx1-ubyte.gz" ]; then

@@ -94,6 +94,14 @@ impl GpuContext {
         }
     }
 
+    /// Whether this is a software adapter (lavapipe natively, SwiftShader as WebGPU's fallback in
+    /// Chromium), which runs the shaders on the CPU: there the page's CPU path ran a step 8x faster with
+    /// one worker (163 vs 1,310 ms at batch 4, BENCHMARKS.md), and a pass costs about one image's time per
+    /// image, which [`crate::model::unet::Unet::tune`] relies on.
+    pub fn is_software(&self) -> bool {
+        self.adapter_info.device_type == wgpu::DeviceType::Cpu
+    }
+
     pub fn limits(&self) -> wgpu::Limits {
         self.device.limits()
     }

@@ -91,13 +91,15 @@ pub struct Tuning {
     pub chosen: KernelFamily,
     /// Milliseconds per pass of each candidate timed, in [`KernelFamily::ALL`]'s order.
     pub ms: Vec<(KernelFamily, f64)>,
-    /// A blocked pass would take over [`SLOW_PASS_MS`] (projected from one image; `ms` holds the
-    /// projections of blocked and, in f32, windowed): the GPU families were not tried.
+    /// On a software adapter, a blocked pass would take over [`SLOW_PASS_MS`] (projected from one image;
+    /// `ms` holds the projections of blocked and, in f32, windowed): the GPU families were not tried.
     pub others_skipped: bool,
 }
 
-/// A blocked pass projected slower than this (one image's time x the batch) marks an adapter where timing
-/// the other families (several passes each) would hold up the page for seconds: they are not timed there.
+/// On a software adapter, a blocked pass projected slower than this (one image's time x the batch) means
+/// timing the other families (several passes each) would hold up the page for seconds: they are not timed
+/// there. A hardware adapter is never projected: one image leaves it idle (on an H200 a pass took 7 ms at
+/// batch 1 and 49 ms at batch 256, so the projection said 1.8 s and auto kept blocked, 2.2x slower than tiled).
 pub const SLOW_PASS_MS: f64 = 2000.0;
 
 /// A compiled ε_θ pass for a fixed batch: write `x` and `t`, run, read `eps`.
@@ -313,18 +315,21 @@ impl Unet {
         if let Some(t) = self.tuned.borrow().get(&n) {
             return Ok(t.clone());
         }
-        // A probe: one blocked pass on one image, scaled to the batch. An adapter where a whole pass would
-        // take over SLOW_PASS_MS is a CPU one, where the GPU families were measured 3x slower
-        // (BENCHMARKS.md) and timing them would hold the page up for tens of seconds: there only the
-        // windowed family, made for CPU adapters, is probed the same way, and the faster of the two kept.
+        // On a software adapter, a probe: one warm blocked pass on one image, scaled to the batch (a CPU
+        // adapter's pass costs about one image's time per image). Where a whole pass would take over
+        // SLOW_PASS_MS, the GPU families were measured 3x slower (BENCHMARKS.md) and timing them would hold
+        // the page up for tens of seconds: only the windowed family, made for CPU adapters, is probed the
+        // same way, and the faster of the two kept.
         let project = |family: KernelFamily| async move {
             let probe = self.plan(ctx, 1, family)?;
+            probe.plan.run(ctx);
+            ctx.finish().await?;
             let start = web_time::Instant::now();
             probe.plan.run(ctx);
             ctx.finish().await?;
             Ok::<f64, Error>(start.elapsed().as_secs_f64() * 1e3 * n as f64)
         };
-        let projected = project(KernelFamily::Blocked).await?;
+        let projected = if ctx.is_software() { project(KernelFamily::Blocked).await? } else { 0.0 };
         if projected > SLOW_PASS_MS {
             let mut ms = vec![(KernelFamily::Blocked, projected)];
             if KernelFamily::Windowed.is_distinct_in(self.precision) {

@@ -47,13 +47,6 @@ pub struct ModelInfo {
     pub log_snr: Vec<f64>,
 }
 
-/// Whether `gpu` is a software adapter (WebGPU's fallback: SwiftShader in Chromium), which rasterises on the
-/// CPU: on this project's machine the page's own CPU path ran a step 8x faster than it with one worker
-/// (163 vs 1,310 ms at batch 4, BENCHMARKS.md).
-fn is_software(gpu: &GpuContext) -> bool {
-    gpu.adapter_info.device_type == wgpu::DeviceType::Cpu
-}
-
 /// The precision the model runs in, as the info panel states it.
 pub fn describe_precision(choice: PrecisionChoice, used: Precision, has_f16: bool) -> String {
     let why = match (choice, has_f16) {
@@ -444,7 +437,7 @@ impl Ui {
         gpu.check().map_err(|e| (e.to_string(), matches!(e, Error::DeviceLost(_))))?;
         let max_batch = unet.max_batch(&gpu).min(MAX_IMAGES);
         // Reached on a software adapter only with ?backend=gpu (`gpu_or_cpu`): the panel still says so.
-        let adapter = if is_software(&gpu) {
+        let adapter = if gpu.is_software() {
             format!("{}: a software adapter, which runs on the CPU; the page's own CPU path (?backend=cpu) is usually much faster", gpu.adapter_name())
         } else {
             gpu.adapter_name()
@@ -491,7 +484,7 @@ impl Ui {
             return Ok(None);
         };
         // `auto` takes the CPU path over a software adapter; `?backend=gpu` still reaches it.
-        if self.backend == url::Backend::Auto && is_software(&g) {
+        if self.backend == url::Backend::Auto && g.is_software() {
             self.fallback.set(Some(
                 "This browser's only WebGPU adapter is software, which runs on the CPU more slowly than the page's own CPU path: the model runs on the CPU (?backend=gpu uses the adapter anyway).".into(),
             ));
