@@ -14,7 +14,7 @@ use crate::diffusion::schedule::SchedulerConfig;
 use crate::diffusion::schedule::{Schedule, Variance};
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernel::KernelChoice;
+use crate::gpu::kernel::{Kernel, KernelChoice};
 use crate::model::unet::Unet;
 
 /// Steps run before the clock starts.
@@ -48,6 +48,9 @@ pub struct BenchReport {
     /// GPU milliseconds of one ε_θ pass per kernel family (each dispatch timed alone with timestamps), where
     /// the adapter has `timestamp-query`; null otherwise.
     pub gpu_ms_per_family: Option<std::collections::BTreeMap<String, f64>>,
+    /// The same timings per kernel (its registry name, e.g. `ConvTiled`, `AttentionScores`): where a family's
+    /// time goes.
+    pub gpu_ms_per_kernel: Option<std::collections::BTreeMap<String, f64>>,
     /// The CPU path: one thread's GFLOP/s on a 256³ GEMM through the executor's own call (its practical
     /// peak here); null on the GPU path.
     pub cpu_gemm_peak_gflops_per_s: Option<f64>,
@@ -73,6 +76,7 @@ impl BenchReport {
             kernels: "cpu".into(),
             kernel_ms: None,
             gpu_ms_per_family: None,
+            gpu_ms_per_kernel: None,
             cpu_gemm_peak_gflops_per_s: None,
         }
     }
@@ -115,7 +119,17 @@ pub async fn bench(ctx: &GpuContext, unet: &Unet, schedule: &Schedule, n: usize,
     // in the browser the same count while one pass is queued ahead at both ends, which the spare pass
     // ensures. `steps` as asked, fewer only where the schedule had no room for the spare.
     let steps = (sampler.passes_submitted() - before).max(1);
-    let gpu_ms_per_family = unet.plan(ctx, n, kernels)?.plan.profile(ctx).await?;
+    let profile = unet.plan(ctx, n, kernels)?.plan.profile(ctx).await?;
+    let sum_by = |name: &dyn Fn(Kernel) -> String| {
+        profile.as_ref().map(|p| {
+            let mut sums = std::collections::BTreeMap::new();
+            for (&k, &ms) in p {
+                *sums.entry(name(k)).or_insert(0.0) += ms;
+            }
+            sums
+        })
+    };
+    let (gpu_ms_per_family, gpu_ms_per_kernel) = (sum_by(&|k| k.family().to_string()), sum_by(&|k| format!("{k:?}")));
     let info = &ctx.adapter_info;
     let gflop_per_pass = unet.flops_per_image() as f64 * n as f64 / 1e9;
     Ok(BenchReport {
@@ -126,6 +140,7 @@ pub async fn bench(ctx: &GpuContext, unet: &Unet, schedule: &Schedule, n: usize,
         precision: unet.precision().name().into(),
         kernel_ms,
         gpu_ms_per_family,
+        gpu_ms_per_kernel,
         ..BenchReport::timed(ctx.adapter_name(), n, steps, secs, gflop_per_pass, first_frame_ms)
     })
 }

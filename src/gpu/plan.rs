@@ -282,15 +282,16 @@ impl Plan {
     }
 
     /// Runs the pass once with a timestamp before and after every dispatch (each in its own compute pass)
-    /// and returns the GPU milliseconds per kernel family, or None where the adapter has no
-    /// `timestamp-query`. Separate passes add barriers, so the sum can exceed a normal run's time.
-    pub async fn profile(&self, ctx: &GpuContext) -> Result<Option<std::collections::BTreeMap<String, f64>>> {
+    /// and returns the GPU milliseconds per kernel (entry point and precision's pipeline, summed over its
+    /// dispatches), or None where the adapter has no `timestamp-query`. Separate passes add barriers, so the
+    /// sum can exceed a normal run's time.
+    pub async fn profile(&self, ctx: &GpuContext) -> Result<Option<std::collections::HashMap<Kernel, f64>>> {
         if !ctx.device.features().contains(wgpu::Features::TIMESTAMP_QUERY) || self.dispatches.is_empty() {
             return Ok(None);
         }
         // WebGPU caps a query set at 4,096 queries: two per dispatch, in chunks.
         const PER_SET: usize = 2048;
-        let mut families = std::collections::BTreeMap::new();
+        let mut kernels = std::collections::HashMap::new();
         let period_ns = ctx.queue.get_timestamp_period() as f64;
         for chunk in self.dispatches.chunks(PER_SET) {
             let count = 2 * chunk.len() as u32;
@@ -315,10 +316,10 @@ impl Plan {
             let ticks: &[u64] = bytemuck::cast_slice(&bytes);
             for (i, d) in chunk.iter().enumerate() {
                 let ms = ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period_ns / 1e6;
-                *families.entry(d.kernel.family().to_string()).or_insert(0.0) += ms;
+                *kernels.entry(d.kernel).or_insert(0.0) += ms;
             }
         }
-        Ok(Some(families))
+        Ok(Some(kernels))
     }
 
     /// Submits the pass.
