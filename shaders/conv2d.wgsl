@@ -493,12 +493,13 @@ fn stage_of(lid: u32, wid: vec3<u32>) -> Stage {
     return Stage(col, lid / TILE, lp < p.n * plane, lp / plane, (lp % plane) / p.ow, lp % p.ow);
 }
 
-// w_tile[kk][mm] for K-slice k0: consecutive invocations read consecutive k of one weight row (contiguous).
-fn stage_w(s: Stage, wid: vec3<u32>, k0: u32, kdim: u32) {
+// w_tile[kk][mm] for a K-slice: slice row kk is element first + kk*step of each weight row (of kdim), for
+// kk < count, zero past it and past the last output channel.
+fn stage_w(s: Stage, wid: vec3<u32>, first: u32, step: u32, count: u32, kdim: u32) {
     for (var r = s.row0; r < KT; r += 64u / TILE) {
         let wm = wid.y * TILE + r;
-        let wk = k0 + s.col;
-        w_tile[s.col][r / 4u][r % 4u] = select(0.0, weight(min(wm, p.oc - 1u) * kdim + min(wk, kdim - 1u)), wm < p.oc && wk < kdim);
+        let ok = wm < p.oc && s.col < count;
+        w_tile[s.col][r / 4u][r % 4u] = select(0.0, weight(select(0u, wm * kdim + first + s.col * step, ok)), ok);
     }
 }
 
@@ -518,11 +519,14 @@ fn multiply_slice(lid: u32, acc: ptr<function, array<vec4<f32>, TPT>>) {
 
 // acc[j][i]: channel wid.y*TILE + ty*TPT + j, pixel wid.x*TILE + tx*TPT + i.
 fn tiled_acc(lid: u32, wid: vec3<u32>) -> array<vec4<f32>, TPT> {
+    if (p.ic >= KT) {
+        return tiled_acc_taps(lid, wid);
+    }
     let kdim = p.ic * p.kh * p.kw;
     let s = stage_of(lid, wid);
     var acc: array<vec4<f32>, TPT>;
     for (var k0 = 0u; k0 < kdim; k0 += KT) {
-        stage_w(s, wid, k0, kdim);
+        stage_w(s, wid, k0, 1u, kdim - k0, kdim);
         for (var r = s.row0; r < KT; r += 64u / TILE) {
             let xk = k0 + r;
             var v = 0.0;
@@ -538,13 +542,48 @@ fn tiled_acc(lid: u32, wid: vec3<u32>) -> array<vec4<f32>, TPT> {
     return acc;
 }
 
+// tiled_acc with K in tap-major order: for each of the KH*KW taps, the input channels in slices of KT. A
+// slice's x rows are then one tap at KT consecutive channels of the invocation's pixel: one bounds check per
+// tap and an address that steps by a plane, where im2col's order costs four divisions by runtime values per
+// staged element (k / (KH*KW), k % (KH*KW), r / KW, r % KW): on an H200 those outweighed the slice's
+// multiply-adds (the tiled convolutions ran at about 4 TFLOP/s, BENCHMARKS.md "On a real GPU"). For
+// IC >= KT only: below it a tap's slice would be mostly zero rows (the first convolution has one channel).
+fn tiled_acc_taps(lid: u32, wid: vec3<u32>) -> array<vec4<f32>, TPT> {
+    let ksize = p.kh * p.kw;
+    let kdim = p.ic * ksize;
+    let in_plane = p.ih * p.iw;
+    let s = stage_of(lid, wid);
+    var acc: array<vec4<f32>, TPT>;
+    for (var tap = 0u; tap < ksize; tap++) {
+        let iy = i32(s.oy * p.stride + tap / p.kw) - i32(p.pad_y);
+        let ix = i32(s.ox * p.stride + tap % p.kw) - i32(p.pad_x);
+        let inside = s.lp_ok && iy >= 0 && iy < i32(p.ih) && ix >= 0 && ix < i32(p.iw);
+        let at = s.n * p.ic * in_plane + select(0u, u32(iy) * p.iw + u32(ix), inside);
+        for (var ic0 = 0u; ic0 < p.ic; ic0 += KT) {
+            stage_w(s, wid, ic0 * ksize + tap, ksize, p.ic - ic0, kdim);
+            for (var r = s.row0; r < KT; r += 64u / TILE) {
+                let ic = ic0 + r;
+                var v = 0.0;
+                if (inside && ic < p.ic) {
+                    v = f32(x[at + ic * in_plane]);
+                }
+                x_tile[r][s.col / 4u][s.col % 4u] = v;
+            }
+            workgroupBarrier();
+            multiply_slice(lid, &acc);
+            workgroupBarrier();
+        }
+    }
+    return acc;
+}
+
 // tiled_acc for a 1x1 convolution of a pair input (K = IC: input channel k at the output's own pixel).
 fn tiled_acc_pair(lid: u32, wid: vec3<u32>) -> array<vec4<f32>, TPT> {
     let kdim = p.ic;
     let s = stage_of(lid, wid);
     var acc: array<vec4<f32>, TPT>;
     for (var k0 = 0u; k0 < kdim; k0 += KT) {
-        stage_w(s, wid, k0, kdim);
+        stage_w(s, wid, k0, 1u, kdim - k0, kdim);
         for (var r = s.row0; r < KT; r += 64u / TILE) {
             let xk = k0 + r;
             var v = 0.0;

@@ -339,6 +339,20 @@ mod tests {
         }
     }
 
+    /// From 32 input channels the tiled kernel stages K tap by tap (channels in slices of 32, no im2col
+    /// division): channel counts at, across and past a slice, with both paddings of the stride-2 3x3 and a
+    /// 5x5 (a tap's bounds at two pixels from the edge), against the reference.
+    #[test]
+    fn tiled_tap_major_slices() {
+        let s2 = |pad_before| ConvSpec { k: 3, stride: 2, pad_before, pad_after: 1 };
+        check(2, 32, 9, 5, 5, ConvSpec::SAME3);
+        check(1, 70, 33, 6, 7, ConvSpec::SAME3);
+        check(2, 40, 8, 7, 7, s2(0));
+        check(1, 33, 5, 9, 8, s2(1));
+        check(2, 64, 7, 3, 5, ConvSpec::POINT);
+        check(1, 34, 6, 6, 5, ConvSpec { k: 5, stride: 1, pad_before: 2, pad_after: 2 });
+    }
+
     /// The pair form of both algorithms against the reference on the concatenation (channel splits around
     /// the blocks of 8 and the K-slices of 32, planes with short last runs).
     #[test]
