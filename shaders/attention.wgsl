@@ -4,9 +4,12 @@
 //
 // Layout: q, k, v, out [N, C, L] in elem (f32, or f16 in an f16 pass; products, softmax and sums in f32)
 // with C = heads * dh (channel h*dh + d is dimension d of head h) and L = H*W tokens; scores [N, heads, L, L]
-// in f32 (row i: query token i, column j: key token j).
-//   scores  grid: x = runs of 4 keys j (64 per workgroup), y = runs of 8 queries i, z = n*heads + h
-//   softmax grid: one invocation per row (n*heads + h)*L + i, 64 per workgroup; rows normalised in place
+// in f32, key-major (row j: key token j, column i: query token i), so that every pass's neighbouring
+// invocations, which take neighbouring queries, touch neighbouring addresses: the softmax of query i is
+// column i (a row per invocation was 64 rows apart per workgroup, every load its own cache line on a GPU),
+// and apply reads four queries' probabilities as one run.
+//   scores  grid: x = runs of 4 queries i (64 per workgroup), y = runs of 8 keys j, z = n*heads + h
+//   softmax grid: one invocation per query (n*heads + h)*L + i, 64 per workgroup; columns normalised in place
 //   apply   grid: x = runs of 4 queries i (64 per workgroup), y = runs of 8 dimensions d, z = n*heads + h
 // The two products compute an 8x4 block of outputs per invocation (12 loads per 32 multiply-adds; a 4x4
 // block, 8 per 16, was 1.2-1.4x slower on lavapipe, where every load is a loop over the lanes), with the
@@ -40,47 +43,48 @@ fn four(buf_is_a: bool, row: u32, c0: u32) -> vec4<f32> {
 
 @compute @workgroup_size(64)
 fn scores(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let j0 = gid.x * 4u;
-    let i0 = wid.y * 8u;
+    let i0 = gid.x * 4u;
+    let j0 = wid.y * 8u;
     let nh = wid.z;
-    if (j0 >= p.l || i0 >= p.l) {
+    if (i0 >= p.l || j0 >= p.l) {
         return;
     }
     let n = nh / p.heads;
     let h = nh % p.heads;
     let base = (n * p.c + h * p.dh) * p.l;
-    var acc: array<vec4<f32>, 8>;
+    var acc: array<vec4<f32>, 8>;  // acc[r][c]: key j0+r, query i0+c
     for (var d = 0u; d < p.dh; d++) {
-        let qa = four(true, base + d * p.l, i0);
-        let qb = four(true, base + d * p.l, min(i0 + 4u, p.l - 1u));
-        let kv = four(false, base + d * p.l, j0);
-        acc[0] += qa.x * kv;
-        acc[1] += qa.y * kv;
-        acc[2] += qa.z * kv;
-        acc[3] += qa.w * kv;
-        acc[4] += qb.x * kv;
-        acc[5] += qb.y * kv;
-        acc[6] += qb.z * kv;
-        acc[7] += qb.w * kv;
+        let ka = four(false, base + d * p.l, j0);
+        let kb = four(false, base + d * p.l, min(j0 + 4u, p.l - 1u));
+        let qv = four(true, base + d * p.l, i0);
+        acc[0] += ka.x * qv;
+        acc[1] += ka.y * qv;
+        acc[2] += ka.z * qv;
+        acc[3] += ka.w * qv;
+        acc[4] += kb.x * qv;
+        acc[5] += kb.y * qv;
+        acc[6] += kb.z * qv;
+        acc[7] += kb.w * qv;
     }
     for (var r = 0u; r < 8u; r++) {
-        if (i0 + r < p.l) {
-            store_scores(nh, i0 + r, j0, acc[r] * p.scale);
+        if (j0 + r < p.l) {
+            store_scores(nh, j0 + r, i0, acc[r] * p.scale);
         }
     }
 }
 
-// Scores of query i against keys j0 .. j0+3 (those inside). The epilogues take one vec4 of the accumulator
+// Scores of key j against queries i0 .. i0+3 (those inside). The epilogues take one vec4 of the accumulator
 // array at a time: indexing it twice with loop variables keeps it in memory on lavapipe (conv2d.wgsl).
-fn store_scores(nh: u32, i: u32, j0: u32, v: vec4<f32>) {
+fn store_scores(nh: u32, j: u32, i0: u32, v: vec4<f32>) {
     for (var c = 0u; c < 4u; c++) {
-        if (j0 + c < p.l) {
-            scores_rw[(nh * p.l + i) * p.l + j0 + c] = v[c];
+        if (i0 + c < p.l) {
+            scores_rw[(nh * p.l + j) * p.l + i0 + c] = v[c];
         }
     }
 }
 
-// Entry point for the softmax pass: the scores, rewritten as probabilities, one row per invocation. No
+// Entry point for the softmax pass: the scores, rewritten as probabilities, one query (a column) per
+// invocation. No
 // workgroup memory and no barriers: CPU adapters switch between all 64 invocations at every barrier
 // (SwiftShader, shipped model at batch 4: 10–12 ms per pass, against 97–103 for a workgroup of 64 per row).
 // A GPU still has N*heads*L rows to spread (784 per attention at batch 4), each a few hundred values.
@@ -89,20 +93,21 @@ fn softmax(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (gid.x >= p.n * p.heads * p.l) {
         return;
     }
-    let row = gid.x * p.l;
+    // Query i of (image, head) nh: column i of that head's L x L block.
+    let col = (gid.x / p.l) * p.l * p.l + gid.x % p.l;
     var m = -3.0e38;
     for (var j = 0u; j < p.l; j++) {
-        m = max(m, scores_rw[row + j]);
+        m = max(m, scores_rw[col + j * p.l]);
     }
     var s = 0.0;
     for (var j = 0u; j < p.l; j++) {
-        let e = exp(scores_rw[row + j] - m);
-        scores_rw[row + j] = e;
+        let e = exp(scores_rw[col + j * p.l] - m);
+        scores_rw[col + j * p.l] = e;
         s += e;
     }
     let inv = 1.0 / s;
     for (var j = 0u; j < p.l; j++) {
-        scores_rw[row + j] *= inv;
+        scores_rw[col + j * p.l] *= inv;
     }
 }
 
@@ -119,13 +124,15 @@ fn apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) w
     let vbase = (n * p.c + h * p.dh) * p.l;
     let last_i = p.l - 1u;
     let last_d = p.dh - 1u;
-    // Rows of the probabilities for the 4 queries, and of v for the 8 dimensions (clamped; extras unused).
-    let prow = vec4<u32>(i0, min(i0 + 1u, last_i), min(i0 + 2u, last_i), min(i0 + 3u, last_i)) * p.l + nh * p.l * p.l;
+    // Columns of the probabilities for the 4 queries, and rows of v for the 8 dimensions (clamped; extras
+    // unused).
+    let pcol = vec4<u32>(i0, min(i0 + 1u, last_i), min(i0 + 2u, last_i), min(i0 + 3u, last_i)) + nh * p.l * p.l;
     let va = vec4<u32>(d0, min(d0 + 1u, last_d), min(d0 + 2u, last_d), min(d0 + 3u, last_d)) * p.l + vbase;
     let vb = vec4<u32>(min(d0 + 4u, last_d), min(d0 + 5u, last_d), min(d0 + 6u, last_d), min(d0 + 7u, last_d)) * p.l + vbase;
     var acc: array<vec4<f32>, 8>;  // acc[dd][r]: dimension d0+dd of query i0+r
     for (var j = 0u; j < p.l; j++) {
-        let pv = vec4<f32>(probs[prow.x + j], probs[prow.y + j], probs[prow.z + j], probs[prow.w + j]);
+        let pj = pcol + j * p.l;
+        let pv = vec4<f32>(probs[pj.x], probs[pj.y], probs[pj.z], probs[pj.w]);
         acc[0] += f32(b[va.x + j]) * pv;
         acc[1] += f32(b[va.y + j]) * pv;
         acc[2] += f32(b[va.z + j]) * pv;
