@@ -160,8 +160,8 @@ try {
   check(r.first_frame_ms > 0 && r.gpu_bytes > 0, `the first frame came ${r.first_frame_ms.toFixed(0)} ms after the run began; the run holds ${r.gpu_bytes} bytes of GPU memory`);
   const families = r.gpu_ms_per_family;
   check(families === null || (families.ConvTiled > 0 && families.Attention > 0), `GPU time per kernel family where the adapter has timestamps (${JSON.stringify(families)})`);
-  const kernels = r.gpu_ms_per_kernel;
-  check((families === null) === (kernels === null) && (kernels === null || kernels.AttnFused > 0), `and per kernel (${JSON.stringify(kernels)})`);
+  const perKernel = r.gpu_ms_per_kernel;
+  check((families === null) === (perKernel === null) && (perKernel === null || perKernel.AttnFused > 0), `and per kernel (${JSON.stringify(perKernel)})`);
   await bench.screenshot({ path: `${OUT}/bench.png`, fullPage: true });
   const benchButton = bench.getByRole('button', { name: 'Benchmark' });
   await benchButton.click();
