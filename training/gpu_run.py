@@ -144,11 +144,15 @@ class Run:
         bench["torch"] = read_json(tj) or {"error": "the PyTorch benchmark wrote nothing (see log.txt)"}
         self.write_json("bench.json", bench)
 
+        # Largest batch first: on the H200 (2026-11-28) only the probe's first setting finished in its 30 s
+        # (batch 64, 70 ms a step; the next had printed nothing 35 s later, cuDNN autotuning each new shape
+        # being the likely cost, not measured). A step that slow is launch-bound (PyTorch eager's sampler
+        # step took 11-15 ms from batch 1 to 256), so a larger batch trains more images a second.
         pj = self.work / "probe.json"
         cmd = [sys.executable, HERE / "gpu_bench.py", "probe", "--out", pj]
         cmd += (["--batches", "2", "--precisions", "no,bf16", "--seconds", "30", "--per-setting-seconds", "0.5",
                  "--min-steps", "1", "--warmup", "1", "--device", "cpu"] if dry
-                else ["--batches", "64,128,256,512", "--seconds", f"{max(5.0, probe_s - 12):.0f}", "--per-setting-seconds", "3",
+                else ["--batches", "512,256,128,64", "--seconds", f"{max(5.0, probe_s - 12):.0f}", "--per-setting-seconds", "3",
                       "--warmup", "5"])
         self.call("probe", cmd, timeout=120 if dry else probe_s)
         bench["train_probe"] = read_json(pj) or {"error": "the training probe wrote nothing (see log.txt)"}
