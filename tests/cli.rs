@@ -91,9 +91,11 @@ fn bench_prints_only_json_with_consistent_figures() {
     let kernels = v["gpu_ms_per_kernel"].as_object().unwrap_or_else(|| panic!("no per-kernel times: {v}"));
     let total = |m: &serde_json::Map<String, serde_json::Value>| m.values().map(|x| x.as_f64().unwrap()).sum::<f64>();
     assert!((total(kernels) - total(families)).abs() < 1e-9 * total(families), "{v}");
-    for k in ["AttnScores", "AttnSoftmax", "AttnApply", "Conv(Blocked3x3, ChannelAdd)"] {
+    for k in ["AttnScores", "AttnSoftmax", "AttnApply"] {
         assert!(kernels[k].as_f64().unwrap() > 0.0, "{k}: {v}");
     }
+    // The ResNets' first convolution, in whichever family auto kept (blocked or windowed: timed, so either).
+    assert!(kernels.iter().any(|(k, ms)| k.ends_with("3x3, ChannelAdd)") && ms.as_f64().unwrap() > 0.0), "{v}");
 }
 
 /// On an adapter where one pass with the blocked kernels takes over `SLOW_PASS_MS` (the shipped model at
