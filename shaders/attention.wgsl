@@ -84,10 +84,10 @@ fn store_scores(nh: u32, j: u32, i0: u32, v: vec4<f32>) {
 }
 
 // Entry point for the softmax pass: the scores, rewritten as probabilities, one query (a column) per
-// invocation. No
-// workgroup memory and no barriers: CPU adapters switch between all 64 invocations at every barrier
-// (SwiftShader, shipped model at batch 4: 10–12 ms per pass, against 97–103 for a workgroup of 64 per row).
-// A GPU still has N*heads*L rows to spread (784 per attention at batch 4), each a few hundred values.
+// invocation. No workgroup memory and no barriers: CPU adapters switch between all 64 invocations at every
+// barrier (SwiftShader, shipped model at batch 4: 10–12 ms per pass, against 97–103 for a workgroup of 64
+// per query). A GPU still has N*heads*L queries to spread (784 per attention at batch 4), each a few
+// hundred values.
 @compute @workgroup_size(64)
 fn softmax(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (gid.x >= p.n * p.heads * p.l) {

@@ -545,8 +545,8 @@ fn tiled_acc(lid: u32, wid: vec3<u32>) -> array<vec4<f32>, TPT> {
 // tiled_acc with K in tap-major order: for each of the KH*KW taps, the input channels in slices of KT. A
 // slice's x rows are then one tap at KT consecutive channels of the invocation's pixel: one bounds check per
 // tap and an address that steps by a plane, where im2col's order costs four divisions by runtime values per
-// staged element (k / (KH*KW), k % (KH*KW), r / KW, r % KW): on an H200 those outweighed the slice's
-// multiply-adds (the tiled convolutions ran at about 4 TFLOP/s, BENCHMARKS.md "On a real GPU"). For
+// staged element (k / (KH*KW), k % (KH*KW), r / KW, r % KW): on an H200 dropping them took the tiled
+// convolutions of a batch-256 pass from 34.4 to 26.9 ms (BENCHMARKS.md, "The first real-GPU figures"). For
 // IC >= KT only: below it a tap's slice would be mostly zero rows (the first convolution has one channel).
 fn tiled_acc_taps(lid: u32, wid: vec3<u32>) -> array<vec4<f32>, TPT> {
     let ksize = p.kh * p.kw;

@@ -48,7 +48,7 @@ pub struct BenchReport {
     /// GPU milliseconds of one ε_θ pass per kernel family (each dispatch timed alone with timestamps), where
     /// the adapter has `timestamp-query`; null otherwise.
     pub gpu_ms_per_family: Option<std::collections::BTreeMap<String, f64>>,
-    /// The same timings per kernel (its registry name, e.g. `ConvTiled`, `AttentionScores`): where a family's
+    /// The same timings per kernel (the `Kernel` variant as Rust prints it, e.g. `Conv(Tiled, Bias)`, `AttnScores`): where a family's
     /// time goes.
     pub gpu_ms_per_kernel: Option<std::collections::BTreeMap<String, f64>>,
     /// The CPU path: one thread's GFLOP/s on a 256³ GEMM through the executor's own call (its practical

@@ -98,8 +98,9 @@ pub struct Tuning {
 
 /// On a software adapter, a blocked pass projected slower than this (one image's time x the batch) means
 /// timing the other families (several passes each) would hold up the page for seconds: they are not timed
-/// there. A hardware adapter is never projected: one image leaves it idle (on an H200 a pass took 7 ms at
-/// batch 1 and 49 ms at batch 256, so the projection said 1.8 s and auto kept blocked, 2.2x slower than tiled).
+/// there. A hardware adapter is never projected: one image leaves it idle (on an H200 a warm pass took 7 ms
+/// at batch 1 and 49 ms at batch 256; the projection from a cold one said 2.2 s, and auto kept blocked, 2.2x
+/// slower than tiled).
 pub const SLOW_PASS_MS: f64 = 2000.0;
 
 /// A compiled ε_θ pass for a fixed batch: write `x` and `t`, run, read `eps`.
@@ -329,32 +330,33 @@ impl Unet {
             ctx.finish().await?;
             Ok::<f64, Error>(start.elapsed().as_secs_f64() * 1e3 * n as f64)
         };
-        let projected = if ctx.is_software() { project(KernelFamily::Blocked).await? } else { 0.0 };
-        if projected > SLOW_PASS_MS {
-            let mut ms = vec![(KernelFamily::Blocked, projected)];
-            if KernelFamily::Windowed.is_distinct_in(self.precision) {
-                ms.push((KernelFamily::Windowed, project(KernelFamily::Windowed).await?));
-            }
-            let chosen = ms.iter().min_by(|a, b| a.1.total_cmp(&b.1)).map_or(KernelFamily::Blocked, |m| m.0);
-            let tuning = Tuning { chosen, ms, others_skipped: true };
-            self.tuned.borrow_mut().insert(n, tuning.clone());
-            return Ok(tuning);
-        }
         let mut ms = Vec::new();
-        for family in KernelFamily::ALL.into_iter().filter(|f| f.is_distinct_in(self.precision)) {
-            let p = self.plan(ctx, n, family)?;
-            p.plan.run(ctx);
-            ctx.finish().await?;
-            let start = web_time::Instant::now();
-            const REPS: usize = 2;
-            for _ in 0..REPS {
-                p.plan.run(ctx);
+        if ctx.is_software() {
+            let blocked = project(KernelFamily::Blocked).await?;
+            if blocked > SLOW_PASS_MS {
+                ms.push((KernelFamily::Blocked, blocked));
+                if KernelFamily::Windowed.is_distinct_in(self.precision) {
+                    ms.push((KernelFamily::Windowed, project(KernelFamily::Windowed).await?));
+                }
             }
-            ctx.finish().await?;
-            ms.push((family, start.elapsed().as_secs_f64() * 1e3 / REPS as f64));
         }
-        let chosen = ms.iter().min_by(|a, b| a.1.total_cmp(&b.1)).map(|m| m.0).unwrap_or(KernelFamily::Blocked);
-        let tuning = Tuning { chosen, ms, others_skipped: false };
+        let others_skipped = !ms.is_empty();
+        if !others_skipped {
+            for family in KernelFamily::ALL.into_iter().filter(|f| f.is_distinct_in(self.precision)) {
+                let p = self.plan(ctx, n, family)?;
+                p.plan.run(ctx);
+                ctx.finish().await?;
+                let start = web_time::Instant::now();
+                const REPS: usize = 2;
+                for _ in 0..REPS {
+                    p.plan.run(ctx);
+                }
+                ctx.finish().await?;
+                ms.push((family, start.elapsed().as_secs_f64() * 1e3 / REPS as f64));
+            }
+        }
+        let chosen = ms.iter().min_by(|a, b| a.1.total_cmp(&b.1)).map_or(KernelFamily::Blocked, |m| m.0);
+        let tuning = Tuning { chosen, ms, others_skipped };
         self.tuned.borrow_mut().insert(n, tuning.clone());
         Ok(tuning)
     }
