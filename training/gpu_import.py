@@ -100,9 +100,16 @@ def decide(summary: dict) -> tuple[bool, str]:
 
 # --- BENCHMARKS.md ----------------------------------------------------------------------------------------
 
+def torch_env(bench: dict) -> dict:
+    """The PyTorch side's machine: the benchmark's, else the training probe's (a --train-only run has no other)."""
+    return (bench.get("torch") or {}).get("env") or (bench.get("train_probe") or {}).get("env") or {}
+
+
 def engine_rows(name: str, bench: dict, dry: bool) -> list[str]:
+    if "engine" not in bench and "train_probe" in bench:
+        return []  # a --train-only run: no engine benchmark was asked for
     eng, tor = bench.get("engine") or {}, bench.get("torch") or {}
-    env = tor.get("env") or {}
+    env = torch_env(bench)
     gpu = env.get("gpu") or ("CPU (dry run)" if dry else env.get("device", "?"))
     peak = (env.get("peak_tflops") or {}).get("f32")
     eager = {(r["batch"], r["precision"]): r["ms_per_step"] for r in tor.get("rows", []) if "ms_per_step" in r}
@@ -134,7 +141,7 @@ def engine_rows(name: str, bench: dict, dry: bool) -> list[str]:
 
 
 def run_row(name: str, summary: dict, bench: dict, exported: str, dry: bool) -> str:
-    tor = (bench.get("torch") or {}).get("env") or {}
+    tor = torch_env(bench)
     gpu = tor.get("gpu") or ("CPU (dry run)" if dry else tor.get("device", "?"))
     chosen = summary.get("chosen") or {}
     start, end = summary.get("start") or {}, summary.get("end") or {}

@@ -8,6 +8,7 @@ Writes into --out, at most 8 plain files, each under 16 MiB (scripts/gpu/import.
   summary.json    phases, seconds, the chosen batch and precision, images trained, warnings (rewritten after
                   every phase, so a run cut short still says how far it got)
   bench.json      engine (`ddpm info`, `ddpm bench`), PyTorch eager and torch.compile, training throughput
+                  (--train-only: the training throughput only)
   eval.json       evaluate.py's output per model ("new", "shipped") and seed
   log.txt         every child's output (head and tail when long)
   run.tar.00 ...  the run folder (checkpoint.pt, loss.csv, lr_history.json, model/ = the export, figures/),
@@ -115,6 +116,11 @@ class Run:
         bench_end = time.time() + budget
         probe_s = min(50.0, 0.25 * budget)
         bench: dict = {}
+        if a.train_only:
+            # A session after the benchmarks are on record (BENCHMARKS.md) spends its minutes on Algorithm 1:
+            # only the probe runs, since the batch and precision it picks also set the learning-rate schedule.
+            self.probe(bench, probe_s)
+            return
         eng = self.work / "engine.json"
         engine_s = 0.3 * budget
         cmd = [sys.executable, HERE / "gpu_bench.py", "engine", "--ddpm", a.ddpm, "--model", a.model, "--out", eng]
@@ -143,7 +149,10 @@ class Run:
         self.call("torch", cmd, timeout=torch_s + (60 if dry else 10))
         bench["torch"] = read_json(tj) or {"error": "the PyTorch benchmark wrote nothing (see log.txt)"}
         self.write_json("bench.json", bench)
+        self.probe(bench, probe_s)
 
+    def probe(self, bench: dict, probe_s: float) -> None:
+        a, dry = self.args, self.args.dry_run
         # Largest batch first: on the H200 (2026-11-28) only the probe's first setting finished in its 30 s
         # (batch 64, 70 ms a step; the next had printed nothing 35 s later, cuDNN autotuning each new shape
         # being the likely cost, not measured). A step that slow is launch-bound (PyTorch eager's sampler
@@ -152,7 +161,7 @@ class Run:
         cmd = [sys.executable, HERE / "gpu_bench.py", "probe", "--out", pj]
         cmd += (["--batches", "2", "--precisions", "no,bf16", "--seconds", "30", "--per-setting-seconds", "0.5",
                  "--min-steps", "1", "--warmup", "1", "--device", "cpu"] if dry
-                else ["--batches", "512,256,128,64", "--seconds", f"{max(5.0, probe_s - 12):.0f}", "--per-setting-seconds", "3",
+                else ["--batches", a.probe_batches, "--seconds", f"{max(5.0, probe_s - 12):.0f}", "--per-setting-seconds", "3",
                       "--warmup", "5"])
         self.call("probe", cmd, timeout=120 if dry else probe_s)
         bench["train_probe"] = read_json(pj) or {"error": "the training probe wrote nothing (see log.txt)"}
@@ -389,6 +398,10 @@ def main() -> None:
                    "GPU run's export); default --model, the shipped weights, which the evaluation compares with")
     p.add_argument("--lr", type=float, default=1e-4, help="peak learning rate of this run (cosine to --lr-min)")
     p.add_argument("--lr-min", type=float, default=2e-6)
+    p.add_argument("--train-only", action="store_true", help="no engine or PyTorch benchmarks: the training "
+                   "probe, Algorithm 1 and the evaluation only")
+    p.add_argument("--probe-batches", default="512,256,128,64", help="the training probe's batches, largest "
+                   "first (it keeps the one with the most images a second)")
     p.add_argument("--work", type=Path, help="scratch folder (default: a new one under /tmp)")
     p.add_argument("--started", type=float, help="epoch seconds the budget counts from (run.sh's start)")
     args = p.parse_args()

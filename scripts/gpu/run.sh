@@ -9,6 +9,10 @@
 #      sampler) while time allows: eval.json. Then summary.json and log.txt: at most 8 files in all.
 #
 #     bash scripts/gpu/run.sh --out DIR [--minutes 7] [--kit gpu-kit] [--lr 1e-4] [--dry-run]
+#                             [--train-only] [--probe-batches 1024,512]
+#
+# --train-only skips phase 1's engine and PyTorch benchmarks (once they are on record): the training probe
+# on --probe-batches, then Algorithm 1 and the evaluation get the minutes.
 #
 # --dry-run: the same flow on this machine's CPU with tiny sizes (lavapipe, batch 1, a few training steps,
 # a data subset), about 2 minutes on 2 cores; scripts/test.sh runs it. PYTHON picks the interpreter.
@@ -23,8 +27,9 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift 2 ;;
     --kit) kit=$2; shift 2 ;;
     --dry-run) dry=(--dry-run); shift ;;
-    --lr|--lr-min) extra+=("$1" "$2"); shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    --lr|--lr-min|--probe-batches) extra+=("$1" "$2"); shift 2 ;;
+    --train-only) extra+=("$1"); shift ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
