@@ -17,9 +17,10 @@
 
 alias elem = f32;
 
+// nh, win: the windowed products' (image, head) and where its K or V block starts in the window (elements).
 struct Params {
     n: u32, c: u32, l: u32, heads: u32,
-    dh: u32, scale: f32, _p0: u32, _p1: u32,
+    dh: u32, scale: f32, nh: u32, win: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -30,6 +31,10 @@ struct Params {
 // The L x L scores stay f32 in an f16 pass too (a score near 20 stored in f16 moves its probability by 0.5%):
 @group(0) @binding(5) var<storage, read_write> scores_rw: array<f32>;  // scores: written; softmax: in place
 @group(0) @binding(6) var<storage, read> probs: array<f32>;            // apply: the probabilities
+// The windowed products (below):
+@group(0) @binding(8) var<uniform> kv_window: array<vec4<f32>, 4096>;  // scores_window: K; apply_window: V
+@group(0) @binding(9) var<storage, read> q4: array<vec4<f32>>;          // scores_window: q
+@group(0) @binding(10) var<storage, read> probs4: array<vec4<f32>>;     // apply_window: the probabilities
 
 // Four consecutive values of row `row` (length p.l) from column c0, clamped in bounds (extra lanes unused).
 fn four(buf_is_a: bool, row: u32, c0: u32) -> vec4<f32> {
@@ -249,6 +254,89 @@ fn fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index)
             if (q0 + i < p.l) {
                 out[base + lid * p.l + q0 + i] = elem(o[i] / row_l[i]);
             }
+        }
+    }
+}
+
+// The windowed products (the `windowed` family: f32, L a multiple of 4): scores and apply for one (image,
+// head) per dispatch, p.nh, with that head's K (scores) or V (apply) block [dh, L] bound in place as a
+// uniform window from element p.win on (src/gpu/plan.rs binds an activation's slice so). The keys (values)
+// an invocation reads depend only on its workgroup, so on lavapipe each is one load and a broadcast from the
+// uniform buffer, where a storage load is a loop over the 8 lanes (conv2d_window.wgsl); the lane-varying
+// operand, four queries' q or probabilities, is one vec4 load (one lane loop for four values). Per
+// dimension (key) 1 lane loop per 32 multiply-adds, against the storage kernels' 12. Same grids as scores
+// and apply with z = 1, same block per invocation, same stores.
+fn kv(k: u32) -> f32 {
+    let r = p.win + k;
+    return kv_window[r >> 2u][r & 3u];
+}
+
+@compute @workgroup_size(64)
+fn scores_window(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let i0 = gid.x * 4u;
+    let j0 = wid.y * 8u;
+    if (i0 >= p.l || j0 >= p.l) {
+        return;
+    }
+    let n = p.nh / p.heads;
+    let h = p.nh % p.heads;
+    let q_at = ((n * p.c + h * p.dh) * p.l + i0) >> 2u;  // i0 and L are multiples of 4
+    let q_row = p.l >> 2u;
+    // The 8 keys' columns (clamped; extras unused), the same for every lane.
+    let last = p.l - 1u;
+    let ja = vec4<u32>(j0, min(j0 + 1u, last), min(j0 + 2u, last), min(j0 + 3u, last));
+    let jb = vec4<u32>(min(j0 + 4u, last), min(j0 + 5u, last), min(j0 + 6u, last), min(j0 + 7u, last));
+    var acc: array<vec4<f32>, 8>;  // acc[r][c]: key j0+r, query i0+c
+    for (var d = 0u; d < p.dh; d++) {
+        let qv = q4[q_at + d * q_row];
+        let row = d * p.l;
+        acc[0] += kv(row + ja.x) * qv;
+        acc[1] += kv(row + ja.y) * qv;
+        acc[2] += kv(row + ja.z) * qv;
+        acc[3] += kv(row + ja.w) * qv;
+        acc[4] += kv(row + jb.x) * qv;
+        acc[5] += kv(row + jb.y) * qv;
+        acc[6] += kv(row + jb.z) * qv;
+        acc[7] += kv(row + jb.w) * qv;
+    }
+    for (var r = 0u; r < 8u; r++) {
+        if (j0 + r < p.l) {
+            store_scores(p.nh, j0 + r, i0, acc[r] * p.scale);
+        }
+    }
+}
+
+@compute @workgroup_size(64)
+fn apply_window(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let i0 = gid.x * 4u;
+    let d0 = wid.y * 8u;
+    if (i0 >= p.l || d0 >= p.dh) {
+        return;
+    }
+    let n = p.nh / p.heads;
+    let h = p.nh % p.heads;
+    let vbase = (n * p.c + h * p.dh) * p.l;
+    // The 8 dimensions' rows of V in the window (clamped; extras unused), the same for every lane.
+    let last_d = p.dh - 1u;
+    let ra = vec4<u32>(d0, min(d0 + 1u, last_d), min(d0 + 2u, last_d), min(d0 + 3u, last_d)) * p.l;
+    let rb = vec4<u32>(min(d0 + 4u, last_d), min(d0 + 5u, last_d), min(d0 + 6u, last_d), min(d0 + 7u, last_d)) * p.l;
+    let p_at = (p.nh * p.l * p.l + i0) >> 2u;  // key-major: row j holds the queries' probabilities
+    let p_row = p.l >> 2u;
+    var acc: array<vec4<f32>, 8>;  // acc[dd][r]: dimension d0+dd of query i0+r
+    for (var j = 0u; j < p.l; j++) {
+        let pv = probs4[p_at + j * p_row];
+        acc[0] += kv(ra.x + j) * pv;
+        acc[1] += kv(ra.y + j) * pv;
+        acc[2] += kv(ra.z + j) * pv;
+        acc[3] += kv(ra.w + j) * pv;
+        acc[4] += kv(rb.x + j) * pv;
+        acc[5] += kv(rb.y + j) * pv;
+        acc[6] += kv(rb.z + j) * pv;
+        acc[7] += kv(rb.w + j) * pv;
+    }
+    for (var dd = 0u; dd < 8u; dd++) {
+        if (d0 + dd < p.dh) {
+            store_out(vbase + (d0 + dd) * p.l, i0, acc[dd]);
         }
     }
 }

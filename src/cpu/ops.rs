@@ -348,7 +348,7 @@ mod tests {
             let q: Vec<f32> = values(n * c * l, 12).iter().map(|v| 3.0 * v).collect();
             let (k, v) = (values(n * c * l, 13), values(n * c * l, 14));
             let dh = c / heads;
-            let p = attention::Params { n: n as u32, c: c as u32, l: l as u32, heads: heads as u32, dh: dh as u32, scale: 1.0 / (dh as f32).sqrt(), _pad: [0; 2] };
+            let p = attention::Params { n: n as u32, c: c as u32, l: l as u32, heads: heads as u32, dh: dh as u32, scale: 1.0 / (dh as f32).sqrt(), nh: 0, win: 0 };
             let want = attention::reference(&q, &k, &v, n, c, l, heads);
             let mut fused = vec![f32::NAN; want.len()];
             attention_fused(&p, &q, &k, &v, &mut fused);

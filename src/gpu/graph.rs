@@ -3,7 +3,7 @@
 //! long, and builds the bind groups and the dispatch list. Nothing here frees a buffer: a tensor's lifetime
 //! is computed from the ops that touch it.
 
-use crate::gpu::kernel::{Access, Binding, Elem, Kernel, Precision, WINDOW_BYTES};
+use crate::gpu::kernel::{Access, Binding, Elem, Kernel, Precision, WINDOW_ALIGN, WINDOW_BYTES};
 use crate::gpu::tensor::{buffer_bytes, Tensor};
 
 /// A tensor of one graph (an index into its table).
@@ -61,7 +61,7 @@ pub enum Params {
 }
 
 /// A [`crate::gpu::kernel::Access::Window`] binding's contents: elements `start .. start + len` of a
-/// constant tensor.
+/// constant tensor (copied) or an activation (bound in place).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
     pub binding: Binding,
@@ -177,9 +177,10 @@ impl Graph {
         self.record_with(kernel, Params::Inline(bytemuck::bytes_of(params).to_vec()), args, groups, flops);
     }
 
-    /// As [`Graph::record`], for a kernel with window bindings: `windows` names, for each, a constant tensor
-    /// (weights: bound or host) and the range of its elements the window holds, which must fit
-    /// [`WINDOW_BYTES`]. The plan copies them once, when compiled.
+    /// As [`Graph::record`], for a kernel with window bindings: `windows` names, for each, a tensor and the
+    /// range of its elements the window holds, which must fit [`WINDOW_BYTES`]. A constant's (weights: bound
+    /// or host) the plan copies once, when compiled; an activation's it binds in place, so its range must
+    /// start on a [`WINDOW_ALIGN`]-byte boundary, and the kernel reads what lies in it at the time it runs.
     pub fn record_windowed<P: bytemuck::Pod>(&mut self, kernel: Kernel, params: &P, args: &[(&str, TensorId)], windows: &[(&str, TensorId, std::ops::Range<usize>)], groups: [u32; 3], flops: u64) {
         let wanted: Vec<Binding> = kernel.bindings().iter().copied().filter(|b| b.access == Access::Window).collect();
         assert_eq!(windows.len(), wanted.len(), "{kernel:?} takes windows {:?}", wanted.iter().map(|b| b.name).collect::<Vec<_>>());
@@ -188,8 +189,11 @@ impl Graph {
             .map(|b| {
                 let (_, id, range) = windows.iter().find(|(name, ..)| *name == b.name).unwrap_or_else(|| panic!("{kernel:?}: no window for binding `{}`", b.name));
                 let desc = &self.tensors[id.0];
-                assert!(matches!(desc.storage, Storage::Bound(_) | Storage::Host(_)), "{kernel:?}: window `{}` of `{}`, which is not a constant", b.name, desc.label);
+                assert!(!matches!(desc.storage, Storage::Kept), "{kernel:?}: window `{}` of `{}`, a kept tensor (a constant or an activation only)", b.name, desc.label);
                 assert!(range.end <= desc.len() && ((range.end - range.start) * desc.dtype.size()) as u64 <= WINDOW_BYTES, "{kernel:?}: window {range:?} of `{}` ({} values) does not fit", desc.label, desc.len());
+                if matches!(desc.storage, Storage::Activation) {
+                    assert_eq!((range.start * desc.dtype.size()) as u64 % WINDOW_ALIGN, 0, "{kernel:?}: window {range:?} of activation `{}` starts off the {WINDOW_ALIGN}-byte alignment", desc.label);
+                }
                 Window { binding: *b, tensor: *id, start: range.start, len: range.end - range.start }
             })
             .collect();

@@ -17,14 +17,20 @@ pub enum Access {
     Read,
     /// `var<storage, read_write>`: an output (possibly read too, as the in-place update's `x`).
     ReadWrite,
-    /// `var<uniform>` of [`WINDOW_BYTES`]: a slice of a constant tensor (a convolution's weights for a chunk
-    /// of its output channels), which the plan copies into a uniform buffer of its own once, when compiled.
+    /// `var<uniform>` of [`WINDOW_BYTES`]: a slice of a tensor read as uniforms. Of a constant (a
+    /// convolution's weights for a chunk of its output channels), the plan copies it into a uniform buffer of
+    /// its own once, when compiled; of an activation (attention's K or V for one image and head), the plan
+    /// binds it in place, from a start aligned to [`WINDOW_ALIGN`].
     Window,
 }
 
 /// Bytes of a [`Access::Window`] binding: WebGPU's default (and lavapipe's and SwiftShader's) largest uniform
 /// binding.
 pub const WINDOW_BYTES: u64 = 65_536;
+
+/// Bytes an in-place window's start is aligned to: WebGPU's default `minUniformBufferOffsetAlignment`, which
+/// no adapter may exceed (a limit of the "alignment" class only gets smaller).
+pub const WINDOW_ALIGN: u64 = 256;
 
 /// The element type of the network's weights and activations. The sampler's state (x_t, ε, z, frames) is
 /// always f32: only the U-Net runs in f16, between a cast in and a cast out.
@@ -274,6 +280,10 @@ pub enum Kernel {
     AttnApply,
     /// All of attention in one kernel (online softmax, K/V tiles in workgroup memory), heads up to 64 wide.
     AttnFused,
+    /// `AttnScores` for one (image, head), K read through a window bound in place; f32, L a multiple of 4.
+    AttnScoresWindow,
+    /// `AttnApply` likewise, V through the window.
+    AttnApplyWindow,
     Upsample,
     Concat,
     /// The network's input: f32 x_t into the network's precision (`cast.wgsl`).
@@ -367,7 +377,7 @@ const WINDOW_RES: &[Binding] = &[uniform(), net(read(1, "x")), window(2, "w"), n
 
 impl Kernel {
     /// Every kernel, in the order pipelines are compiled.
-    pub const ALL: [Kernel; 61] = [
+    pub const ALL: [Kernel; 63] = [
         Kernel::Conv(ConvAlgo::General, Epilogue::Bias),
         Kernel::Conv(ConvAlgo::General, Epilogue::ChannelAdd),
         Kernel::Conv(ConvAlgo::General, Epilogue::Residual),
@@ -411,6 +421,8 @@ impl Kernel {
         Kernel::AttnSoftmax,
         Kernel::AttnApply,
         Kernel::AttnFused,
+        Kernel::AttnScoresWindow,
+        Kernel::AttnApplyWindow,
         Kernel::Upsample,
         Kernel::Concat,
         Kernel::CastIn,
@@ -443,7 +455,7 @@ impl Kernel {
             Kernel::GroupNorm { .. } | Kernel::GroupNormPair { .. } => GROUP_NORM,
             Kernel::Linear { .. } => LINEAR,
             Kernel::TimeEmbed => EMBED,
-            Kernel::AttnScores | Kernel::AttnSoftmax | Kernel::AttnApply | Kernel::AttnFused => ATTENTION,
+            Kernel::AttnScores | Kernel::AttnSoftmax | Kernel::AttnApply | Kernel::AttnFused | Kernel::AttnScoresWindow | Kernel::AttnApplyWindow => ATTENTION,
             Kernel::Upsample | Kernel::Concat => RESAMPLE,
             Kernel::CastIn | Kernel::CastOut => CAST,
             Kernel::Affine(_) | Kernel::HeunPredict | Kernel::HeunCorrect | Kernel::AddNoise(_) | Kernel::ReplaceKnown(_) | Kernel::ProjectLow => UPDATE,
@@ -482,6 +494,8 @@ impl Kernel {
             Kernel::AttnSoftmax => "softmax",
             Kernel::AttnApply => "apply",
             Kernel::AttnFused => "fused",
+            Kernel::AttnScoresWindow => "scores_window",
+            Kernel::AttnApplyWindow => "apply_window",
             Kernel::Upsample => "upsample_nearest2x",
             Kernel::Concat => "concat_channels",
             Kernel::CastIn => "cast_in",
@@ -536,6 +550,8 @@ impl Kernel {
             Kernel::AttnSoftmax => const { &[uniform(), write(5, "scores")] },
             Kernel::AttnApply => const { &[uniform(), read(6, "probs"), net(read(2, "v")), net(write(3, "out"))] },
             Kernel::AttnFused => const { &[uniform(), net(read(1, "q")), net(read(2, "k")), net(write(3, "out")), net(read(4, "v"))] },
+            Kernel::AttnScoresWindow => const { &[uniform(), net(read(9, "q")), window(8, "k"), write(5, "scores")] },
+            Kernel::AttnApplyWindow => const { &[uniform(), read(10, "probs"), window(8, "v"), net(write(3, "out"))] },
             Kernel::Upsample => const { &[uniform(), net(read(1, "x")), net(write(3, "out"))] },
             Kernel::Concat => const { &[uniform(), net(read(1, "a")), net(read(2, "b")), net(write(3, "out"))] },
             Kernel::CastIn => const { &[uniform(), read(1, "x"), net(write(2, "out"))] },
@@ -565,9 +581,9 @@ impl Kernel {
     }
 
     /// Whether it has a pipeline in `precision`: network kernels in both, others in f32, and the windowed
-    /// convolutions (whose windows hold f32) in f32 only.
+    /// kernels (whose windows hold f32) in f32 only.
     pub fn runs_in(self, precision: Precision) -> bool {
-        let windowed = matches!(self, Kernel::Conv(a, _) | Kernel::ConvPair(a) if a.is_windowed());
+        let windowed = self.bindings().iter().any(|b| b.access == Access::Window);
         precision == Precision::F32 || (self.is_network() && !windowed)
     }
 
@@ -583,7 +599,9 @@ impl Kernel {
             Kernel::GroupNorm { .. } | Kernel::GroupNormPair { .. } => "GroupNorm",
             Kernel::Linear { .. } => "Linear",
             Kernel::TimeEmbed => "TimeEmbed",
-            Kernel::AttnScores | Kernel::AttnSoftmax | Kernel::AttnApply | Kernel::AttnFused => "Attention",
+            Kernel::AttnScores | Kernel::AttnSoftmax | Kernel::AttnApply | Kernel::AttnFused | Kernel::AttnScoresWindow | Kernel::AttnApplyWindow => {
+                "Attention"
+            }
             Kernel::Upsample | Kernel::Concat | Kernel::CastIn | Kernel::CastOut => "Resample",
             Kernel::Affine(_) | Kernel::HeunPredict | Kernel::HeunCorrect | Kernel::AddNoise(_) | Kernel::Langevin(_) | Kernel::ReplaceKnown(_) | Kernel::ProjectLow => {
                 "Update"

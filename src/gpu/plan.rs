@@ -6,7 +6,8 @@
 //!    live at that op, so an op never writes a buffer it also reads through another tensor.
 //!    [`Assignment::check`] verifies all of this afterwards.
 //! 3. Bind groups against each kernel's explicit layout, all inline params packed into one uniform buffer, and
-//!    the windows (slices of weights read as uniforms) copied once into another.
+//!    the windows (slices read as uniforms) of weights copied once into another; windows of activations
+//!    are bound in place, their pooled buffers a window longer and readable as uniforms.
 //! 4. The dispatch list, replayed in one compute pass per run (wgpu orders dispatches and puts the barriers).
 
 use crate::error::{Error, Result};
@@ -41,7 +42,8 @@ impl Assignment {
         // Greedy by size (Pisarchyk & Lee 2020, "shared objects"): largest tensors first, each into the
         // smallest existing buffer whose tenants are never live at the same op, else a new buffer of its size.
         let mut order: Vec<usize> = (0..tensors.len()).filter(|&t| matches!(tensors[t].storage, Storage::Activation) && live[t].is_some()).collect();
-        order.sort_by_key(|&t| (std::cmp::Reverse(tensors[t].bytes()), live[t]));
+        let needs = |t: usize| needed_bytes(graph, t);
+        order.sort_by_key(|&t| (std::cmp::Reverse(needs(t)), live[t]));
         let mut slot = vec![None; tensors.len()];
         let mut slot_bytes: Vec<u64> = Vec::new();
         let mut tenants: Vec<Vec<(usize, usize)>> = Vec::new();
@@ -51,7 +53,7 @@ impl Assignment {
             let s = match (0..slot_bytes.len()).filter(fits).min_by_key(|&s| slot_bytes[s]) {
                 Some(s) => s,
                 None => {
-                    slot_bytes.push(tensors[t].bytes());
+                    slot_bytes.push(needs(t));
                     tenants.push(Vec::new());
                     slot_bytes.len() - 1
                 }
@@ -79,8 +81,8 @@ impl Assignment {
                 }
                 continue;
             };
-            if self.slot_bytes[s] < desc.bytes() {
-                return Err(format!("`{}` needs {} bytes, its buffer has {}", desc.label, desc.bytes(), self.slot_bytes[s]));
+            if self.slot_bytes[s] < needed_bytes(graph, t) {
+                return Err(format!("`{}` needs {} bytes, its buffer has {}", desc.label, needed_bytes(graph, t), self.slot_bytes[s]));
             }
             let (first, _) = self.live[t].ok_or_else(|| format!("`{}` has a buffer but no op uses it", desc.label))?;
             let op = &graph.ops()[first];
@@ -106,6 +108,20 @@ impl Assignment {
     }
 }
 
+/// Whether some op reads activation `t` through a window bound in place.
+fn windowed_in_place(graph: &Graph, t: usize) -> bool {
+    matches!(graph.tensors()[t].storage, Storage::Activation) && graph.ops().iter().any(|op| op.windows.iter().any(|w| w.tensor.0 == t))
+}
+
+/// The bytes activation `t`'s pooled buffer must have: its own, and where a window is bound in place, room for
+/// a whole [`WINDOW_BYTES`] binding from the window's start (its last bytes are never read).
+fn needed_bytes(graph: &Graph, t: usize) -> u64 {
+    let own = graph.tensors()[t].bytes();
+    let size = graph.dtype(TensorId(t)).size() as u64;
+    let ends = graph.ops().iter().flat_map(|op| &op.windows).filter(|w| w.tensor.0 == t).map(|w| w.start as u64 * size + WINDOW_BYTES);
+    ends.fold(own, u64::max)
+}
+
 /// The plan's copies of its ops' windows, in one uniform buffer: each distinct window once, at an offset the
 /// adapter accepts for a uniform binding. A window binding spans [`WINDOW_BYTES`] from its offset, so the
 /// buffer runs that far past the last one (the bytes after a window's own are never read).
@@ -120,7 +136,8 @@ impl Windows {
         let mut offset = std::collections::HashMap::new();
         let mut copies = Vec::new();
         let mut end = 0u64;
-        for w in graph.ops().iter().flat_map(|op| &op.windows) {
+        let constant = |w: &&Window| !matches!(graph.tensors()[w.tensor.0].storage, Storage::Activation);
+        for w in graph.ops().iter().flat_map(|op| &op.windows).filter(constant) {
             offset.entry((w.tensor, w.start, w.len)).or_insert_with(|| {
                 let size = graph.dtype(w.tensor).size() as u64;
                 let at = end.next_multiple_of(align);
@@ -143,11 +160,12 @@ impl Windows {
         Self { buffer: Some(buffer), offset }
     }
 
-    fn binding(&self, w: &Window) -> wgpu::BufferBinding<'_> {
-        wgpu::BufferBinding {
-            buffer: self.buffer.as_ref().expect("a plan with windows has their buffer"),
-            offset: self.offset[&(w.tensor, w.start, w.len)],
-            size: wgpu::BufferSize::new(WINDOW_BYTES),
+    /// Where window `w` is read from: its copy, or for an activation the tensor's own buffer (`tensor`).
+    fn binding<'a>(&'a self, w: &Window, tensor: &'a Tensor) -> wgpu::BufferBinding<'a> {
+        let size = wgpu::BufferSize::new(WINDOW_BYTES);
+        match self.offset.get(&(w.tensor, w.start, w.len)) {
+            Some(&offset) => wgpu::BufferBinding { buffer: self.buffer.as_ref().expect("a plan with windows has their buffer"), offset, size },
+            None => wgpu::BufferBinding { buffer: &tensor.buffer, offset: w.start as u64 * tensor.dtype.size() as u64, size },
         }
     }
 }
@@ -182,11 +200,18 @@ impl Plan {
         let assignment = Assignment::new(graph);
         assignment.check(graph).map_err(|e| Error::Gpu(format!("internal: the compiled plan is unsound: {e}")))?;
         let mut owned = Vec::new();
-        let new_buffer = |label: &str, bytes: u64, owned: &mut Vec<u64>| {
+        let new_buffer = |label: &str, bytes: u64, usage: wgpu::BufferUsages, owned: &mut Vec<u64>| {
             owned.push(bytes);
-            ctx.device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size: bytes, usage: STORAGE, mapped_at_creation: false })
+            ctx.device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size: bytes, usage, mapped_at_creation: false })
         };
-        let pool: Vec<wgpu::Buffer> = assignment.slot_bytes.iter().map(|&b| new_buffer("activation", b, &mut owned)).collect();
+        // A slot whose tenants include a window bound in place is read as a uniform buffer too.
+        let mut usage = vec![STORAGE; assignment.slot_bytes.len()];
+        for t in (0..graph.tensors().len()).filter(|&t| windowed_in_place(graph, t)) {
+            if let Some(s) = assignment.slot[t] {
+                usage[s] |= wgpu::BufferUsages::UNIFORM;
+            }
+        }
+        let pool: Vec<wgpu::Buffer> = assignment.slot_bytes.iter().zip(&usage).map(|(&b, &u)| new_buffer("activation", b, u, &mut owned)).collect();
         let tensors: Vec<Option<Tensor>> = graph
             .tensors()
             .iter()
@@ -194,7 +219,7 @@ impl Plan {
             .map(|(t, desc)| {
                 let buffer = match &desc.storage {
                     Storage::Bound(b) => b.clone(),
-                    Storage::Kept => new_buffer(&desc.label, desc.bytes(), &mut owned),
+                    Storage::Kept => new_buffer(&desc.label, desc.bytes(), STORAGE, &mut owned),
                     // The host's values, uploaded once into a buffer of the plan's own.
                     Storage::Host(values) => {
                         owned.push(desc.bytes());
@@ -244,7 +269,8 @@ impl Plan {
                     entries.push(wgpu::BindGroupEntry { binding: binding.number, resource: tensor.buffer.as_entire_binding() });
                 }
                 for w in &op.windows {
-                    entries.push(wgpu::BindGroupEntry { binding: w.binding.number, resource: wgpu::BindingResource::Buffer(windows.binding(w)) });
+                    let tensor = tensors[w.tensor.0].as_ref().expect("every tensor an op touches has a buffer");
+                    entries.push(wgpu::BindGroupEntry { binding: w.binding.number, resource: wgpu::BindingResource::Buffer(windows.binding(w, tensor)) });
                 }
                 let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: ctx.layout(op.kernel, op.precision), entries: &entries });
                 Dispatch { kernel: op.kernel, precision: op.precision, bind_group, groups: op.groups }
@@ -424,5 +450,43 @@ mod tests {
         a.check(&g).unwrap();
         assert_eq!(a.slot[smaller.0], a.slot[big.0], "best fit from the freed 256-byte buffer");
         assert_eq!(a.pool_bytes(), 256 + 16);
+    }
+
+    /// An activation read through a window bound in place gets a buffer that a whole window binding fits
+    /// from the window's start (wgpu refuses a binding past a buffer's end), and the checker objects to one
+    /// without that room.
+    #[test]
+    fn an_activation_windowed_in_place_has_room_for_the_binding() {
+        use crate::gpu::kernels::attention::Params;
+        let mut g = Graph::new();
+        let x = g.kept("x", &[1, 4, 8, 8]);
+        let k = g.activation("k", &[1, 4, 8, 8]);
+        g.record(Kernel::Upsample, &[0u32; 8], &[("x", x), ("out", k)], [1, 1, 1], 0);
+        let scores = g.activation("scores", &[1, 1, 64, 64]);
+        let p = Params { n: 1, c: 4, l: 64, heads: 1, dh: 4, scale: 0.5, nh: 0, win: 0 };
+        // A window from element 192 (768 bytes, on the 256-byte alignment) of k's 256.
+        g.record_windowed(Kernel::AttnScoresWindow, &p, &[("q", x), ("scores", scores)], &[("k", k, 192..256)], [1, 1, 1], 0);
+        let mut a = Assignment::new(&g);
+        a.check(&g).unwrap();
+        let slot = a.slot[k.0].unwrap();
+        assert_eq!(a.slot_bytes[slot], 768 + WINDOW_BYTES, "k's own 1,024 bytes would not hold the binding");
+        a.slot_bytes[slot] -= 4;
+        let e = a.check(&g).unwrap_err();
+        assert!(e.contains("needs"), "{e}");
+    }
+
+    /// A window bound in place starts where WebGPU accepts a uniform binding's offset; the recorder refuses
+    /// any other start rather than let the plan fail to bind it.
+    #[test]
+    #[should_panic(expected = "starts off the 256-byte alignment")]
+    fn an_in_place_window_off_the_alignment_is_refused() {
+        use crate::gpu::kernels::attention::Params;
+        let mut g = Graph::new();
+        let x = g.kept("x", &[1, 4, 8, 8]);
+        let k = g.activation("k", &[1, 4, 8, 8]);
+        g.record(Kernel::Upsample, &[0u32; 8], &[("x", x), ("out", k)], [1, 1, 1], 0);
+        let scores = g.activation("scores", &[1, 1, 64, 64]);
+        let p = Params { n: 1, c: 4, l: 64, heads: 1, dh: 4, scale: 0.5, nh: 0, win: 0 };
+        g.record_windowed(Kernel::AttnScoresWindow, &p, &[("q", x), ("scores", scores)], &[("k", k, 4..68)], [1, 1, 1], 0);
     }
 }

@@ -576,7 +576,8 @@ impl Builder<'_> {
         let v = self.conv(&format!("{prefix}.to_v"), g, c, ConvSpec::POINT, Extra::None)?;
         let a = self.activation(&format!("{prefix}.heads"), &shape);
         let how = match self.kernels {
-            KernelFamily::Blocked | KernelFamily::Windowed | KernelFamily::Tiled => AttentionImpl::ThreePass,
+            KernelFamily::Blocked | KernelFamily::Tiled => AttentionImpl::ThreePass,
+            KernelFamily::Windowed => AttentionImpl::Windowed,
             KernelFamily::Fused => AttentionImpl::Fused,
         };
         attention(self.g, AttentionIo { q, k, v, out: a }, heads, how);

@@ -407,19 +407,6 @@ mod tests {
         assert_close(&run_and_read(&g, out), &want, tol(1e-5), "Window1x1 pair 300+400->40");
     }
 
-    /// A window is copied when the plan is compiled, so it may only hold a constant: weights that are an
-    /// activation (written during the pass) are refused when recorded.
-    #[test]
-    #[should_panic(expected = "which is not a constant")]
-    fn a_window_of_an_activation_is_refused() {
-        let mut g = Graph::new();
-        let x = upload(&mut g, "x", &[1, 4, 3, 3], &values(36, 1));
-        let w = g.activation("w", &[8, 4, 3, 3]);
-        let bias = upload(&mut g, "b", &[8], &values(8, 3));
-        let out = nan_filled(&mut g, "out", &[1, 8, 3, 3]);
-        conv2d(&mut g, ConvIo { x, w, bias, extra: Extra::None, out }, ConvSpec::SAME3, ConvAlgo::Window3x3);
-    }
-
     #[test]
     fn strided_downsample_both_paddings() {
         // downsample_padding = 1 (symmetric) and 0 (diffusers pads only bottom/right by one).
