@@ -12,3 +12,64 @@ fn weight(k: u32) -> f32 {
     let r = k - p.oc_first * p.ic * p.kh * p.kw;
     return w[r >> 2u][r & 3u];
 }
+
+// Window1x1x4: the windowed 1x1 kernels where a plane's pixel count is a multiple of 4 (28x28, 14x14), so
+// an invocation's run of 4 pixels is one aligned vec4 of x: one lane loop on lavapipe instead of four.
+@group(0) @binding(8) var<storage, read> x4: array<vec4<f32>>;    // x; the pair form: a
+@group(0) @binding(9) var<storage, read> x_b4: array<vec4<f32>>;  // the pair form: b, channels IC_A..
+
+fn acc1x1_x4(b: Block) -> array<vec4<f32>, 8> {
+    var wr = weight_rows(b, p.ic);
+    let hw4 = (p.oh * p.ow) >> 2u;
+    let at = b.n * p.ic * hw4 + (b.pix0 >> 2u);
+    var acc: array<vec4<f32>, 8>;
+    for (var ic = 0u; ic < p.ic; ic++) {
+        madd8(&acc, &wr, ic, x4[at + ic * hw4]);
+    }
+    return acc;
+}
+
+// Two loops, one per input, rather than a branch per channel (gallivm would run both sides).
+fn acc1x1_pair_x4(b: Block) -> array<vec4<f32>, 8> {
+    var wr = weight_rows(b, p.ic);
+    let hw4 = (p.oh * p.ow) >> 2u;
+    let q = b.pix0 >> 2u;
+    let cb = p.ic - p.ic_a;
+    var acc: array<vec4<f32>, 8>;
+    for (var ic = 0u; ic < p.ic_a; ic++) {
+        madd8(&acc, &wr, ic, x4[(b.n * p.ic_a + ic) * hw4 + q]);
+    }
+    for (var ic = 0u; ic < cb; ic++) {
+        madd8(&acc, &wr, p.ic_a + ic, x_b4[(b.n * cb + ic) * hw4 + q]);
+    }
+    return acc;
+}
+
+@compute @workgroup_size(64)
+fn conv1x1_x4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let b = block1x1(gid, wid);
+    if (b.count > 0u) {
+        finish(b, acc1x1_x4(b));
+    }
+}
+@compute @workgroup_size(64)
+fn conv1x1_x4_chan_add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let b = block1x1(gid, wid);
+    if (b.count > 0u) {
+        finish_chan_add(b, acc1x1_x4(b));
+    }
+}
+@compute @workgroup_size(64)
+fn conv1x1_x4_residual(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let b = block1x1(gid, wid);
+    if (b.count > 0u) {
+        finish_residual(b, acc1x1_x4(b));
+    }
+}
+@compute @workgroup_size(64)
+fn conv1x1_pair_x4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let b = block1x1(gid, wid);
+    if (b.count > 0u) {
+        finish(b, acc1x1_pair_x4(b));
+    }
+}

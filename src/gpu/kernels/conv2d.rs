@@ -58,7 +58,7 @@ impl Params {
 fn grid(algo: ConvAlgo, n: usize, oc: usize, oh: usize, ow: usize) -> [u32; 3] {
     match algo {
         ConvAlgo::Blocked3x3 | ConvAlgo::Window3x3 | ConvAlgo::Blocked3x3s2 | ConvAlgo::Window3x3s2 => [(oh * ow.div_ceil(4)).div_ceil(64) as u32, oc.div_ceil(8) as u32, n as u32],
-        ConvAlgo::Blocked1x1 | ConvAlgo::Window1x1 => [(oh * ow).div_ceil(4).div_ceil(64) as u32, oc.div_ceil(8) as u32, n as u32],
+        ConvAlgo::Blocked1x1 | ConvAlgo::Window1x1 | ConvAlgo::Window1x1x4 => [(oh * ow).div_ceil(4).div_ceil(64) as u32, oc.div_ceil(8) as u32, n as u32],
         ConvAlgo::General | ConvAlgo::WindowGeneral => [(oh * ow).div_ceil(64) as u32, oc.div_ceil(4) as u32, n as u32],
         ConvAlgo::Tiled => [(n * oh * ow).div_ceil(32) as u32, oc.div_ceil(32) as u32, 1],
     }
@@ -87,7 +87,7 @@ impl ConvSpec {
         match algo {
             ConvAlgo::General | ConvAlgo::Tiled | ConvAlgo::WindowGeneral => true,
             ConvAlgo::Blocked3x3 | ConvAlgo::Window3x3 => self.k == 3 && self.stride == 1 && self.pad_before == 1 && self.pad_after == 1,
-            ConvAlgo::Blocked1x1 | ConvAlgo::Window1x1 => self.k == 1 && self.stride == 1 && self.pad_before == 0 && self.pad_after == 0,
+            ConvAlgo::Blocked1x1 | ConvAlgo::Window1x1 | ConvAlgo::Window1x1x4 => self.k == 1 && self.stride == 1 && self.pad_before == 0 && self.pad_after == 0,
             ConvAlgo::Blocked3x3s2 | ConvAlgo::Window3x3s2 => self.k == 3 && self.stride == 2,
         }
     }
@@ -145,6 +145,7 @@ pub fn conv2d(g: &mut Graph, io: ConvIo, spec: ConvSpec, algo: ConvAlgo) {
     assert!(spec.supports(algo, ic), "{algo:?} does not implement {spec:?} with {ic} input channels");
     let oc = g.shape(io.w)[0];
     let (oh, ow) = (spec.out_size(ih), spec.out_size(iw));
+    let algo = for_plane(algo, oh * ow);
     assert_eq!(g.shape(io.w), [oc, ic, spec.k, spec.k], "conv2d weight");
     assert_eq!(g.shape(io.out), [n, oc, oh, ow], "conv2d output");
     let mut params = Params::new([n, ic, ih, iw], oc, spec);
@@ -169,6 +170,17 @@ pub fn conv2d(g: &mut Graph, io: ConvIo, spec: ConvSpec, algo: ConvAlgo) {
     } else {
         args.push(("w", io.w));
         g.record(Kernel::Conv(algo, epilogue), &params, &args, grid(algo, n, oc, oh, ow), flops(&params, oc));
+    }
+}
+
+/// The windowed 1x1's pipeline for planes of `pixels`: vec4 reads of x where the count is a multiple of 4
+/// (every run of 4 pixels then starts on a vec4), scalar reads elsewhere (7x7). The two are one algorithm
+/// to the families and the tuning; the recorder picks.
+fn for_plane(algo: ConvAlgo, pixels: usize) -> ConvAlgo {
+    match algo {
+        ConvAlgo::Window1x1 | ConvAlgo::Window1x1x4 if pixels % 4 == 0 => ConvAlgo::Window1x1x4,
+        ConvAlgo::Window1x1x4 => ConvAlgo::Window1x1,
+        other => other,
     }
 }
 
@@ -202,8 +214,9 @@ fn record_chunks(g: &mut Graph, kernel: Kernel, algo: ConvAlgo, p: Params, args:
 /// Records out = conv1x1(cat(a, b), w) + bias without writing the concatenation: a [N, CA, H, W],
 /// b [N, CB, H, W], w [OC, CA + CB, 1, 1], out [N, OC, H, W]. `algo`: `Blocked1x1`, `Window1x1` or `Tiled`.
 pub fn conv1x1_pair(g: &mut Graph, a: TensorId, b: TensorId, w: TensorId, bias: TensorId, out: TensorId, algo: ConvAlgo) {
-    assert!(matches!(algo, ConvAlgo::Blocked1x1 | ConvAlgo::Window1x1 | ConvAlgo::Tiled), "{algo:?} has no pair form");
+    assert!(matches!(algo, ConvAlgo::Blocked1x1 | ConvAlgo::Window1x1 | ConvAlgo::Window1x1x4 | ConvAlgo::Tiled), "{algo:?} has no pair form");
     let [n, ca, h, wd] = g.shape(a)[..] else { panic!("conv1x1_pair: a must be NCHW") };
+    let algo = for_plane(algo, h * wd);
     let cb = g.shape(b)[1];
     assert_eq!(g.shape(b), [n, cb, h, wd], "conv1x1_pair: b must match a's N, H, W");
     let oc = g.shape(w)[0];
@@ -330,6 +343,23 @@ mod tests {
         }
     }
 
+    /// The windowed 1x1 reads x as vec4s where a plane is a multiple of 4 pixels (14x14 above, 8x4 and 2x2
+    /// below), as scalars elsewhere (7x7, 1x5): whichever of the two is asked for, the plane decides.
+    #[test]
+    fn windowed_pointwise_reads_vec4s_where_the_plane_allows() {
+        for (h, w, want) in [(14, 14, ConvAlgo::Window1x1x4), (2, 2, ConvAlgo::Window1x1x4), (7, 7, ConvAlgo::Window1x1), (1, 5, ConvAlgo::Window1x1)] {
+            for asked in [ConvAlgo::Window1x1, ConvAlgo::Window1x1x4] {
+                let mut g = Graph::new();
+                let x = upload(&mut g, "x", &[1, 8, h, w], &values(8 * h * w, 1));
+                let wt = upload(&mut g, "w", &[8, 8, 1, 1], &values(64, 2));
+                let bias = upload(&mut g, "b", &[8], &values(8, 3));
+                let out = nan_filled(&mut g, "out", &[1, 8, h, w]);
+                conv2d(&mut g, ConvIo { x, w: wt, bias, extra: Extra::None, out }, ConvSpec::POINT, asked);
+                assert_eq!(g.ops()[0].kernel, Kernel::Conv(want, Epilogue::Bias), "{asked:?} on {h}x{w}");
+            }
+        }
+    }
+
     #[test]
     fn tiled_across_tile_edges_and_images() {
         // Channels, pixels (N·OH·OW) and K = IC·9 around the tiles of 32, planes that straddle a tile.
@@ -357,7 +387,8 @@ mod tests {
     /// the blocks of 8 and the K-slices of 32, planes with short last runs).
     #[test]
     fn pair_inputs_equal_the_concatenation() {
-        for &(n, ca, cb, oc, h, w) in &[(2usize, 3usize, 5usize, 9usize, 7usize, 7usize), (1, 64, 32, 32, 14, 14), (3, 33, 1, 7, 1, 5)] {
+        // 14x14 and 2x2 take the windowed vec4 form.
+        for &(n, ca, cb, oc, h, w) in &[(2usize, 3usize, 5usize, 9usize, 7usize, 7usize), (1, 64, 32, 32, 14, 14), (3, 33, 1, 7, 1, 5), (2, 300, 400, 20, 2, 2)] {
             let (av, bv) = (as_stored(&values(n * ca * h * w, 41)), as_stored(&values(n * cb * h * w, 42)));
             let (wv, biasv) = (as_stored(&values(oc * (ca + cb), 43)), as_stored(&values(oc, 44)));
             let cat = crate::gpu::kernels::resample::concat_reference(&av, &bv, n);
@@ -386,6 +417,7 @@ mod tests {
         assert!(s3.supports(ConvAlgo::Window3x3, 227) && !s3.supports(ConvAlgo::Window3x3, 228));
         check(2, 64, 40, 5, 5, ConvSpec::SAME3);
         check(1, 700, 40, 3, 2, ConvSpec::POINT);
+        check(1, 700, 40, 2, 2, ConvSpec::POINT); // the vec4 form's chunks
         let mut g = Graph::new();
         let x = upload(&mut g, "x", &[1, 64, 3, 3], &values(64 * 9, 1));
         let w = upload(&mut g, "w", &[40, 64, 3, 3], &values(40 * 64 * 9, 2));
