@@ -1,9 +1,10 @@
 //! Where a U-Net pass spends its time, per kernel family, on this machine's adapter.
 //!
-//!     cargo bench --bench unet -- [MODEL_DIR] [BATCH] [blocked|tiled]   (default: www/models/fashion-mnist, 16, blocked)
+//!     cargo bench --bench unet -- [MODEL_DIR] [BATCH] [blocked|tiled|fused|windowed]   (default: www/models/fashion-mnist, 16, blocked)
 //!
 //! Replays the compiled plan whole, then each kernel family's dispatches alone (same shapes, same order), and
-//! prints milliseconds per pass, share of the whole, and GFLOP/s. Figures, not pass/fail: compare runs on one
+//! prints milliseconds per pass, share of the whole, and GFLOP/s; for the whole pass also the CPU time (on a CPU
+//! adapter, the work, which the wall clock mixes with waits). Figures, not pass/fail: compare runs on one
 //! machine and adapter, side by side.
 use std::time::Instant;
 
@@ -11,7 +12,21 @@ use ddpm_web::gpu::kernel::{KernelFamily, Kernel};
 use ddpm_web::gpu::plan::{encode, Dispatch};
 use ddpm_web::{GpuContext, Model, Unet};
 
-fn time_ms(ctx: &GpuContext, dispatches: &[&Dispatch], reps: usize) -> f64 {
+/// This process's CPU time so far, all threads together (a CPU adapter's workers too), in ms: utime + stime
+/// of /proc/self/stat, in the kernel's 10 ms ticks (None off Linux).
+fn cpu_ms() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name, which is in parentheses and may hold spaces: utime and stime are
+    // the 14th and 15th of the line, the 12th and 13th after it.
+    let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    Some((ticks(11)? + ticks(12)?) * 10.0)
+}
+
+/// Wall-clock ms per replay of `dispatches`, and CPU ms per replay where the OS says (on a CPU adapter, the
+/// work done: steady where the wall clock is not, since it does not count the time the adapter's threads
+/// wait for each other or for a core).
+fn time_ms(ctx: &GpuContext, dispatches: &[&Dispatch], reps: usize) -> (f64, Option<f64>) {
     let go = || {
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         encode(ctx, &mut enc, dispatches.iter().copied());
@@ -19,11 +34,12 @@ fn time_ms(ctx: &GpuContext, dispatches: &[&Dispatch], reps: usize) -> f64 {
         ctx.poll();
     };
     go(); // warm-up: first use compiles lazily on some drivers
-    let start = Instant::now();
+    let (start, cpu) = (Instant::now(), cpu_ms());
     for _ in 0..reps {
         go();
     }
-    start.elapsed().as_secs_f64() * 1e3 / reps as f64
+    let cpu = cpu.zip(cpu_ms()).map(|(a, b)| (b - a) / reps as f64);
+    (start.elapsed().as_secs_f64() * 1e3 / reps as f64, cpu)
 }
 
 fn main() {
@@ -37,10 +53,13 @@ fn main() {
     let p = unet.plan(&ctx, n, kernels).expect("plan");
     let reps = 3;
     let all: Vec<&Dispatch> = p.plan.dispatches().iter().collect();
-    let total = time_ms(&ctx, &all, reps);
+    let (total, cpu) = time_ms(&ctx, &all, reps);
     let gflop = unet.flops_per_image() as f64 * n as f64 / 1e9;
     println!("model {dir}: {} parameters, {:.3} GFLOP per image; batch {n}; {} kernels; adapter {}", unet.parameter_count(), gflop / n as f64, kernels.name(), ctx.adapter_name());
     println!("whole pass: {total:.1} ms = {:.2} GFLOP/s, {:.1} images/s; activation pool {:.1} MiB", gflop / (total / 1e3), n as f64 / (total / 1e3), p.plan.pool_bytes() as f64 / (1 << 20) as f64);
+    if let Some(cpu) = cpu {
+        println!("CPU time: {cpu:.0} ms per pass, all threads (a CPU adapter's work; 10 ms ticks over {reps} passes)");
+    }
     println!("{:<12} {:>10} {:>10} {:>8}", "family", "dispatches", "ms/pass", "share");
     let mut families: Vec<&str> = Kernel::ALL.iter().map(|k| k.family()).collect();
     families.dedup();
@@ -49,7 +68,7 @@ fn main() {
         if subset.is_empty() {
             continue;
         }
-        let ms = time_ms(&ctx, &subset, reps);
+        let (ms, _) = time_ms(&ctx, &subset, reps);
         println!("{:<12} {:>10} {:>10.1} {:>7.0}%", family, subset.len(), ms, 100.0 * ms / total);
     }
 }
