@@ -42,8 +42,8 @@ impl Assignment {
         // Greedy by size (Pisarchyk & Lee 2020, "shared objects"): largest tensors first, each into the
         // smallest existing buffer whose tenants are never live at the same op, else a new buffer of its size.
         let mut order: Vec<usize> = (0..tensors.len()).filter(|&t| matches!(tensors[t].storage, Storage::Activation) && live[t].is_some()).collect();
-        let needs = |t: usize| needed_bytes(graph, t);
-        order.sort_by_key(|&t| (std::cmp::Reverse(needs(t)), live[t]));
+        let needed = needed_bytes(graph);
+        order.sort_by_key(|&t| (std::cmp::Reverse(needed[t]), live[t]));
         let mut slot = vec![None; tensors.len()];
         let mut slot_bytes: Vec<u64> = Vec::new();
         let mut tenants: Vec<Vec<(usize, usize)>> = Vec::new();
@@ -53,7 +53,7 @@ impl Assignment {
             let s = match (0..slot_bytes.len()).filter(fits).min_by_key(|&s| slot_bytes[s]) {
                 Some(s) => s,
                 None => {
-                    slot_bytes.push(needs(t));
+                    slot_bytes.push(needed[t]);
                     tenants.push(Vec::new());
                     slot_bytes.len() - 1
                 }
@@ -70,10 +70,12 @@ impl Assignment {
     }
 
     /// Checks what the pass relies on: every activation is written by its first op before anything reads it,
-    /// fits its slot, and no two activations sharing a slot are live at the same op (so no buffer is read
-    /// after another tensor has reused it). Returns the first violation as a sentence.
+    /// fits its slot (with room for any window bound in place), and no two activations sharing a slot are live
+    /// at the same op (so no buffer is read after another tensor has reused it). Returns the first violation
+    /// as a sentence.
     pub fn check(&self, graph: &Graph) -> std::result::Result<(), String> {
         let tensors = graph.tensors();
+        let needed = needed_bytes(graph);
         for (t, desc) in tensors.iter().enumerate() {
             let Some(s) = self.slot[t] else {
                 if matches!(desc.storage, Storage::Activation) && self.live[t].is_some() {
@@ -81,8 +83,8 @@ impl Assignment {
                 }
                 continue;
             };
-            if self.slot_bytes[s] < needed_bytes(graph, t) {
-                return Err(format!("`{}` needs {} bytes, its buffer has {}", desc.label, needed_bytes(graph, t), self.slot_bytes[s]));
+            if self.slot_bytes[s] < needed[t] {
+                return Err(format!("`{}` needs {} bytes, its buffer has {}", desc.label, needed[t], self.slot_bytes[s]));
             }
             let (first, _) = self.live[t].ok_or_else(|| format!("`{}` has a buffer but no op uses it", desc.label))?;
             let op = &graph.ops()[first];
@@ -108,18 +110,16 @@ impl Assignment {
     }
 }
 
-/// Whether some op reads activation `t` through a window bound in place.
-fn windowed_in_place(graph: &Graph, t: usize) -> bool {
-    matches!(graph.tensors()[t].storage, Storage::Activation) && graph.ops().iter().any(|op| op.windows.iter().any(|w| w.tensor.0 == t))
-}
-
-/// The bytes activation `t`'s pooled buffer must have: its own, and where a window is bound in place, room for
+/// Per tensor, the bytes its pooled buffer must have: its own, and where a window is bound in place, room for
 /// a whole [`WINDOW_BYTES`] binding from the window's start (its last bytes are never read).
-fn needed_bytes(graph: &Graph, t: usize) -> u64 {
-    let own = graph.tensors()[t].bytes();
-    let size = graph.dtype(TensorId(t)).size() as u64;
-    let ends = graph.ops().iter().flat_map(|op| &op.windows).filter(|w| w.tensor.0 == t).map(|w| w.start as u64 * size + WINDOW_BYTES);
-    ends.fold(own, u64::max)
+fn needed_bytes(graph: &Graph) -> Vec<u64> {
+    let mut needed: Vec<u64> = graph.tensors().iter().map(|d| d.bytes()).collect();
+    let in_place = |w: &&Window| matches!(graph.tensors()[w.tensor.0].storage, Storage::Activation);
+    for w in graph.ops().iter().flat_map(|op| &op.windows).filter(in_place) {
+        let end = (w.start * graph.dtype(w.tensor).size()) as u64 + WINDOW_BYTES;
+        needed[w.tensor.0] = needed[w.tensor.0].max(end);
+    }
+    needed
 }
 
 /// The plan's copies of its ops' windows, in one uniform buffer: each distinct window once, at an offset the
@@ -206,8 +206,8 @@ impl Plan {
         };
         // A slot whose tenants include a window bound in place is read as a uniform buffer too.
         let mut usage = vec![STORAGE; assignment.slot_bytes.len()];
-        for t in (0..graph.tensors().len()).filter(|&t| windowed_in_place(graph, t)) {
-            if let Some(s) = assignment.slot[t] {
+        for w in graph.ops().iter().flat_map(|op| &op.windows) {
+            if let Some(s) = assignment.slot[w.tensor.0] {
                 usage[s] |= wgpu::BufferUsages::UNIFORM;
             }
         }
