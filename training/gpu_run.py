@@ -193,8 +193,10 @@ class Run:
             cmd += ["--init-from", init]
             self.summary["start"] = {"warm_start": str(init), "step": step0,
                                      "images_seen": int(note.get("images_seen", 0))}
-        # The evaluation's reserve: six FD runs and two NLL runs, each a new process (about 15 s each, estimated).
-        eval_reserve = 0 if dry else min(180, max(60, 0.3 * (self.end - self.t0)))
+        # The evaluation's reserve: what the import's decision needs, six FD runs and two NLL runs, each a new
+        # process (on the H200, 2026-11-28: 25-30 s per FD, 21 s per NLL, 210 s together; 30% of a 9-minute
+        # run, 162 s, left seed 2 and the NLLs out).
+        eval_reserve = 0 if dry else min(240, max(60, 0.4 * (self.end - self.t0)))
         train_s = self.left() - eval_reserve - 25  # 25 s: the last checkpoint, export and the tar
         if dry:
             # The wall-clock budget ends the dry run's training: it runs out while train.py starts, so exactly
