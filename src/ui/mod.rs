@@ -389,7 +389,7 @@ impl Ui {
             .provenance
             .as_ref()
             .and_then(|p| p.dataset.clone().map(|d| match p.images_seen {
-                Some(n) => format!("{d}; {n} training images seen"),
+                Some(n) => format!("{d}; {} training images seen", grouped(n)),
                 None => d,
             }))
             .unwrap_or_else(|| "not stated in config.json".into());
@@ -825,4 +825,17 @@ impl Ui {
         let run = self.run.get_untracked()?;
         run.passes.get(index.checked_sub(1)?).copied()
     }
+}
+
+/// `n` with its thousands separated by commas, as the model card writes them (6,256,512).
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
