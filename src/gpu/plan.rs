@@ -452,11 +452,9 @@ mod tests {
         assert_eq!(a.pool_bytes(), 256 + 16);
     }
 
-    /// An activation read through a window bound in place gets a buffer that a whole window binding fits
-    /// from the window's start (wgpu refuses a binding past a buffer's end), and the checker objects to one
-    /// without that room.
-    #[test]
-    fn an_activation_windowed_in_place_has_room_for_the_binding() {
+    /// A graph whose activation `k` [1, 4, 8, 8] (256 values) is read by attention's scores through a window
+    /// bound in place over `range` of it.
+    fn window_of_an_activation(range: std::ops::Range<usize>) -> (Graph, TensorId) {
         use crate::gpu::kernels::attention::Params;
         let mut g = Graph::new();
         let x = g.kept("x", &[1, 4, 8, 8]);
@@ -464,8 +462,17 @@ mod tests {
         g.record(Kernel::Upsample, &[0u32; 8], &[("x", x), ("out", k)], [1, 1, 1], 0);
         let scores = g.activation("scores", &[1, 1, 64, 64]);
         let p = Params { n: 1, c: 4, l: 64, heads: 1, dh: 4, scale: 0.5, nh: 0, win: 0 };
+        g.record_windowed(Kernel::AttnScoresWindow, &p, &[("q", x), ("scores", scores)], &[("k", k, range)], [1, 1, 1], 0);
+        (g, k)
+    }
+
+    /// An activation read through a window bound in place gets a buffer that a whole window binding fits
+    /// from the window's start (wgpu refuses a binding past a buffer's end), and the checker objects to one
+    /// without that room.
+    #[test]
+    fn an_activation_windowed_in_place_has_room_for_the_binding() {
         // A window from element 192 (768 bytes, on the 256-byte alignment) of k's 256.
-        g.record_windowed(Kernel::AttnScoresWindow, &p, &[("q", x), ("scores", scores)], &[("k", k, 192..256)], [1, 1, 1], 0);
+        let (g, k) = window_of_an_activation(192..256);
         let mut a = Assignment::new(&g);
         a.check(&g).unwrap();
         let slot = a.slot[k.0].unwrap();
@@ -480,13 +487,6 @@ mod tests {
     #[test]
     #[should_panic(expected = "starts off the 256-byte alignment")]
     fn an_in_place_window_off_the_alignment_is_refused() {
-        use crate::gpu::kernels::attention::Params;
-        let mut g = Graph::new();
-        let x = g.kept("x", &[1, 4, 8, 8]);
-        let k = g.activation("k", &[1, 4, 8, 8]);
-        g.record(Kernel::Upsample, &[0u32; 8], &[("x", x), ("out", k)], [1, 1, 1], 0);
-        let scores = g.activation("scores", &[1, 1, 64, 64]);
-        let p = Params { n: 1, c: 4, l: 64, heads: 1, dh: 4, scale: 0.5, nh: 0, win: 0 };
-        g.record_windowed(Kernel::AttnScoresWindow, &p, &[("q", x), ("scores", scores)], &[("k", k, 4..68)], [1, 1, 1], 0);
+        window_of_an_activation(4..68);
     }
 }

@@ -81,22 +81,25 @@ pub fn attention(g: &mut Graph, io: AttentionIo, heads: usize, how: AttentionImp
         let from = start - start % ALIGN_ELEMS;
         (Params { nh: nh as u32, win: (start - from) as u32, ..p }, from..from + (start - from) + dh * l)
     };
+    // Both forms of each product take the same grid; the windowed one has one (image, head) per dispatch.
+    let scores_groups = |z: u32| [l.div_ceil(4).div_ceil(64) as u32, l.div_ceil(8) as u32, z];
+    let apply_groups = |z: u32| [l.div_ceil(4).div_ceil(64) as u32, dh.div_ceil(8) as u32, z];
     if windowed {
         for i in 0..nh as usize {
             let (p, range) = window(i);
-            g.record_windowed(Kernel::AttnScoresWindow, &p, &[("q", io.q), ("scores", scores)], &[("k", io.k, range)], [l.div_ceil(4).div_ceil(64) as u32, l.div_ceil(8) as u32, 1], per_head);
+            g.record_windowed(Kernel::AttnScoresWindow, &p, &[("q", io.q), ("scores", scores)], &[("k", io.k, range)], scores_groups(1), per_head);
         }
     } else {
-        g.record(Kernel::AttnScores, &p, &[("q", io.q), ("k", io.k), ("scores", scores)], [l.div_ceil(4).div_ceil(64) as u32, l.div_ceil(8) as u32, nh], product_flops);
+        g.record(Kernel::AttnScores, &p, &[("q", io.q), ("k", io.k), ("scores", scores)], scores_groups(nh), product_flops);
     }
     g.record(Kernel::AttnSoftmax, &p, &[("scores", scores)], [(nh as usize * l).div_ceil(64) as u32, 1, 1], 0);
     if windowed {
         for i in 0..nh as usize {
             let (p, range) = window(i);
-            g.record_windowed(Kernel::AttnApplyWindow, &p, &[("probs", scores), ("out", io.out)], &[("v", io.v, range)], [l.div_ceil(4).div_ceil(64) as u32, dh.div_ceil(8) as u32, 1], per_head);
+            g.record_windowed(Kernel::AttnApplyWindow, &p, &[("probs", scores), ("out", io.out)], &[("v", io.v, range)], apply_groups(1), per_head);
         }
     } else {
-        g.record(Kernel::AttnApply, &p, &[("probs", scores), ("v", io.v), ("out", io.out)], [l.div_ceil(4).div_ceil(64) as u32, dh.div_ceil(8) as u32, nh], product_flops);
+        g.record(Kernel::AttnApply, &p, &[("probs", scores), ("v", io.v), ("out", io.out)], apply_groups(nh), product_flops);
     }
 }
 
