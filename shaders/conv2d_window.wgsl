@@ -73,3 +73,59 @@ fn conv1x1_pair_x4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workg
         finish(b, acc1x1_pair_x4(b));
     }
 }
+
+// Window3x3x4: the windowed 3x3 where a row's width is a multiple of 4 (28x28), so an invocation's run of 4
+// outputs reads its row's middle four inputs as one aligned vec4 of x, and the two neighbours as a lane of
+// the vec4s either side: 3 lane loops per input row on lavapipe instead of 6. The run never straddles a
+// row, and a neighbour past the row's edge is a zero of the padding.
+fn row3x3_x4(acc: ptr<function, array<vec4<f32>, 8>>, wr: ptr<function, array<u32, 8>>, ox0: u32, plane: u32, iy: i32, k: u32) {
+    let inside = iy >= 0 && iy < i32(p.ih);
+    let row = plane + u32(clamp(iy, 0, i32(p.ih) - 1)) * p.iw;
+    let q = (row + ox0) >> 2u;
+    let has_prev = ox0 > 0u;
+    let has_next = ox0 + 4u < p.iw;
+    // Past an edge, read the middle vec4 again (always in bounds) and select the padding's zero.
+    let m = select(vec4<f32>(), x4[q], inside);
+    let v0 = select(0.0, x4[select(q, q - 1u, has_prev)].w, inside && has_prev);
+    let v5 = select(0.0, x4[select(q, q + 1u, has_next)].x, inside && has_next);
+    madd8(acc, wr, k, vec4<f32>(v0, m.x, m.y, m.z));
+    madd8(acc, wr, k + 1u, m);
+    madd8(acc, wr, k + 2u, vec4<f32>(m.y, m.z, m.w, v5));
+}
+
+fn acc3x3_x4(b: Block) -> array<vec4<f32>, 8> {
+    let oy = i32(b.pix0 / p.ow);
+    let ox0 = b.pix0 % p.ow;
+    var wr = weight_rows(b, p.ic * 9u);
+    var acc: array<vec4<f32>, 8>;
+    for (var ic = 0u; ic < p.ic; ic++) {
+        let plane = (b.n * p.ic + ic) * p.ih * p.iw;
+        let k = ic * 9u;
+        row3x3_x4(&acc, &wr, ox0, plane, oy - 1, k);
+        row3x3_x4(&acc, &wr, ox0, plane, oy, k + 3u);
+        row3x3_x4(&acc, &wr, ox0, plane, oy + 1, k + 6u);
+    }
+    return acc;
+}
+
+@compute @workgroup_size(64)
+fn conv3x3_x4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let b = block3x3(gid, wid);
+    if (b.count > 0u) {
+        finish(b, acc3x3_x4(b));
+    }
+}
+@compute @workgroup_size(64)
+fn conv3x3_x4_chan_add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let b = block3x3(gid, wid);
+    if (b.count > 0u) {
+        finish_chan_add(b, acc3x3_x4(b));
+    }
+}
+@compute @workgroup_size(64)
+fn conv3x3_x4_residual(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let b = block3x3(gid, wid);
+    if (b.count > 0u) {
+        finish_residual(b, acc3x3_x4(b));
+    }
+}

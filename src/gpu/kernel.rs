@@ -175,10 +175,13 @@ pub enum ConvAlgo {
     /// `Window1x1` reading an invocation's 4 pixels as one vec4 of x: for planes of a multiple of 4 pixels,
     /// which [`conv2d`](crate::gpu::kernels::conv2d::conv2d) picks between the two by the plane.
     Window1x1x4,
+    /// `Window3x3` reading a run's 4 inputs of a row as one vec4 of x and its two neighbours as lanes of
+    /// the vec4s either side: for rows of a multiple of 4 pixels, picked by the row's width likewise.
+    Window3x3x4,
 }
 
 impl ConvAlgo {
-    pub const ALL: [ConvAlgo; 10] = [
+    pub const ALL: [ConvAlgo; 11] = [
         ConvAlgo::General,
         ConvAlgo::Blocked3x3,
         ConvAlgo::Blocked1x1,
@@ -189,11 +192,12 @@ impl ConvAlgo {
         ConvAlgo::Blocked3x3s2,
         ConvAlgo::Window3x3s2,
         ConvAlgo::Window1x1x4,
+        ConvAlgo::Window3x3x4,
     ];
 
     /// Whether it reads its weights through windows (and so runs in chunks, in f32 only).
     pub fn is_windowed(self) -> bool {
-        matches!(self, ConvAlgo::Window3x3 | ConvAlgo::Window1x1 | ConvAlgo::WindowGeneral | ConvAlgo::Window3x3s2 | ConvAlgo::Window1x1x4)
+        matches!(self, ConvAlgo::Window3x3 | ConvAlgo::Window1x1 | ConvAlgo::WindowGeneral | ConvAlgo::Window3x3s2 | ConvAlgo::Window1x1x4 | ConvAlgo::Window3x3x4)
     }
 }
 
@@ -378,14 +382,14 @@ const CONV_RES: &[Binding] = &[uniform(), net(read(1, "x")), net(read(2, "w")), 
 const WINDOW_BIAS: &[Binding] = &[uniform(), net(read(1, "x")), window(2, "w"), net(read(3, "bias")), net(write(6, "out"))];
 const WINDOW_ADD: &[Binding] = &[uniform(), net(read(1, "x")), window(2, "w"), net(read(3, "bias")), net(read(4, "chan_add")), net(write(6, "out"))];
 const WINDOW_RES: &[Binding] = &[uniform(), net(read(1, "x")), window(2, "w"), net(read(3, "bias")), net(read(5, "residual")), net(write(6, "out"))];
-// Window1x1x4: x as vec4s, at binding 8.
+// Window1x1x4 and Window3x3x4: x as vec4s, at binding 8.
 const WINDOW4_BIAS: &[Binding] = &[uniform(), net(read(8, "x")), window(2, "w"), net(read(3, "bias")), net(write(6, "out"))];
 const WINDOW4_ADD: &[Binding] = &[uniform(), net(read(8, "x")), window(2, "w"), net(read(3, "bias")), net(read(4, "chan_add")), net(write(6, "out"))];
 const WINDOW4_RES: &[Binding] = &[uniform(), net(read(8, "x")), window(2, "w"), net(read(3, "bias")), net(read(5, "residual")), net(write(6, "out"))];
 
 impl Kernel {
     /// Every kernel, in the order pipelines are compiled.
-    pub const ALL: [Kernel; 67] = [
+    pub const ALL: [Kernel; 70] = [
         Kernel::Conv(ConvAlgo::General, Epilogue::Bias),
         Kernel::Conv(ConvAlgo::General, Epilogue::ChannelAdd),
         Kernel::Conv(ConvAlgo::General, Epilogue::Residual),
@@ -420,6 +424,9 @@ impl Kernel {
         Kernel::Conv(ConvAlgo::Window1x1x4, Epilogue::ChannelAdd),
         Kernel::Conv(ConvAlgo::Window1x1x4, Epilogue::Residual),
         Kernel::ConvPair(ConvAlgo::Window1x1x4),
+        Kernel::Conv(ConvAlgo::Window3x3x4, Epilogue::Bias),
+        Kernel::Conv(ConvAlgo::Window3x3x4, Epilogue::ChannelAdd),
+        Kernel::Conv(ConvAlgo::Window3x3x4, Epilogue::Residual),
         Kernel::GroupNorm { silu: false },
         Kernel::GroupNorm { silu: true },
         Kernel::GroupNormPair { silu: false },
@@ -496,6 +503,9 @@ impl Kernel {
             Kernel::Conv(Window1x1x4, ChannelAdd) => "conv1x1_x4_chan_add",
             Kernel::Conv(Window1x1x4, Residual) => "conv1x1_x4_residual",
             Kernel::ConvPair(Window1x1x4) => "conv1x1_pair_x4",
+            Kernel::Conv(Window3x3x4, Bias) => "conv3x3_x4",
+            Kernel::Conv(Window3x3x4, ChannelAdd) => "conv3x3_x4_chan_add",
+            Kernel::Conv(Window3x3x4, Residual) => "conv3x3_x4_residual",
             Kernel::Conv(Blocked3x3s2 | Window3x3s2, Bias) => "conv3x3s2",
             Kernel::Conv(Blocked3x3s2 | Window3x3s2, ChannelAdd) => "conv3x3s2_chan_add",
             Kernel::Conv(Blocked3x3s2 | Window3x3s2, Residual) => "conv3x3s2_residual",
@@ -548,9 +558,9 @@ impl Kernel {
     /// The bind group's layout, params first.
     pub fn bindings(self) -> &'static [Binding] {
         match self {
-            Kernel::Conv(ConvAlgo::Window1x1x4, Epilogue::Bias) => WINDOW4_BIAS,
-            Kernel::Conv(ConvAlgo::Window1x1x4, Epilogue::ChannelAdd) => WINDOW4_ADD,
-            Kernel::Conv(ConvAlgo::Window1x1x4, Epilogue::Residual) => WINDOW4_RES,
+            Kernel::Conv(ConvAlgo::Window1x1x4 | ConvAlgo::Window3x3x4, Epilogue::Bias) => WINDOW4_BIAS,
+            Kernel::Conv(ConvAlgo::Window1x1x4 | ConvAlgo::Window3x3x4, Epilogue::ChannelAdd) => WINDOW4_ADD,
+            Kernel::Conv(ConvAlgo::Window1x1x4 | ConvAlgo::Window3x3x4, Epilogue::Residual) => WINDOW4_RES,
             Kernel::ConvPair(ConvAlgo::Window1x1x4) => const { &[uniform(), net(read(8, "a")), net(read(9, "b")), window(2, "w"), net(read(3, "bias")), net(write(6, "out"))] },
             Kernel::Conv(a, Epilogue::Bias) if a.is_windowed() => WINDOW_BIAS,
             Kernel::Conv(a, Epilogue::ChannelAdd) if a.is_windowed() => WINDOW_ADD,
@@ -612,7 +622,7 @@ impl Kernel {
         match self {
             Kernel::Conv(ConvAlgo::General | ConvAlgo::WindowGeneral, _) => "ConvGeneral",
             Kernel::Conv(ConvAlgo::Blocked3x3s2 | ConvAlgo::Window3x3s2, _) => "Conv3x3s2",
-            Kernel::Conv(ConvAlgo::Blocked3x3 | ConvAlgo::Window3x3, _) => "Conv3x3",
+            Kernel::Conv(ConvAlgo::Blocked3x3 | ConvAlgo::Window3x3 | ConvAlgo::Window3x3x4, _) => "Conv3x3",
             Kernel::Conv(ConvAlgo::Blocked1x1 | ConvAlgo::Window1x1 | ConvAlgo::Window1x1x4, _) => "Conv1x1",
             Kernel::Conv(ConvAlgo::Tiled, _) | Kernel::ConvPair(ConvAlgo::Tiled) => "ConvTiled",
             Kernel::ConvPair(_) => "Conv1x1",

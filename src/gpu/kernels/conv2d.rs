@@ -57,7 +57,7 @@ impl Params {
 /// Workgroups of `algo` for an output [N, OC, OH, OW] (each entry point's grid, as conv2d.wgsl states it).
 fn grid(algo: ConvAlgo, n: usize, oc: usize, oh: usize, ow: usize) -> [u32; 3] {
     match algo {
-        ConvAlgo::Blocked3x3 | ConvAlgo::Window3x3 | ConvAlgo::Blocked3x3s2 | ConvAlgo::Window3x3s2 => [(oh * ow.div_ceil(4)).div_ceil(64) as u32, oc.div_ceil(8) as u32, n as u32],
+        ConvAlgo::Blocked3x3 | ConvAlgo::Window3x3 | ConvAlgo::Window3x3x4 | ConvAlgo::Blocked3x3s2 | ConvAlgo::Window3x3s2 => [(oh * ow.div_ceil(4)).div_ceil(64) as u32, oc.div_ceil(8) as u32, n as u32],
         ConvAlgo::Blocked1x1 | ConvAlgo::Window1x1 | ConvAlgo::Window1x1x4 => [(oh * ow).div_ceil(4).div_ceil(64) as u32, oc.div_ceil(8) as u32, n as u32],
         ConvAlgo::General | ConvAlgo::WindowGeneral => [(oh * ow).div_ceil(64) as u32, oc.div_ceil(4) as u32, n as u32],
         ConvAlgo::Tiled => [(n * oh * ow).div_ceil(32) as u32, oc.div_ceil(32) as u32, 1],
@@ -86,7 +86,7 @@ impl ConvSpec {
     pub fn supported_by(&self, algo: ConvAlgo) -> bool {
         match algo {
             ConvAlgo::General | ConvAlgo::Tiled | ConvAlgo::WindowGeneral => true,
-            ConvAlgo::Blocked3x3 | ConvAlgo::Window3x3 => self.k == 3 && self.stride == 1 && self.pad_before == 1 && self.pad_after == 1,
+            ConvAlgo::Blocked3x3 | ConvAlgo::Window3x3 | ConvAlgo::Window3x3x4 => self.k == 3 && self.stride == 1 && self.pad_before == 1 && self.pad_after == 1,
             ConvAlgo::Blocked1x1 | ConvAlgo::Window1x1 | ConvAlgo::Window1x1x4 => self.k == 1 && self.stride == 1 && self.pad_before == 0 && self.pad_after == 0,
             ConvAlgo::Blocked3x3s2 | ConvAlgo::Window3x3s2 => self.k == 3 && self.stride == 2,
         }
@@ -145,7 +145,7 @@ pub fn conv2d(g: &mut Graph, io: ConvIo, spec: ConvSpec, algo: ConvAlgo) {
     assert!(spec.supports(algo, ic), "{algo:?} does not implement {spec:?} with {ic} input channels");
     let oc = g.shape(io.w)[0];
     let (oh, ow) = (spec.out_size(ih), spec.out_size(iw));
-    let algo = for_plane(algo, oh * ow);
+    let algo = for_plane(algo, oh, ow);
     assert_eq!(g.shape(io.w), [oc, ic, spec.k, spec.k], "conv2d weight");
     assert_eq!(g.shape(io.out), [n, oc, oh, ow], "conv2d output");
     let mut params = Params::new([n, ic, ih, iw], oc, spec);
@@ -173,13 +173,16 @@ pub fn conv2d(g: &mut Graph, io: ConvIo, spec: ConvSpec, algo: ConvAlgo) {
     }
 }
 
-/// The windowed 1x1's pipeline for planes of `pixels`: vec4 reads of x where the count is a multiple of 4
-/// (every run of 4 pixels then starts on a vec4), scalar reads elsewhere (7x7). The two are one algorithm
-/// to the families and the tuning; the recorder picks.
-fn for_plane(algo: ConvAlgo, pixels: usize) -> ConvAlgo {
+/// The windowed 1x1's and 3x3's pipelines for an output plane of `oh` x `ow`: vec4 reads of x where every
+/// run of 4 outputs starts on a vec4 (a 1x1: the plane a multiple of 4 pixels; a same-padded 3x3: each row,
+/// which is the input's too), scalar reads elsewhere (7x7; 14x14 for the 3x3). Each pair is one algorithm to
+/// the families and the tuning; the recorder picks.
+fn for_plane(algo: ConvAlgo, oh: usize, ow: usize) -> ConvAlgo {
     match algo {
-        ConvAlgo::Window1x1 | ConvAlgo::Window1x1x4 if pixels % 4 == 0 => ConvAlgo::Window1x1x4,
+        ConvAlgo::Window1x1 | ConvAlgo::Window1x1x4 if (oh * ow) % 4 == 0 => ConvAlgo::Window1x1x4,
         ConvAlgo::Window1x1x4 => ConvAlgo::Window1x1,
+        ConvAlgo::Window3x3 | ConvAlgo::Window3x3x4 if ow % 4 == 0 => ConvAlgo::Window3x3x4,
+        ConvAlgo::Window3x3x4 => ConvAlgo::Window3x3,
         other => other,
     }
 }
@@ -216,7 +219,7 @@ fn record_chunks(g: &mut Graph, kernel: Kernel, algo: ConvAlgo, p: Params, args:
 pub fn conv1x1_pair(g: &mut Graph, a: TensorId, b: TensorId, w: TensorId, bias: TensorId, out: TensorId, algo: ConvAlgo) {
     assert!(matches!(algo, ConvAlgo::Blocked1x1 | ConvAlgo::Window1x1 | ConvAlgo::Window1x1x4 | ConvAlgo::Tiled), "{algo:?} has no pair form");
     let [n, ca, h, wd] = g.shape(a)[..] else { panic!("conv1x1_pair: a must be NCHW") };
-    let algo = for_plane(algo, h * wd);
+    let algo = for_plane(algo, h, wd);
     let cb = g.shape(b)[1];
     assert_eq!(g.shape(b), [n, cb, h, wd], "conv1x1_pair: b must match a's N, H, W");
     let oc = g.shape(w)[0];
@@ -332,6 +335,37 @@ mod tests {
         for &(n, ic, oc, h, w) in &[(3usize, 2usize, 1usize, 5usize, 5usize), (1, 7, 7, 6, 9), (2, 9, 9, 3, 1), (1, 16, 17, 14, 14), (2, 3, 8, 1, 4)] {
             check(n, ic, oc, h, w, ConvSpec::SAME3);
         }
+    }
+
+    /// The windowed 3x3's vec4 form (rows of a multiple of 4 pixels): a single run per row (4 wide: no
+    /// neighbour inside on either side), two and three runs (a run with both neighbours inside), one row and
+    /// one column of runs (every input row but the middle one is padding), the first plane at the buffer's
+    /// start, batch 3 and channel counts around the block of 8, against the reference. Swapping the middle
+    /// vec4's lanes or taking a neighbour from the wrong side fails these.
+    #[test]
+    fn windowed_3x3_vec4_rows() {
+        for &(n, ic, oc, h, w) in &[(1usize, 1usize, 1usize, 1usize, 4usize), (3, 2, 9, 4, 4), (2, 5, 7, 3, 8), (1, 9, 17, 5, 12), (1, 3, 8, 12, 4), (2, 24, 8, 28, 28)] {
+            check(n, ic, oc, h, w, ConvSpec::SAME3);
+        }
+    }
+
+    /// Where rows are a multiple of 4 pixels the windowed 3x3 reads x as vec4s (28x28, 3x8), as scalars
+    /// elsewhere (14x14, 7x7: a run there can straddle two vec4s); whichever is asked for, the width decides.
+    /// The stride-2 3x3 keeps its own kernel.
+    #[test]
+    fn windowed_3x3_reads_vec4s_where_the_rows_allow() {
+        for (h, w, want) in [(28, 28, ConvAlgo::Window3x3x4), (3, 8, ConvAlgo::Window3x3x4), (14, 14, ConvAlgo::Window3x3), (7, 7, ConvAlgo::Window3x3), (8, 6, ConvAlgo::Window3x3)] {
+            for asked in [ConvAlgo::Window3x3, ConvAlgo::Window3x3x4] {
+                let mut g = Graph::new();
+                let x = upload(&mut g, "x", &[1, 8, h, w], &values(8 * h * w, 1));
+                let wt = upload(&mut g, "w", &[8, 8, 3, 3], &values(8 * 8 * 9, 2));
+                let bias = upload(&mut g, "b", &[8], &values(8, 3));
+                let out = nan_filled(&mut g, "out", &[1, 8, h, w]);
+                conv2d(&mut g, ConvIo { x, w: wt, bias, extra: Extra::None, out }, ConvSpec::SAME3, asked);
+                assert_eq!(g.ops()[0].kernel, Kernel::Conv(want, Epilogue::Bias), "{asked:?} on {h}x{w}");
+            }
+        }
+        assert_eq!(for_plane(ConvAlgo::Window3x3s2, 14, 16), ConvAlgo::Window3x3s2);
     }
 
     #[test]
