@@ -87,6 +87,7 @@ impl HostPlan {
             kernel,
             Kernel::Conv(ConvAlgo::General | ConvAlgo::Blocked3x3 | ConvAlgo::Blocked1x1 | ConvAlgo::Blocked3x3s2 | ConvAlgo::Tiled, _)
                 | Kernel::GroupNorm { .. }
+                | Kernel::GroupNormX4 { .. }
                 | Kernel::Linear { .. }
                 | Kernel::TimeEmbed
                 | Kernel::AttnScores
@@ -166,7 +167,8 @@ impl HostPlan {
                 };
                 ops::conv2d(&p, v("x"), v("w"), v("bias"), add, &mut out, &mut self.col);
             }
-            Kernel::GroupNorm { silu } => ops::group_norm(&params::<group_norm::Params>(op)?, v("x"), v("gamma"), v("beta"), silu, &mut out),
+            // The vec4 form is the GPU's way of reading the same GroupNorm.
+            Kernel::GroupNorm { silu } | Kernel::GroupNormX4 { silu } => ops::group_norm(&params::<group_norm::Params>(op)?, v("x"), v("gamma"), v("beta"), silu, &mut out),
             Kernel::Linear { silu_in, silu_out } => ops::linear(&params::<linear::Params>(op)?, v("x"), v("w"), v("b"), silu_in, silu_out, &mut out),
             Kernel::TimeEmbed => ops::time_embedding(&params::<embed::Params>(op)?, v("t"), &mut out),
             Kernel::AttnFused => ops::attention_fused(&params::<attention::Params>(op)?, v("q"), v("k"), v("v"), &mut out),

@@ -280,6 +280,11 @@ pub enum Kernel {
     GroupNorm { silu: bool },
     /// GroupNorm of the channel concatenation of two tensors, read in place (a ResNet's norm1 after a skip).
     GroupNormPair { silu: bool },
+    /// `GroupNorm` reading and writing four values at a time, for planes of a multiple of 4 pixels, which
+    /// [`group_norm`](crate::gpu::kernels::group_norm::group_norm) picks by the plane.
+    GroupNormX4 { silu: bool },
+    /// `GroupNormPair` likewise.
+    GroupNormPairX4 { silu: bool },
     /// y = W·silu?(x) + b, then silu? (overrides `SILU_IN`, `SILU_OUT`).
     Linear { silu_in: bool, silu_out: bool },
     TimeEmbed,
@@ -389,7 +394,7 @@ const WINDOW4_RES: &[Binding] = &[uniform(), net(read(8, "x")), window(2, "w"), 
 
 impl Kernel {
     /// Every kernel, in the order pipelines are compiled.
-    pub const ALL: [Kernel; 70] = [
+    pub const ALL: [Kernel; 74] = [
         Kernel::Conv(ConvAlgo::General, Epilogue::Bias),
         Kernel::Conv(ConvAlgo::General, Epilogue::ChannelAdd),
         Kernel::Conv(ConvAlgo::General, Epilogue::Residual),
@@ -431,6 +436,10 @@ impl Kernel {
         Kernel::GroupNorm { silu: true },
         Kernel::GroupNormPair { silu: false },
         Kernel::GroupNormPair { silu: true },
+        Kernel::GroupNormX4 { silu: false },
+        Kernel::GroupNormX4 { silu: true },
+        Kernel::GroupNormPairX4 { silu: false },
+        Kernel::GroupNormPairX4 { silu: true },
         Kernel::Linear { silu_in: false, silu_out: false },
         Kernel::Linear { silu_in: true, silu_out: false },
         Kernel::Linear { silu_in: false, silu_out: true },
@@ -471,7 +480,7 @@ impl Kernel {
         match self {
             Kernel::Conv(a, _) | Kernel::ConvPair(a) if a.is_windowed() => CONV_WINDOW,
             Kernel::Conv(..) | Kernel::ConvPair(_) => CONV,
-            Kernel::GroupNorm { .. } | Kernel::GroupNormPair { .. } => GROUP_NORM,
+            Kernel::GroupNorm { .. } | Kernel::GroupNormPair { .. } | Kernel::GroupNormX4 { .. } | Kernel::GroupNormPairX4 { .. } => GROUP_NORM,
             Kernel::Linear { .. } => LINEAR,
             Kernel::TimeEmbed => EMBED,
             Kernel::AttnScores | Kernel::AttnSoftmax | Kernel::AttnApply | Kernel::AttnFused | Kernel::AttnScoresWindow | Kernel::AttnApplyWindow => ATTENTION,
@@ -515,6 +524,8 @@ impl Kernel {
             Kernel::ConvPair(Tiled) => "tiled_pair",
             Kernel::ConvPair(_) => "conv1x1_pair",
             Kernel::GroupNormPair { .. } => "main_pair",
+            Kernel::GroupNormX4 { .. } => "main_x4",
+            Kernel::GroupNormPairX4 { .. } => "main_pair_x4",
             Kernel::GroupNorm { .. } | Kernel::Linear { .. } | Kernel::TimeEmbed | Kernel::PackFrame => "main",
             Kernel::AttnScores => "scores",
             Kernel::AttnSoftmax => "softmax",
@@ -545,8 +556,13 @@ impl Kernel {
     /// Values of the WGSL `override` constants this pipeline is compiled with.
     pub fn constants(self) -> &'static [(&'static str, f64)] {
         match self {
-            Kernel::GroupNorm { silu: false } | Kernel::GroupNormPair { silu: false } => &[("SILU", 0.0)],
-            Kernel::GroupNorm { silu: true } | Kernel::GroupNormPair { silu: true } => &[("SILU", 1.0)],
+            Kernel::GroupNorm { silu } | Kernel::GroupNormPair { silu } | Kernel::GroupNormX4 { silu } | Kernel::GroupNormPairX4 { silu } => {
+                if silu {
+                    &[("SILU", 1.0)]
+                } else {
+                    &[("SILU", 0.0)]
+                }
+            }
             Kernel::Linear { silu_in: false, silu_out: false } => &[("SILU_IN", 0.0), ("SILU_OUT", 0.0)],
             Kernel::Linear { silu_in: true, silu_out: false } => &[("SILU_IN", 1.0), ("SILU_OUT", 0.0)],
             Kernel::Linear { silu_in: false, silu_out: true } => &[("SILU_IN", 0.0), ("SILU_OUT", 1.0)],
@@ -572,6 +588,10 @@ impl Kernel {
             Kernel::GroupNorm { .. } => const { &[uniform(), net(read(1, "x")), net(read(2, "gamma")), net(read(3, "beta")), net(write(4, "out"))] },
             Kernel::GroupNormPair { .. } => {
                 const { &[uniform(), net(read(1, "a")), net(read(5, "b")), net(read(2, "gamma")), net(read(3, "beta")), net(write(4, "out"))] }
+            }
+            Kernel::GroupNormX4 { .. } => const { &[uniform(), net(read(6, "x")), net(read(2, "gamma")), net(read(3, "beta")), net(write(7, "out"))] },
+            Kernel::GroupNormPairX4 { .. } => {
+                const { &[uniform(), net(read(6, "a")), net(read(8, "b")), net(read(2, "gamma")), net(read(3, "beta")), net(write(7, "out"))] }
             }
             Kernel::ConvPair(_) => const { &[uniform(), net(read(1, "a")), net(read(7, "b")), net(read(2, "w")), net(read(3, "bias")), net(write(6, "out"))] },
             Kernel::Linear { .. } => const { &[uniform(), net(read(1, "x")), net(read(2, "w")), net(read(3, "b")), net(write(4, "out"))] },
@@ -626,7 +646,7 @@ impl Kernel {
             Kernel::Conv(ConvAlgo::Blocked1x1 | ConvAlgo::Window1x1 | ConvAlgo::Window1x1x4, _) => "Conv1x1",
             Kernel::Conv(ConvAlgo::Tiled, _) | Kernel::ConvPair(ConvAlgo::Tiled) => "ConvTiled",
             Kernel::ConvPair(_) => "Conv1x1",
-            Kernel::GroupNorm { .. } | Kernel::GroupNormPair { .. } => "GroupNorm",
+            Kernel::GroupNorm { .. } | Kernel::GroupNormPair { .. } | Kernel::GroupNormX4 { .. } | Kernel::GroupNormPairX4 { .. } => "GroupNorm",
             Kernel::Linear { .. } => "Linear",
             Kernel::TimeEmbed => "TimeEmbed",
             Kernel::AttnScores | Kernel::AttnSoftmax | Kernel::AttnApply | Kernel::AttnFused | Kernel::AttnScoresWindow | Kernel::AttnApplyWindow => {

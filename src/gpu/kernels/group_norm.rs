@@ -26,7 +26,8 @@ pub struct GroupNormIo {
     pub out: TensorId,
 }
 
-/// Records out = GroupNorm(x) · γ + β, then SiLU if `silu`.
+/// Records out = GroupNorm(x) · γ + β, then SiLU if `silu`; four values at a time where the plane is a
+/// multiple of 4 pixels (every channel then starts on a vec4).
 pub fn group_norm(g: &mut Graph, io: GroupNormIo, groups: usize, eps: f64, silu: bool) {
     let shape = g.shape(io.x);
     let (n, c) = (shape[0], shape[1]);
@@ -36,7 +37,8 @@ pub fn group_norm(g: &mut Graph, io: GroupNormIo, groups: usize, eps: f64, silu:
     let params = Params { n: n as u32, c: c as u32, hw: hw as u32, groups: groups as u32, eps: eps as f32, ca: 0, _pad: [0; 2] };
     let args = [("x", io.x), ("gamma", io.gamma), ("beta", io.beta), ("out", io.out)];
     // Two passes over each group's values, plus the affine and SiLU: data movement, no multiply-adds counted.
-    g.record(Kernel::GroupNorm { silu }, &params, &args, [groups as u32, n as u32, 1], 0);
+    let kernel = if hw % 4 == 0 { Kernel::GroupNormX4 { silu } } else { Kernel::GroupNorm { silu } };
+    g.record(kernel, &params, &args, [groups as u32, n as u32, 1], 0);
 }
 
 /// a [N, CA, H, W] and b [N, CB, H, W], read as their channel concatenation; gamma, beta: [CA + CB];
@@ -60,7 +62,8 @@ pub fn group_norm_pair(g: &mut Graph, io: GroupNormPairIo, groups: usize, eps: f
     assert_eq!(c % groups, 0, "group_norm_pair: {c} channels in {groups} groups");
     let params = Params { n: n as u32, c: c as u32, hw: (h * w) as u32, groups: groups as u32, eps: eps as f32, ca: ca as u32, _pad: [0; 2] };
     let args = [("a", io.a), ("b", io.b), ("gamma", io.gamma), ("beta", io.beta), ("out", io.out)];
-    g.record(Kernel::GroupNormPair { silu }, &params, &args, [groups as u32, n as u32, 1], 0);
+    let kernel = if (h * w) % 4 == 0 { Kernel::GroupNormPairX4 { silu } } else { Kernel::GroupNormPair { silu } };
+    g.record(kernel, &params, &args, [groups as u32, n as u32, 1], 0);
 }
 
 pub fn silu(v: f32) -> f32 {
@@ -151,6 +154,29 @@ mod tests {
         check(3, 48, 28, 28, 8, false);
         check(1, 6, 5, 3, 3, true);
         check(2, 32, 16, 16, 32, false);
+    }
+
+    /// Planes of a multiple of 4 pixels take the vec4 form (28x28, 16x16, 14x14 above; 2x2 and 1x4 here),
+    /// others the scalar one (7x7, 5x3, 3x1), in both forms of the kernel; the vec4 form's cases above run
+    /// against the reference, and these two small planes too.
+    #[test]
+    fn vec4_form_where_the_plane_allows() {
+        for (h, w, x4) in [(14usize, 14usize, true), (2, 2, true), (1, 4, true), (7, 7, false), (3, 1, false)] {
+            let mut gr = Graph::new();
+            let x = upload(&mut gr, "x", &[1, 8, h, w], &values(8 * h * w, 1));
+            let (gamma, beta) = (upload(&mut gr, "g", &[8], &values(8, 2)), upload(&mut gr, "b", &[8], &values(8, 3)));
+            let out = nan_filled(&mut gr, "out", &[1, 8, h, w]);
+            group_norm(&mut gr, GroupNormIo { x, gamma, beta, out }, 4, 1e-6, true);
+            let b = upload(&mut gr, "xb", &[1, 4, h, w], &values(4 * h * w, 4));
+            let (gamma, beta) = (upload(&mut gr, "g2", &[12], &values(12, 5)), upload(&mut gr, "b2", &[12], &values(12, 6)));
+            let out = nan_filled(&mut gr, "out2", &[1, 12, h, w]);
+            group_norm_pair(&mut gr, GroupNormPairIo { a: x, b, gamma, beta, out }, 4, 1e-6, false);
+            let kernels: Vec<Kernel> = gr.ops().iter().map(|op| op.kernel).collect();
+            let want = if x4 { [Kernel::GroupNormX4 { silu: true }, Kernel::GroupNormPairX4 { silu: false }] } else { [Kernel::GroupNorm { silu: true }, Kernel::GroupNormPair { silu: false }] };
+            assert_eq!(kernels, want, "{h}x{w}");
+        }
+        check(3, 8, 2, 2, 4, true);
+        check(2, 12, 1, 4, 3, false);
     }
 
     /// x, γ, β and out in f16, the statistics in f32.
