@@ -8,20 +8,10 @@
 //! machine and adapter, side by side.
 use std::time::Instant;
 
+use ddpm_web::bench::process_cpu_ms as cpu_ms;
 use ddpm_web::gpu::kernel::{KernelFamily, Kernel};
 use ddpm_web::gpu::plan::{encode, Dispatch};
 use ddpm_web::{GpuContext, Model, Unet};
-
-/// This process's CPU time so far, all threads together (a CPU adapter's workers too), in ms: utime + stime
-/// of /proc/self/stat, in the kernel's 10 ms ticks (None off Linux).
-fn cpu_ms() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // The fields after the command name, which is in parentheses and may hold spaces: utime and stime are
-    // the 14th and 15th of the line, the 12th and 13th after it.
-    let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
-    Some((ticks(11)? + ticks(12)?) * 10.0)
-}
 
 /// Wall-clock ms per replay of `dispatches`, and CPU ms per replay where the OS says (on a CPU adapter, the
 /// work done: steady where the wall clock is not, since it does not count the time the adapter's threads

@@ -129,3 +129,63 @@ fn conv3x3_x4_residual(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(w
         finish_residual(b, acc3x3_x4(b));
     }
 }
+
+// Window3x3x2: the windowed 3x3 where a row's width is even but not a multiple of 4 (14x14): every row
+// starts on a vec2, so a run's six inputs ox0-1 .. ox0+4 are lanes of the four vec2s from ox0-2 on: 4 lane
+// loops per input row instead of 6. A run may end inside the last vec2 of its row (14 = 4+4+4+2); a vec2
+// past the row's edge is padding.
+@group(0) @binding(10) var<storage, read> x2: array<vec2<f32>>;
+
+fn row3x3_x2(acc: ptr<function, array<vec4<f32>, 8>>, wr: ptr<function, array<u32, 8>>, ox0: u32, plane: u32, iy: i32, k: u32) {
+    let inside = iy >= 0 && iy < i32(p.ih);
+    let row = plane + u32(clamp(iy, 0, i32(p.ih) - 1)) * p.iw;
+    let h = (row + ox0) >> 1u;
+    let has_prev = ox0 > 0u;
+    let has_c = ox0 + 2u < p.iw;
+    let has_d = ox0 + 4u < p.iw;
+    // Past an edge, read the run's first vec2 again (always in bounds) and select the padding's zero.
+    let a = select(vec2<f32>(), x2[select(h, h - 1u, has_prev)], inside && has_prev);
+    let b2 = select(vec2<f32>(), x2[h], inside);
+    let c2 = select(vec2<f32>(), x2[select(h, h + 1u, has_c)], inside && has_c);
+    let d = select(vec2<f32>(), x2[select(h, h + 2u, has_d)], inside && has_d);
+    madd8(acc, wr, k, vec4<f32>(a.y, b2.x, b2.y, c2.x));
+    madd8(acc, wr, k + 1u, vec4<f32>(b2.x, b2.y, c2.x, c2.y));
+    madd8(acc, wr, k + 2u, vec4<f32>(b2.y, c2.x, c2.y, d.x));
+}
+
+fn acc3x3_x2(b: Block) -> array<vec4<f32>, 8> {
+    let oy = i32(b.pix0 / p.ow);
+    let ox0 = b.pix0 % p.ow;
+    var wr = weight_rows(b, p.ic * 9u);
+    var acc: array<vec4<f32>, 8>;
+    for (var ic = 0u; ic < p.ic; ic++) {
+        let plane = (b.n * p.ic + ic) * p.ih * p.iw;
+        let k = ic * 9u;
+        row3x3_x2(&acc, &wr, ox0, plane, oy - 1, k);
+        row3x3_x2(&acc, &wr, ox0, plane, oy, k + 3u);
+        row3x3_x2(&acc, &wr, ox0, plane, oy + 1, k + 6u);
+    }
+    return acc;
+}
+
+@compute @workgroup_size(64)
+fn conv3x3_x2(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let b = block3x3(gid, wid);
+    if (b.count > 0u) {
+        finish(b, acc3x3_x2(b));
+    }
+}
+@compute @workgroup_size(64)
+fn conv3x3_x2_chan_add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let b = block3x3(gid, wid);
+    if (b.count > 0u) {
+        finish_chan_add(b, acc3x3_x2(b));
+    }
+}
+@compute @workgroup_size(64)
+fn conv3x3_x2_residual(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let b = block3x3(gid, wid);
+    if (b.count > 0u) {
+        finish_residual(b, acc3x3_x2(b));
+    }
+}

@@ -17,6 +17,20 @@ use crate::gpu::context::GpuContext;
 use crate::gpu::kernel::{Kernel, KernelChoice};
 use crate::model::unet::Unet;
 
+/// This process's CPU time so far, all threads together (a CPU adapter's workers too), in ms: utime + stime
+/// of /proc/self/stat, in the kernel's 10 ms ticks (None off Linux). On a CPU adapter it is the work done,
+/// steady where the wall clock also counts the time the adapter's threads wait for each other or for a core
+/// (the benches print both).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn process_cpu_ms() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name, which is in parentheses and may hold spaces: utime and stime are
+    // the 14th and 15th of the line, the 12th and 13th after it.
+    let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    Some((ticks(11)? + ticks(12)?) * 10.0)
+}
+
 /// Steps run before the clock starts.
 pub const WARMUP_STEPS: usize = 2;
 

@@ -178,10 +178,12 @@ pub enum ConvAlgo {
     /// `Window3x3` reading a run's 4 inputs of a row as one vec4 of x and its two neighbours as lanes of
     /// the vec4s either side: for rows of a multiple of 4 pixels, picked by the row's width likewise.
     Window3x3x4,
+    /// `Window3x3` reading x as vec2s, for rows of an even width that is not a multiple of 4 (14x14).
+    Window3x3x2,
 }
 
 impl ConvAlgo {
-    pub const ALL: [ConvAlgo; 11] = [
+    pub const ALL: [ConvAlgo; 12] = [
         ConvAlgo::General,
         ConvAlgo::Blocked3x3,
         ConvAlgo::Blocked1x1,
@@ -193,11 +195,12 @@ impl ConvAlgo {
         ConvAlgo::Window3x3s2,
         ConvAlgo::Window1x1x4,
         ConvAlgo::Window3x3x4,
+        ConvAlgo::Window3x3x2,
     ];
 
     /// Whether it reads its weights through windows (and so runs in chunks, in f32 only).
     pub fn is_windowed(self) -> bool {
-        matches!(self, ConvAlgo::Window3x3 | ConvAlgo::Window1x1 | ConvAlgo::WindowGeneral | ConvAlgo::Window3x3s2 | ConvAlgo::Window1x1x4 | ConvAlgo::Window3x3x4)
+        matches!(self, ConvAlgo::Window3x3 | ConvAlgo::Window1x1 | ConvAlgo::WindowGeneral | ConvAlgo::Window3x3s2 | ConvAlgo::Window1x1x4 | ConvAlgo::Window3x3x4 | ConvAlgo::Window3x3x2)
     }
 }
 
@@ -391,10 +394,14 @@ const WINDOW_RES: &[Binding] = &[uniform(), net(read(1, "x")), window(2, "w"), n
 const WINDOW4_BIAS: &[Binding] = &[uniform(), net(read(8, "x")), window(2, "w"), net(read(3, "bias")), net(write(6, "out"))];
 const WINDOW4_ADD: &[Binding] = &[uniform(), net(read(8, "x")), window(2, "w"), net(read(3, "bias")), net(read(4, "chan_add")), net(write(6, "out"))];
 const WINDOW4_RES: &[Binding] = &[uniform(), net(read(8, "x")), window(2, "w"), net(read(3, "bias")), net(read(5, "residual")), net(write(6, "out"))];
+// Window3x3x2: x as vec2s, at binding 10.
+const WINDOW2_BIAS: &[Binding] = &[uniform(), net(read(10, "x")), window(2, "w"), net(read(3, "bias")), net(write(6, "out"))];
+const WINDOW2_ADD: &[Binding] = &[uniform(), net(read(10, "x")), window(2, "w"), net(read(3, "bias")), net(read(4, "chan_add")), net(write(6, "out"))];
+const WINDOW2_RES: &[Binding] = &[uniform(), net(read(10, "x")), window(2, "w"), net(read(3, "bias")), net(read(5, "residual")), net(write(6, "out"))];
 
 impl Kernel {
     /// Every kernel, in the order pipelines are compiled.
-    pub const ALL: [Kernel; 74] = [
+    pub const ALL: [Kernel; 77] = [
         Kernel::Conv(ConvAlgo::General, Epilogue::Bias),
         Kernel::Conv(ConvAlgo::General, Epilogue::ChannelAdd),
         Kernel::Conv(ConvAlgo::General, Epilogue::Residual),
@@ -432,6 +439,9 @@ impl Kernel {
         Kernel::Conv(ConvAlgo::Window3x3x4, Epilogue::Bias),
         Kernel::Conv(ConvAlgo::Window3x3x4, Epilogue::ChannelAdd),
         Kernel::Conv(ConvAlgo::Window3x3x4, Epilogue::Residual),
+        Kernel::Conv(ConvAlgo::Window3x3x2, Epilogue::Bias),
+        Kernel::Conv(ConvAlgo::Window3x3x2, Epilogue::ChannelAdd),
+        Kernel::Conv(ConvAlgo::Window3x3x2, Epilogue::Residual),
         Kernel::GroupNorm { silu: false },
         Kernel::GroupNorm { silu: true },
         Kernel::GroupNormPair { silu: false },
@@ -515,6 +525,9 @@ impl Kernel {
             Kernel::Conv(Window3x3x4, Bias) => "conv3x3_x4",
             Kernel::Conv(Window3x3x4, ChannelAdd) => "conv3x3_x4_chan_add",
             Kernel::Conv(Window3x3x4, Residual) => "conv3x3_x4_residual",
+            Kernel::Conv(Window3x3x2, Bias) => "conv3x3_x2",
+            Kernel::Conv(Window3x3x2, ChannelAdd) => "conv3x3_x2_chan_add",
+            Kernel::Conv(Window3x3x2, Residual) => "conv3x3_x2_residual",
             Kernel::Conv(Blocked3x3s2 | Window3x3s2, Bias) => "conv3x3s2",
             Kernel::Conv(Blocked3x3s2 | Window3x3s2, ChannelAdd) => "conv3x3s2_chan_add",
             Kernel::Conv(Blocked3x3s2 | Window3x3s2, Residual) => "conv3x3s2_residual",
@@ -577,6 +590,9 @@ impl Kernel {
             Kernel::Conv(ConvAlgo::Window1x1x4 | ConvAlgo::Window3x3x4, Epilogue::Bias) => WINDOW4_BIAS,
             Kernel::Conv(ConvAlgo::Window1x1x4 | ConvAlgo::Window3x3x4, Epilogue::ChannelAdd) => WINDOW4_ADD,
             Kernel::Conv(ConvAlgo::Window1x1x4 | ConvAlgo::Window3x3x4, Epilogue::Residual) => WINDOW4_RES,
+            Kernel::Conv(ConvAlgo::Window3x3x2, Epilogue::Bias) => WINDOW2_BIAS,
+            Kernel::Conv(ConvAlgo::Window3x3x2, Epilogue::ChannelAdd) => WINDOW2_ADD,
+            Kernel::Conv(ConvAlgo::Window3x3x2, Epilogue::Residual) => WINDOW2_RES,
             Kernel::ConvPair(ConvAlgo::Window1x1x4) => const { &[uniform(), net(read(8, "a")), net(read(9, "b")), window(2, "w"), net(read(3, "bias")), net(write(6, "out"))] },
             Kernel::Conv(a, Epilogue::Bias) if a.is_windowed() => WINDOW_BIAS,
             Kernel::Conv(a, Epilogue::ChannelAdd) if a.is_windowed() => WINDOW_ADD,
@@ -642,7 +658,7 @@ impl Kernel {
         match self {
             Kernel::Conv(ConvAlgo::General | ConvAlgo::WindowGeneral, _) => "ConvGeneral",
             Kernel::Conv(ConvAlgo::Blocked3x3s2 | ConvAlgo::Window3x3s2, _) => "Conv3x3s2",
-            Kernel::Conv(ConvAlgo::Blocked3x3 | ConvAlgo::Window3x3 | ConvAlgo::Window3x3x4, _) => "Conv3x3",
+            Kernel::Conv(ConvAlgo::Blocked3x3 | ConvAlgo::Window3x3 | ConvAlgo::Window3x3x4 | ConvAlgo::Window3x3x2, _) => "Conv3x3",
             Kernel::Conv(ConvAlgo::Blocked1x1 | ConvAlgo::Window1x1 | ConvAlgo::Window1x1x4, _) => "Conv1x1",
             Kernel::Conv(ConvAlgo::Tiled, _) | Kernel::ConvPair(ConvAlgo::Tiled) => "ConvTiled",
             Kernel::ConvPair(_) => "Conv1x1",

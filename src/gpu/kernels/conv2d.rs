@@ -57,7 +57,7 @@ impl Params {
 /// Workgroups of `algo` for an output [N, OC, OH, OW] (each entry point's grid, as conv2d.wgsl states it).
 fn grid(algo: ConvAlgo, n: usize, oc: usize, oh: usize, ow: usize) -> [u32; 3] {
     match algo {
-        ConvAlgo::Blocked3x3 | ConvAlgo::Window3x3 | ConvAlgo::Window3x3x4 | ConvAlgo::Blocked3x3s2 | ConvAlgo::Window3x3s2 => [(oh * ow.div_ceil(4)).div_ceil(64) as u32, oc.div_ceil(8) as u32, n as u32],
+        ConvAlgo::Blocked3x3 | ConvAlgo::Window3x3 | ConvAlgo::Window3x3x4 | ConvAlgo::Window3x3x2 | ConvAlgo::Blocked3x3s2 | ConvAlgo::Window3x3s2 => [(oh * ow.div_ceil(4)).div_ceil(64) as u32, oc.div_ceil(8) as u32, n as u32],
         ConvAlgo::Blocked1x1 | ConvAlgo::Window1x1 | ConvAlgo::Window1x1x4 => [(oh * ow).div_ceil(4).div_ceil(64) as u32, oc.div_ceil(8) as u32, n as u32],
         ConvAlgo::General | ConvAlgo::WindowGeneral => [(oh * ow).div_ceil(64) as u32, oc.div_ceil(4) as u32, n as u32],
         ConvAlgo::Tiled => [(n * oh * ow).div_ceil(32) as u32, oc.div_ceil(32) as u32, 1],
@@ -86,7 +86,7 @@ impl ConvSpec {
     pub fn supported_by(&self, algo: ConvAlgo) -> bool {
         match algo {
             ConvAlgo::General | ConvAlgo::Tiled | ConvAlgo::WindowGeneral => true,
-            ConvAlgo::Blocked3x3 | ConvAlgo::Window3x3 | ConvAlgo::Window3x3x4 => self.k == 3 && self.stride == 1 && self.pad_before == 1 && self.pad_after == 1,
+            ConvAlgo::Blocked3x3 | ConvAlgo::Window3x3 | ConvAlgo::Window3x3x4 | ConvAlgo::Window3x3x2 => self.k == 3 && self.stride == 1 && self.pad_before == 1 && self.pad_after == 1,
             ConvAlgo::Blocked1x1 | ConvAlgo::Window1x1 | ConvAlgo::Window1x1x4 => self.k == 1 && self.stride == 1 && self.pad_before == 0 && self.pad_after == 0,
             ConvAlgo::Blocked3x3s2 | ConvAlgo::Window3x3s2 => self.k == 3 && self.stride == 2,
         }
@@ -175,14 +175,17 @@ pub fn conv2d(g: &mut Graph, io: ConvIo, spec: ConvSpec, algo: ConvAlgo) {
 
 /// The windowed 1x1's and 3x3's pipelines for an output plane of `oh` x `ow`: vec4 reads of x where every
 /// run of 4 outputs starts on a vec4 (a 1x1: the plane a multiple of 4 pixels; a same-padded 3x3: each row,
-/// which is the input's too), scalar reads elsewhere (7x7; 14x14 for the 3x3). Each pair is one algorithm to
-/// the families and the tuning; the recorder picks.
+/// which is the input's too), for the 3x3 vec2 reads where rows start on a vec2 (an even width: 14x14),
+/// scalar reads elsewhere (7x7). Each set is one algorithm to the families and the tuning; the recorder
+/// picks.
 fn for_plane(algo: ConvAlgo, oh: usize, ow: usize) -> ConvAlgo {
+    use ConvAlgo::*;
     match algo {
-        ConvAlgo::Window1x1 | ConvAlgo::Window1x1x4 if (oh * ow) % 4 == 0 => ConvAlgo::Window1x1x4,
-        ConvAlgo::Window1x1x4 => ConvAlgo::Window1x1,
-        ConvAlgo::Window3x3 | ConvAlgo::Window3x3x4 if ow % 4 == 0 => ConvAlgo::Window3x3x4,
-        ConvAlgo::Window3x3x4 => ConvAlgo::Window3x3,
+        Window1x1 | Window1x1x4 if (oh * ow) % 4 == 0 => Window1x1x4,
+        Window1x1x4 => Window1x1,
+        Window3x3 | Window3x3x4 | Window3x3x2 if ow % 4 == 0 => Window3x3x4,
+        Window3x3 | Window3x3x4 | Window3x3x2 if ow % 2 == 0 => Window3x3x2,
+        Window3x3x4 | Window3x3x2 => Window3x3,
         other => other,
     }
 }
@@ -349,13 +352,23 @@ mod tests {
         }
     }
 
-    /// Where rows are a multiple of 4 pixels the windowed 3x3 reads x as vec4s (28x28, 3x8), as scalars
-    /// elsewhere (14x14, 7x7: a run there can straddle two vec4s); whichever is asked for, the width decides.
+    /// The vec2 form (even widths that are not multiples of 4): rows of 2 (one short run, no vec2 after
+    /// it), 6 and 10 (a full run, then a short one ending inside the row's last vec2), 14 (the U-Net's
+    /// 14x14), one row, batch 3, against the reference.
+    #[test]
+    fn windowed_3x3_vec2_rows() {
+        for &(n, ic, oc, h, w) in &[(1usize, 1usize, 1usize, 1usize, 2usize), (3, 2, 9, 3, 2), (2, 5, 7, 4, 6), (1, 9, 17, 1, 10), (2, 16, 8, 14, 14)] {
+            check(n, ic, oc, h, w, ConvSpec::SAME3);
+        }
+    }
+
+    /// Where rows are a multiple of 4 pixels the windowed 3x3 reads x as vec4s (28x28, 3x8), where they are
+    /// even as vec2s (14x14, 8x6), as scalars elsewhere (7x7, 4x5); whichever is asked for, the width decides.
     /// The stride-2 3x3 keeps its own kernel.
     #[test]
     fn windowed_3x3_reads_vec4s_where_the_rows_allow() {
-        for (h, w, want) in [(28, 28, ConvAlgo::Window3x3x4), (3, 8, ConvAlgo::Window3x3x4), (14, 14, ConvAlgo::Window3x3), (7, 7, ConvAlgo::Window3x3), (8, 6, ConvAlgo::Window3x3)] {
-            for asked in [ConvAlgo::Window3x3, ConvAlgo::Window3x3x4] {
+        for (h, w, want) in [(28, 28, ConvAlgo::Window3x3x4), (3, 8, ConvAlgo::Window3x3x4), (14, 14, ConvAlgo::Window3x3x2), (8, 6, ConvAlgo::Window3x3x2), (7, 7, ConvAlgo::Window3x3), (4, 5, ConvAlgo::Window3x3)] {
+            for asked in [ConvAlgo::Window3x3, ConvAlgo::Window3x3x4, ConvAlgo::Window3x3x2] {
                 let mut g = Graph::new();
                 let x = upload(&mut g, "x", &[1, 8, h, w], &values(8 * h * w, 1));
                 let wt = upload(&mut g, "w", &[8, 8, 3, 3], &values(8 * 8 * 9, 2));

@@ -167,10 +167,11 @@ mod layout_tests {
                     continue;
                 }
                 let naga::TypeInner::Array { base, .. } = module.types[var.ty].inner else { panic!("{k:?}: binding {} is not an array", b.number) };
-                // Scalars, or vec4s (the windowed attention reads four queries at once).
+                // Scalars, or vectors (the windowed attention reads four queries at once, the windowed 3x3
+                // two or four pixels).
                 let scalar = match module.types[base].inner {
-                    naga::TypeInner::Scalar(scalar) | naga::TypeInner::Vector { size: naga::VectorSize::Quad, scalar } => scalar,
-                    _ => panic!("{k:?}: binding {} is not an array of scalars or vec4s", b.number),
+                    naga::TypeInner::Scalar(scalar) | naga::TypeInner::Vector { scalar, .. } => scalar,
+                    _ => panic!("{k:?}: binding {} is not an array of scalars or vectors", b.number),
                 };
                 let want = match (b.elem, precision) {
                     (Elem::Net, Precision::F16) => 2,
