@@ -369,13 +369,7 @@ mod tests {
     fn windowed_3x3_reads_vec4s_where_the_rows_allow() {
         for (h, w, want) in [(28, 28, ConvAlgo::Window3x3x4), (3, 8, ConvAlgo::Window3x3x4), (14, 14, ConvAlgo::Window3x3x2), (8, 6, ConvAlgo::Window3x3x2), (7, 7, ConvAlgo::Window3x3), (4, 5, ConvAlgo::Window3x3)] {
             for asked in [ConvAlgo::Window3x3, ConvAlgo::Window3x3x4, ConvAlgo::Window3x3x2] {
-                let mut g = Graph::new();
-                let x = upload(&mut g, "x", &[1, 8, h, w], &values(8 * h * w, 1));
-                let wt = upload(&mut g, "w", &[8, 8, 3, 3], &values(8 * 8 * 9, 2));
-                let bias = upload(&mut g, "b", &[8], &values(8, 3));
-                let out = nan_filled(&mut g, "out", &[1, 8, h, w]);
-                conv2d(&mut g, ConvIo { x, w: wt, bias, extra: Extra::None, out }, ConvSpec::SAME3, asked);
-                assert_eq!(g.ops()[0].kernel, Kernel::Conv(want, Epilogue::Bias), "{asked:?} on {h}x{w}");
+                assert_eq!(recorded_algo(ConvSpec::SAME3, asked, h, w), want, "{asked:?} on {h}x{w}");
             }
         }
         assert_eq!(for_plane(ConvAlgo::Window3x3s2, 14, 16), ConvAlgo::Window3x3s2);
@@ -390,19 +384,27 @@ mod tests {
         }
     }
 
+    /// The algorithm `conv2d` records for `asked` on an 8 -> 8 channel convolution of an h x w plane.
+    fn recorded_algo(spec: ConvSpec, asked: ConvAlgo, h: usize, w: usize) -> ConvAlgo {
+        let mut g = Graph::new();
+        let x = upload(&mut g, "x", &[1, 8, h, w], &values(8 * h * w, 1));
+        let wt = upload(&mut g, "w", &[8, 8, spec.k, spec.k], &values(64 * spec.k * spec.k, 2));
+        let bias = upload(&mut g, "b", &[8], &values(8, 3));
+        let out = nan_filled(&mut g, "out", &[1, 8, spec.out_size(h), spec.out_size(w)]);
+        conv2d(&mut g, ConvIo { x, w: wt, bias, extra: Extra::None, out }, spec, asked);
+        match g.ops()[0].kernel {
+            Kernel::Conv(algo, Epilogue::Bias) => algo,
+            other => panic!("{asked:?} on {h}x{w} recorded {other:?}"),
+        }
+    }
+
     /// The windowed 1x1 reads x as vec4s where a plane is a multiple of 4 pixels (14x14 above, 8x4 and 2x2
     /// below), as scalars elsewhere (7x7, 1x5): whichever of the two is asked for, the plane decides.
     #[test]
     fn windowed_pointwise_reads_vec4s_where_the_plane_allows() {
         for (h, w, want) in [(14, 14, ConvAlgo::Window1x1x4), (2, 2, ConvAlgo::Window1x1x4), (7, 7, ConvAlgo::Window1x1), (1, 5, ConvAlgo::Window1x1)] {
             for asked in [ConvAlgo::Window1x1, ConvAlgo::Window1x1x4] {
-                let mut g = Graph::new();
-                let x = upload(&mut g, "x", &[1, 8, h, w], &values(8 * h * w, 1));
-                let wt = upload(&mut g, "w", &[8, 8, 1, 1], &values(64, 2));
-                let bias = upload(&mut g, "b", &[8], &values(8, 3));
-                let out = nan_filled(&mut g, "out", &[1, 8, h, w]);
-                conv2d(&mut g, ConvIo { x, w: wt, bias, extra: Extra::None, out }, ConvSpec::POINT, asked);
-                assert_eq!(g.ops()[0].kernel, Kernel::Conv(want, Epilogue::Bias), "{asked:?} on {h}x{w}");
+                assert_eq!(recorded_algo(ConvSpec::POINT, asked, h, w), want, "{asked:?} on {h}x{w}");
             }
         }
     }
